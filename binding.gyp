@@ -1,0 +1,12 @@
+{
+  "targets": [
+    {
+      "target_name": "mapkv",
+      "sources": ["native/mapkv.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
+      "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra"],
+      "cflags_cc!": ["-fno-exceptions"]
+    }
+  ]
+}

@@ -1,0 +1,51 @@
+/**
+ * Every error mapkv raises on purpose is a {@link MapKVError} with a stable string `code`.
+ * System errors (ENOSPC, EIO, ...) keep Node's shape: `code`, `errno`, `syscall`, `path`.
+ */
+
+/** The codes a {@link MapKVError} can carry. */
+export type MapKVErrorCode =
+  | 'ERR_CLOSED'
+  | 'ERR_READ_ONLY'
+  | 'ERR_KEY_TOO_LARGE'
+  | 'ERR_BAD_KEY'
+  | 'ERR_BAD_VALUE'
+  | 'ERR_BAD_OPTION'
+  | 'ERR_TXN_DONE'
+  | 'ERR_CORRUPT'
+  | 'ERR_INCOMPATIBLE'
+  | 'ERR_LOCKED'
+  | 'ERR_READERS_FULL';
+
+/** The error class of the library: check `err.code`, never the message. */
+export class MapKVError extends Error {
+  readonly code: MapKVErrorCode;
+
+  constructor(code: MapKVErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'MapKVError';
+    this.code = code;
+  }
+}
+
+/** Throws ERR_CORRUPT: the one way the engine reports a file that breaks an invariant. */
+export function corrupt(message: string): never {
+  throw new MapKVError('ERR_CORRUPT', `database file is damaged: ${message}`);
+}
+
+/** A Node-style system error (`code`, `errno`, `syscall`, `path`), for faults raised in JS. */
+export interface SystemError extends Error {
+  code: string;
+  errno?: number;
+  syscall?: string;
+  path?: string;
+}
+
+/** Builds a Node-shaped system error, used by fault injection and the storage layer. */
+export function systemError(code: string, syscall: string, path?: string): SystemError {
+  const err = new Error(`${code}: ${syscall} failed${path ? ` on '${path}'` : ''}`) as SystemError;
+  err.code = code;
+  err.syscall = syscall;
+  if (path !== undefined) err.path = path;
+  return err;
+}
