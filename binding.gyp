@@ -2,7 +2,13 @@
   "targets": [
     {
       "target_name": "mapkv",
-      "sources": ["native/mapkv.cc"],
+      "sources": [
+        "native/mapkv.cc",
+        "native/errors.cc",
+        "native/mapping.cc",
+        "native/file.cc",
+        "native/atomics.cc"
+      ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra"],

@@ -1,14 +1,21 @@
-#include <napi.h>
-#include <unistd.h>
+// The mapkv addon's entry point: registers the exports of each part.
+//
+//   mapping.cc  map, unmap, msync, madvise
+//   file.cc     pageSize, fallocate, fdatasync, flock, funlock, fileSize
+//   atomics.cc  atomicLoad/Store/Cas 32 and 64, fence
+//   errors.cc   argument validation and Node-shaped system errors
 
-static Napi::Value PageSize(const Napi::CallbackInfo& info) {
-  // sysconf(_SC_PAGESIZE) has no preconditions and cannot fail on Linux.
-  return Napi::Number::New(info.Env(), static_cast<double>(sysconf(_SC_PAGESIZE)));
-}
+#include "mapkv.h"
 
-static Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("pageSize", Napi::Function::New(env, PageSize));
+namespace {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  mapkv::InitMapping(env, exports);
+  mapkv::InitFile(env, exports);
+  mapkv::InitAtomics(env, exports);
   return exports;
 }
+
+}  // namespace
 
 NODE_API_MODULE(mapkv, Init)

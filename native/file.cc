@@ -1,0 +1,132 @@
+// File operations: pageSize, fallocate, fdatasync, flock, funlock, fileSize.
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "mapkv.h"
+
+namespace mapkv {
+
+namespace {
+
+// pageSize(): number
+Napi::Value GetPageSize(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(PageSize()));
+}
+
+// fallocate(fd, offset, length): void. Allocates real blocks for [offset, offset + length),
+// extending the file when the range passes its end, so a full disk fails here (ENOSPC) rather
+// than as a SIGBUS when a page of a mapping is first written.
+Napi::Value Fallocate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  uint64_t offset, length;
+  if (!ReadFd(info, 0, &fd) || !ReadSafeInteger(info, 1, "offset", &offset) ||
+      !ReadSafeInteger(info, 2, "length", &length)) {
+    return env.Undefined();
+  }
+  if (length == 0) {
+    ThrowRangeError(env, "fallocate length must be non-zero");
+    return env.Undefined();
+  }
+  if (length > kMaxSafeInteger - offset) {
+    ThrowRangeError(env, "fallocate offset + length must be at most Number.MAX_SAFE_INTEGER");
+    return env.Undefined();
+  }
+  int err;
+  do {
+    // SAFETY: offset >= 0 and length > 0 (checked) and offset + length <= 2^53 fits off_t, so
+    // the kernel sees no EINVAL from us; it checks that fd is open for writing (EBADF). It
+    // touches no memory of ours. posix_fallocate RETURNS the error number (errno is not set);
+    // EINTR (a signal during a long allocation) is retried.
+    err = posix_fallocate(fd, static_cast<off_t>(offset), static_cast<off_t>(length));
+  } while (err == EINTR);
+  if (err != 0) ThrowSystemError(env, err, "fallocate");
+  return env.Undefined();
+}
+
+// fdatasync(fd): void
+Napi::Value Fdatasync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  if (!ReadFd(info, 0, &fd)) return env.Undefined();
+  int result;
+  do {
+    // SAFETY: fd is a non-negative int (checked); the kernel checks that it is open (EBADF).
+    // No memory of ours is passed.
+    result = fdatasync(fd);
+  } while (result != 0 && errno == EINTR);
+  if (result != 0) ThrowSystemError(env, errno, "fdatasync");
+  return env.Undefined();
+}
+
+// flock(fd, exclusive, wait): boolean. With wait false, returns false when another open file
+// description holds a conflicting lock; with wait true, blocks until the lock is taken.
+Napi::Value Flock(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  bool exclusive, wait;
+  if (!ReadFd(info, 0, &fd) || !ReadBool(info, 1, "exclusive", &exclusive) ||
+      !ReadBool(info, 2, "wait", &wait)) {
+    return env.Undefined();
+  }
+  const int operation = (exclusive ? LOCK_EX : LOCK_SH) | (wait ? 0 : LOCK_NB);
+  int result;
+  do {
+    // SAFETY: fd is a non-negative int (checked), operation is LOCK_EX or LOCK_SH, optionally
+    // with LOCK_NB; the kernel checks that fd is open (EBADF). A blocking wait interrupted by a
+    // signal (EINTR) is retried.
+    result = flock(fd, operation);
+  } while (result != 0 && errno == EINTR);
+  if (result == 0) return Napi::Boolean::New(env, true);
+  if (!wait && errno == EWOULDBLOCK) return Napi::Boolean::New(env, false);
+  ThrowSystemError(env, errno, "flock");
+  return env.Undefined();
+}
+
+// funlock(fd): void. Releases this open file description's flock lock (a no-op when none).
+Napi::Value Funlock(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  if (!ReadFd(info, 0, &fd)) return env.Undefined();
+  int result;
+  do {
+    // SAFETY: fd is a non-negative int (checked); LOCK_UN never blocks; the kernel checks that
+    // fd is open (EBADF).
+    result = flock(fd, LOCK_UN);
+  } while (result != 0 && errno == EINTR);
+  if (result != 0) ThrowSystemError(env, errno, "flock");
+  return env.Undefined();
+}
+
+// fileSize(fd): number
+Napi::Value FileSize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  if (!ReadFd(info, 0, &fd)) return env.Undefined();
+  struct stat status;
+  // SAFETY: fd is a non-negative int (checked; the kernel checks it is open, EBADF); `status`
+  // is a live stack object of the type fstat writes.
+  if (fstat(fd, &status) != 0) {
+    ThrowSystemError(env, errno, "fstat");
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, static_cast<double>(status.st_size));
+}
+
+}  // namespace
+
+void InitFile(Napi::Env env, Napi::Object exports) {
+  exports.Set("pageSize", Napi::Function::New(env, GetPageSize, "pageSize"));
+  exports.Set("fallocate", Napi::Function::New(env, Fallocate, "fallocate"));
+  exports.Set("fdatasync", Napi::Function::New(env, Fdatasync, "fdatasync"));
+  exports.Set("flock", Napi::Function::New(env, Flock, "flock"));
+  exports.Set("funlock", Napi::Function::New(env, Funlock, "funlock"));
+  exports.Set("fileSize", Napi::Function::New(env, FileSize, "fileSize"));
+}
+
+}  // namespace mapkv

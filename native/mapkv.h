@@ -1,0 +1,70 @@
+// Shared declarations of the mapkv addon.
+//
+// The addon does only what JavaScript cannot: mmap/munmap, msync, madvise, posix_fallocate,
+// fdatasync, flock, and atomics over mapped memory. Every exported function validates its
+// arguments and throws a TypeError or RangeError instead of handing the kernel (or the CPU) a
+// value that could crash the process. A failed system call throws a Node-shaped Error with
+// `code` ('ENOSPC'), `errno` (negative, as Node's own errors: -28) and `syscall` ('fallocate').
+//
+// Every system call carries a SAFETY note naming the preconditions that make it sound.
+
+#ifndef MAPKV_NATIVE_MAPKV_H_
+#define MAPKV_NATIVE_MAPKV_H_
+
+#include <napi.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace mapkv {
+
+// ---- errors (errors.cc) ----------------------------------------------------------------------
+
+// Throws `new TypeError(message)` into JS. The caller returns at once.
+void ThrowTypeError(Napi::Env env, const std::string& message);
+// Throws `new RangeError(message)` into JS. The caller returns at once.
+void ThrowRangeError(Napi::Env env, const std::string& message);
+// Throws a Node-shaped system error for errno value `err` (positive) raised by `syscall`.
+void ThrowSystemError(Napi::Env env, int err, const char* syscall);
+
+// ---- arguments (errors.cc) -------------------------------------------------------------------
+// Each reader returns false after throwing a JS exception; the caller then returns undefined.
+
+// The largest integer a JS number holds exactly: 2^53 - 1.
+constexpr uint64_t kMaxSafeInteger = (uint64_t{1} << 53) - 1;
+
+// A number that is an integer in [0, Number.MAX_SAFE_INTEGER].
+bool ReadSafeInteger(const Napi::CallbackInfo& info, size_t index, const char* name,
+                     uint64_t* out);
+// A file descriptor: an integer in [0, INT32_MAX]. Whether it is open is for the kernel to say.
+bool ReadFd(const Napi::CallbackInfo& info, size_t index, int* out);
+// A boolean (true or false only).
+bool ReadBool(const Napi::CallbackInfo& info, size_t index, const char* name, bool* out);
+
+// ---- mappings (mapping.cc) -------------------------------------------------------------------
+
+// The heap record of one live mapping, owned by the ArrayBuffer that exposes it.
+struct Mapping {
+  void* base;          // what mmap returned: page-aligned
+  size_t mappedBytes;  // what was passed to mmap: caller's length + delta
+  uint8_t* data;       // base + delta: the first byte the caller asked for (ArrayBuffer data)
+  size_t length;       // the caller's length (ArrayBuffer byteLength)
+  bool writable;       // mapped with PROT_WRITE
+  bool mapped;         // false once munmap has run (by unmap() or a failed creation)
+  uint64_t serial;     // unique per record, to tell whether its finalizer has run
+};
+
+// Reads argument `index` as an ArrayBuffer created by map() and still mapped. Throws a
+// TypeError for anything else (not an ArrayBuffer, not ours, or already unmapped).
+bool ReadMapping(const Napi::CallbackInfo& info, size_t index, Mapping** out);
+
+// The OS page size, read once at load.
+size_t PageSize();
+
+void InitMapping(Napi::Env env, Napi::Object exports);
+void InitFile(Napi::Env env, Napi::Object exports);
+void InitAtomics(Napi::Env env, Napi::Object exports);
+
+}  // namespace mapkv
+
+#endif  // MAPKV_NATIVE_MAPKV_H_

@@ -1,0 +1,343 @@
+/**
+ * `MappedStorage`: the {@link Storage} of a real file, through the native mmap addon.
+ *
+ * The file is mapped in fixed-size segments (invariant 6). Segment `i` gets a read-only
+ * MAP_PRIVATE view for readers and, when writable, a read-write MAP_SHARED view for the
+ * writer, each `segmentSize` bytes long from file offset `i * segmentSize` even when the file
+ * is shorter, so a view never has to move as the file grows. Both views of every segment
+ * below `size` are mapped eagerly by `open`, `grow` and `refresh`, so `readSegment` and
+ * `writeSegment` make no system call and cannot fail for a segment below `size`.
+ *
+ * On Linux a MAP_PRIVATE view is not a snapshot: it sees later writes to pages it has not
+ * copied (and readers never write, so it copies none). Snapshots come from copy-on-write
+ * and the reader table (invariants 1 and 4), not from the mapping.
+ */
+import * as fs from 'node:fs';
+import { constants as bufferConstants } from 'node:buffer';
+
+import { MapKVError } from '../errors';
+import { native } from './native';
+import { checkByteCount, checkFlushRange, isPowerOfTwo, roundUp } from './ranges';
+import type { FaultHook, FaultOp, FlushRange, Storage, StorageOptions } from './storage';
+
+/** The advice applied to read views; 'random' suits big files read by key. */
+export type ReadAdvice = 'normal' | 'random' | 'sequential';
+
+/** Options of {@link MappedStorage.open}. */
+export interface MappedStorageOptions extends StorageOptions {
+  /** Open for reads only: the file must exist; no write views are mapped. Default false. */
+  readOnly?: boolean;
+  /** MAP_POPULATE the read views: fault the file's pages in at open (warm start). */
+  populate?: boolean;
+  /** madvise advice for the read views. Default 'random'. */
+  advice?: ReadAdvice;
+}
+
+/** The default segment size of a file: 1 GiB of address space per segment. */
+export const DEFAULT_FILE_SEGMENT_SIZE = 2 ** 30;
+/** The smallest segment size of a file. */
+export const MIN_FILE_SEGMENT_SIZE = 64 * 1024;
+
+export class MappedStorage implements Storage {
+  /**
+   * Opens `path`, creating it (mode 0o644) when missing unless `readOnly`; the parent folder
+   * must exist. Maps every segment below the file's size. Throws MapKVError 'ERR_BAD_OPTION'
+   * for a bad option, or the system error of open/fstat/mmap (with `path`).
+   */
+  static open(path: string, options: MappedStorageOptions = {}): MappedStorage {
+    const readOnly = readBooleanOption(options.readOnly, 'readOnly');
+    const populate = readBooleanOption(options.populate, 'populate');
+    const segmentSize = checkSegmentSize(options.segmentSize ?? DEFAULT_FILE_SEGMENT_SIZE);
+    const advice = options.advice ?? 'random';
+    if (advice !== 'normal' && advice !== 'random' && advice !== 'sequential') {
+      throw new MapKVError(
+        'ERR_BAD_OPTION',
+        `advice must be 'normal', 'random' or 'sequential', got ${String(advice)}`,
+      );
+    }
+    const flags = readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR | fs.constants.O_CREAT;
+    const fd = fs.openSync(path, flags, 0o644);
+    const storage = new MappedStorage(path, fd, segmentSize, readOnly, populate, advice);
+    try {
+      storage.refresh();
+    } catch (err) {
+      try {
+        storage.close();
+      } catch {
+        // The open's own error is the one to report.
+      }
+      throw err;
+    }
+    return storage;
+  }
+
+  readonly segmentSize: number;
+  readonly readOnly: boolean;
+  readonly path: string;
+  /** The open file descriptor (closed by `close()`). */
+  readonly fd: number;
+
+  private currentSize = 0;
+  private closed = false;
+  private faultHook: FaultHook | undefined = undefined;
+  private readonly segments: Segment[] = [];
+  private readonly populate: boolean;
+  private readonly advice: ReadAdvice;
+
+  private constructor(
+    path: string,
+    fd: number,
+    segmentSize: number,
+    readOnly: boolean,
+    populate: boolean,
+    advice: ReadAdvice,
+  ) {
+    this.path = path;
+    this.fd = fd;
+    this.segmentSize = segmentSize;
+    this.readOnly = readOnly;
+    this.populate = populate;
+    this.advice = advice;
+  }
+
+  get size(): number {
+    return this.currentSize;
+  }
+
+  readSegment(i: number): Uint8Array {
+    return this.segmentAt(i).read;
+  }
+
+  writeSegment(i: number): Uint8Array {
+    this.checkWritable();
+    // A writable storage maps a write view for every segment it maps.
+    return this.segmentAt(i).write!;
+  }
+
+  /**
+   * Extends the file to `bytes` with posix_fallocate and maps the segments it reaches. A
+   * `bytes` at or below `size` changes nothing. On failure the file is truncated back to the
+   * length it had before (posix_fallocate may extend it part way before ENOSPC) and `size`
+   * is unchanged. The fault hook runs on every call, a no-op one included.
+   */
+  grow(bytes: number): void {
+    this.checkWritable();
+    checkByteCount(bytes, 'grow bytes');
+    this.fault('grow');
+    if (bytes <= this.currentSize) return;
+    const before = fs.fstatSync(this.fd).size;
+    const mappedBefore = this.segments.length;
+    try {
+      native.fallocate(this.fd, this.currentSize, bytes - this.currentSize);
+      this.mapSegmentsBelow(bytes);
+    } catch (err) {
+      try {
+        this.unmapSegmentsFrom(mappedBefore);
+      } catch {
+        // The grow's own error is the one to report.
+      }
+      this.restoreFileSize(before);
+      throw this.withPath(err);
+    }
+    this.currentSize = bytes;
+  }
+
+  /** Re-reads the file's size and maps the segments it now reaches; returns the size. */
+  refresh(): number {
+    this.checkOpen();
+    const size = fs.fstatSync(this.fd).size;
+    try {
+      this.mapSegmentsBelow(size);
+    } catch (err) {
+      throw this.withPath(err);
+    }
+    this.currentSize = size;
+    return size;
+  }
+
+  /** msync(MS_SYNC) of each range through the write views, split at segment edges. */
+  flush(ranges: readonly FlushRange[]): void {
+    this.checkWritable();
+    const pageSize = native.pageSize();
+    const limit = Math.min(
+      roundUp(this.currentSize, pageSize),
+      this.segments.length * this.segmentSize,
+    );
+    for (const range of ranges) checkFlushRange(range, pageSize, limit);
+    this.fault('flush');
+    try {
+      for (const { offset, length } of ranges) {
+        let at = offset;
+        const end = offset + length;
+        while (at < end) {
+          const index = Math.floor(at / this.segmentSize);
+          const within = at - index * this.segmentSize;
+          const piece = Math.min(end - at, this.segmentSize - within);
+          native.msync(this.segments[index].writeBuffer!, within, piece, true);
+          at += piece;
+        }
+      }
+    } catch (err) {
+      throw this.withPath(err);
+    }
+  }
+
+  /** fdatasync of the file. */
+  sync(): void {
+    this.checkWritable();
+    this.fault('sync');
+    try {
+      native.fdatasync(this.fd);
+    } catch (err) {
+      throw this.withPath(err);
+    }
+  }
+
+  /**
+   * Unmaps (and so detaches) every view, then closes the file. Idempotent. Every view is
+   * unmapped even if one fails; the first error is thrown after the file is closed.
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    let failure: unknown = undefined;
+    try {
+      this.unmapSegmentsFrom(0);
+    } catch (err) {
+      failure = err;
+    }
+    fs.closeSync(this.fd);
+    if (failure !== undefined) throw this.withPath(failure);
+  }
+
+  setFaultHook(hook: FaultHook | undefined): void {
+    this.faultHook = hook;
+  }
+
+  // ---- helpers ----
+
+  private segmentAt(i: number): Segment {
+    this.checkOpen();
+    if (!Number.isInteger(i) || i < 0 || i * this.segmentSize >= this.currentSize) {
+      throw new RangeError(
+        `segment ${i} is not below the file's size (${this.currentSize} bytes, ` +
+          `${this.segmentSize}-byte segments)`,
+      );
+    }
+    return this.segments[i];
+  }
+
+  /** Maps both views of every segment that starts below `bytes` and is not mapped yet. */
+  private mapSegmentsBelow(bytes: number): void {
+    while (this.segments.length * this.segmentSize < bytes) {
+      const offset = this.segments.length * this.segmentSize;
+      const readBuffer = native.map(this.fd, offset, this.segmentSize, {
+        populate: this.populate,
+      });
+      let writeBuffer: ArrayBuffer | undefined;
+      try {
+        native.madvise(readBuffer, 0, this.segmentSize, this.advice);
+        if (!this.readOnly) {
+          writeBuffer = native.map(this.fd, offset, this.segmentSize, {
+            write: true,
+            shared: true,
+          });
+        }
+      } catch (err) {
+        native.unmap(readBuffer);
+        throw err;
+      }
+      this.segments.push({
+        read: new Uint8Array(readBuffer),
+        readBuffer,
+        write: writeBuffer && new Uint8Array(writeBuffer),
+        writeBuffer,
+      });
+    }
+  }
+
+  /** Unmaps the views of segments `from` and later and forgets them; throws the first error. */
+  private unmapSegmentsFrom(from: number): void {
+    let failure: unknown = undefined;
+    for (const segment of this.segments.splice(from)) {
+      for (const buffer of [segment.readBuffer, segment.writeBuffer]) {
+        if (buffer === undefined) continue;
+        try {
+          native.unmap(buffer);
+        } catch (err) {
+          failure ??= err;
+        }
+      }
+    }
+    if (failure !== undefined) throw failure;
+  }
+
+  /** After a failed grow: puts the file back to `length` if the attempt changed its size. */
+  private restoreFileSize(length: number): void {
+    try {
+      if (fs.fstatSync(this.fd).size !== length) fs.ftruncateSync(this.fd, length);
+    } catch {
+      // The grow's own error is the one to report; a file left longer is harmless, since
+      // `size` is unchanged and the next grow allocates over it.
+    }
+  }
+
+  private fault(op: FaultOp): void {
+    this.faultHook?.(op);
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new MapKVError('ERR_CLOSED', `storage '${this.path}' is closed`);
+  }
+
+  private checkWritable(): void {
+    this.checkOpen();
+    if (this.readOnly) {
+      throw new MapKVError('ERR_READ_ONLY', `storage '${this.path}' is open for reads only`);
+    }
+  }
+
+  /** Adds `path` to a system error from the addon, as Node's fs errors carry it. */
+  private withPath(err: unknown): unknown {
+    if (err instanceof Error && 'syscall' in err && !('path' in err)) {
+      Object.assign(err, { path: this.path });
+    }
+    return err;
+  }
+}
+
+/** Both views of one segment. */
+interface Segment {
+  read: Uint8Array;
+  readBuffer: ArrayBuffer;
+  /** Absent on a read-only storage. */
+  write: Uint8Array | undefined;
+  writeBuffer: ArrayBuffer | undefined;
+}
+
+function checkSegmentSize(segmentSize: number): number {
+  const pageSize = native.pageSize();
+  if (
+    !Number.isInteger(segmentSize) ||
+    segmentSize < MIN_FILE_SEGMENT_SIZE ||
+    !isPowerOfTwo(segmentSize) ||
+    segmentSize % pageSize !== 0 ||
+    segmentSize > bufferConstants.MAX_LENGTH
+  ) {
+    throw new MapKVError(
+      'ERR_BAD_OPTION',
+      `segmentSize must be a power of two of at least ${MIN_FILE_SEGMENT_SIZE} bytes, a ` +
+        `multiple of the OS page size (${pageSize}) and at most ${bufferConstants.MAX_LENGTH}, ` +
+        `got ${segmentSize}`,
+    );
+  }
+  return segmentSize;
+}
+
+function readBooleanOption(value: boolean | undefined, name: string): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean') {
+    throw new MapKVError('ERR_BAD_OPTION', `${name} must be a boolean, got ${typeof value}`);
+  }
+  return value;
+}

@@ -1,0 +1,117 @@
+/**
+ * The native addon (`native/`, built by node-gyp to `build/Release/mapkv.node`): the system
+ * calls JavaScript cannot make, and nothing above them.
+ *
+ * Every function validates its arguments and throws a `TypeError` (wrong type, not a mapping,
+ * unmapped view, read-only view) or a `RangeError` (negative, NaN, non-integer, above
+ * `Number.MAX_SAFE_INTEGER`, zero length, out of the view, misaligned) rather than crash the
+ * process. A failed system call throws a Node-shaped {@link NativeSystemError}: `code`
+ * ('ENOSPC'), `errno` (negative, as in Node's own errors: -28) and `syscall` ('fallocate').
+ *
+ * A mapping is an external `ArrayBuffer` created by {@link NativeBinding.map}. It stays mapped
+ * until {@link NativeBinding.unmap} (which also detaches it, so every view over it reads length
+ * 0) or until it is garbage-collected (its finalizer unmaps it). The addon recognises its own
+ * ArrayBuffers by a type tag plus a registry of live mappings keyed by data pointer.
+ */
+import { createRequire } from 'node:module';
+
+/** Options of {@link NativeBinding.map}; each defaults to false. */
+export interface MapOptions {
+  /** PROT_READ | PROT_WRITE; otherwise PROT_READ only (stores through the view fault). */
+  write?: boolean;
+  /** MAP_SHARED; otherwise MAP_PRIVATE (copy-on-write, never written back). */
+  shared?: boolean;
+  /** MAP_POPULATE: fault the file's pages in at once (warm start). */
+  populate?: boolean;
+  /** MAP_NORESERVE: reserve no swap for the mapping. */
+  noReserve?: boolean;
+}
+
+/** The advice values {@link NativeBinding.madvise} accepts (MADV_*). */
+export type Advice = 'normal' | 'random' | 'sequential' | 'willneed' | 'dontneed';
+
+/** The error a failed system call throws, shaped like Node's own system errors. */
+export interface NativeSystemError extends Error {
+  /** The errno name: 'ENOSPC', 'EBADF', ... */
+  code: string;
+  /** The negated errno value, as Node reports it: -28 for ENOSPC. */
+  errno: number;
+  /** The system call that failed: 'mmap', 'msync', 'fallocate', ... */
+  syscall: string;
+}
+
+/** The addon's exports. */
+export interface NativeBinding {
+  /** The OS page size in bytes (sysconf(_SC_PAGESIZE)). */
+  pageSize(): number;
+
+  /**
+   * Maps `length` bytes of `fd` from file offset `offset` (which need not be page-aligned:
+   * the addon maps from the page holding it and the buffer starts at `offset`). A zero length
+   * is a RangeError. Bytes past the end of the file are mapped but must never be touched
+   * (SIGBUS): the caller keeps every access below the file's size.
+   */
+  map(fd: number, offset: number, length: number, options?: MapOptions): ArrayBuffer;
+
+  /** Unmaps a mapping and detaches its ArrayBuffer. Throws a TypeError if already unmapped. */
+  unmap(view: ArrayBuffer): void;
+
+  /**
+   * msync of `[offset, offset + length)` of the view, MS_SYNC when `sync` else MS_ASYNC. The
+   * start must be page-aligned in memory (`offset` is relative to the view's first byte);
+   * `length` > 0 and the range lies inside the view.
+   */
+  msync(view: ArrayBuffer, offset: number, length: number, sync: boolean): void;
+
+  /** madvise of the pages holding `[offset, offset + length)` of the view. */
+  madvise(view: ArrayBuffer, offset: number, length: number, advice: Advice): void;
+
+  /**
+   * posix_fallocate: real blocks for `[offset, offset + length)`, extending the file when the
+   * range passes its end. A full disk throws ENOSPC; on failure some blocks may stay allocated
+   * and the size may have changed (the caller restores it). `length` > 0.
+   */
+  fallocate(fd: number, offset: number, length: number): void;
+
+  /** fdatasync: the file's data and size reach the disk. */
+  fdatasync(fd: number): void;
+
+  /**
+   * flock with LOCK_EX (exclusive) or LOCK_SH, plus LOCK_NB when `wait` is false. Returns true
+   * when taken, false when `wait` is false and a conflicting lock is held by another open file
+   * description. EINTR is retried.
+   */
+  flock(fd: number, exclusive: boolean, wait: boolean): boolean;
+
+  /** flock(LOCK_UN): releases this open file description's lock (a no-op when none). */
+  funlock(fd: number): void;
+
+  /** The file's size in bytes (fstat). */
+  fileSize(fd: number): number;
+
+  /** Sequentially consistent load of the aligned uint32 at `offset` of the view. */
+  atomicLoad32(view: ArrayBuffer, offset: number): number;
+  /** Sequentially consistent store of a uint32 (`value` in [0, 2^32 - 1]); writable view. */
+  atomicStore32(view: ArrayBuffer, offset: number, value: number): void;
+  /** Compare-and-swap of a uint32; returns true when the word held `expected` and was set. */
+  atomicCas32(view: ArrayBuffer, offset: number, expected: number, desired: number): boolean;
+
+  /**
+   * Sequentially consistent load of the 8-aligned uint64 at `offset`. A stored value above
+   * `Number.MAX_SAFE_INTEGER` is a RangeError rather than a rounded number.
+   */
+  atomicLoad64(view: ArrayBuffer, offset: number): number;
+  /** Sequentially consistent store of a uint64 in [0, Number.MAX_SAFE_INTEGER]. */
+  atomicStore64(view: ArrayBuffer, offset: number, value: number): void;
+  /** Compare-and-swap of a uint64; returns true when the word held `expected` and was set. */
+  atomicCas64(view: ArrayBuffer, offset: number, expected: number, desired: number): boolean;
+
+  /** A sequentially consistent thread fence. */
+  fence(): void;
+}
+
+// Relative to this file, the path holds from both src/storage (tests) and dist/storage.
+const requireAddon = createRequire(__filename);
+
+/** The loaded addon. */
+export const native = requireAddon('../../build/Release/mapkv.node') as NativeBinding;
