@@ -1,0 +1,147 @@
+/**
+ * `db.backup(path)`: a consistent copy of one pinned snapshot, written while commits go on.
+ *
+ * Plain copy: the pages below the snapshot's page count are copied as they are (pages the
+ * snapshot reaches cannot change while it is pinned; free pages may, and stay free in the
+ * copy), then the snapshot's meta is written into its slot and the other slot is left blank.
+ * Compact copy: every database is re-inserted in key order into a fresh file, so it holds no
+ * free pages and full leaves.
+ */
+import { mkdirSync, promises as fsp } from 'node:fs';
+import { dirname } from 'node:path';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { TreeCursor } from './btree/cursor';
+import type { ValueRef } from './btree/btree';
+import { MapKVError } from './errors';
+import {
+  DESCRIPTOR_SIZE,
+  type DbDescriptor,
+  emptyDescriptor,
+  readDescriptor,
+  writeDescriptor,
+  writeMeta,
+} from './format/meta';
+import { treePut } from './btree/btree';
+import { indexFor } from './indexes';
+import { MappedStorage } from './storage/mapped';
+import { Environment } from './txn/env';
+import type { SnapshotReader } from './txn/snapshot';
+
+/** Options of `backup`. */
+export interface BackupOptions {
+  /** Rebuild the copy densely instead of copying pages. Default false. */
+  compact?: boolean;
+}
+
+const COPY_CHUNK = 1 << 20;
+const ENTRIES_PER_TURN = 10_000;
+
+export async function backupEnvironment(
+  env: Environment,
+  r: SnapshotReader,
+  path: string,
+  opts: BackupOptions,
+  assertOpen: () => void,
+): Promise<void> {
+  if (typeof opts !== 'object' || opts === null)
+    throw new MapKVError('ERR_BAD_OPTION', 'backup options must be an object');
+  if (opts.compact !== undefined && typeof opts.compact !== 'boolean') {
+    throw new MapKVError('ERR_BAD_OPTION', 'compact must be a boolean');
+  }
+  mkdirSync(dirname(path), { recursive: true });
+  await fsp.rm(path, { force: true });
+  try {
+    if (opts.compact === true) await compactCopy(env, r, path, assertOpen);
+    else await pageCopy(env, r, path, assertOpen);
+  } catch (err) {
+    await fsp.rm(path, { force: true });
+    throw err;
+  }
+}
+
+async function pageCopy(
+  env: Environment,
+  r: SnapshotReader,
+  path: string,
+  assertOpen: () => void,
+): Promise<void> {
+  const ps = env.pageSize;
+  const meta = r.meta;
+  const fh = await fsp.open(path, 'wx');
+  try {
+    const metaPages = new Uint8Array(2 * ps);
+    const slot = meta.txnId % 2;
+    writeMeta(metaPages, slot * ps, slot, meta);
+    await fh.write(metaPages, 0, metaPages.length, 0);
+    const total = meta.pageCount * ps;
+    for (let pos = 2 * ps; pos < total; pos += COPY_CHUNK) {
+      assertOpen();
+      const n = Math.min(COPY_CHUNK, total - pos);
+      const { buf, start } = env.pager.runBytes(0, pos, n);
+      // Copy before yielding: the view is a mapping, and a write must read a stable buffer.
+      const bytes = buf.slice(start, start + n);
+      await fh.write(bytes, 0, n, pos);
+    }
+    await fh.datasync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function compactCopy(
+  env: Environment,
+  r: SnapshotReader,
+  path: string,
+  assertOpen: () => void,
+): Promise<void> {
+  const target = Environment.open(MappedStorage.open(path), {
+    pageSize: env.pageSize,
+    sync: 'full',
+    verifyChecksums: false,
+  });
+  try {
+    const txn = target.beginWrite();
+    const ref: ValueRef = { buf: new Uint8Array(0), start: 0, end: 0 };
+    const copyIndex = async (from: DbDescriptor, to: DbDescriptor): Promise<void> => {
+      const src = indexFor(from.kind);
+      const dst = indexFor(to.kind);
+      const cur = src.cursor(r, from, r.pageCount);
+      let n = 0;
+      for (let ok = cur.seek(null, 0); ok; ok = cur.next()) {
+        const kb = cur.keyBuf().slice(cur.keyStart(), cur.keyStart() + cur.keyLength());
+        cur.value(ref);
+        const vb = ref.buf.subarray(ref.start, ref.end);
+        dst.put(txn, to, kb, kb.length, vb, vb.length);
+        if (++n % ENTRIES_PER_TURN === 0) {
+          await yieldToLoop();
+          assertOpen();
+        }
+      }
+    };
+    const meta = r.meta;
+    txn.main.keyEncoding = meta.main.keyEncoding;
+    txn.main.valueEncoding = meta.main.valueEncoding;
+    await copyIndex(meta.main, txn.main);
+    if (meta.catalog.root !== 0) {
+      const cur = new TreeCursor(r, meta.catalog, r.pageCount);
+      const named: Array<[Uint8Array, DbDescriptor]> = [];
+      for (let ok = cur.seek(null, 0); ok; ok = cur.next()) {
+        const name = cur.keyBuf().slice(cur.keyStart(), cur.keyStart() + cur.keyLength());
+        cur.value(ref);
+        if (ref.end - ref.start !== DESCRIPTOR_SIZE)
+          throw new MapKVError('ERR_CORRUPT', 'a catalog entry has the wrong size');
+        named.push([name, readDescriptor(ref.buf, ref.start)]);
+      }
+      for (const [name, d] of named) {
+        const copy = emptyDescriptor(d.kind, d.keyEncoding, d.valueEncoding);
+        await copyIndex(d, copy);
+        const vb = new Uint8Array(DESCRIPTOR_SIZE);
+        writeDescriptor(vb, 0, copy);
+        treePut(txn, txn.catalog, name, name.length, vb, vb.length);
+      }
+    }
+    target.commit(txn);
+  } finally {
+    target.close();
+  }
+}

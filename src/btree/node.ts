@@ -1,0 +1,263 @@
+/**
+ * Branch and leaf pages: slotted pages with a record heap.
+ *
+ * After the 32-byte header comes an array of u16 slots, one per record, in key order; each
+ * slot is the record's byte offset inside the page. Records are packed from the end of the
+ * page downwards; `upper` (header) is the lowest record byte, `frag` counts dead bytes inside
+ * the heap left by removals and shrinking updates, reclaimed by compaction.
+ *
+ *   leaf record:   u16 keyLength, u8 flags, u32 valueLength, key, value (or u32 overflow pgno)
+ *   branch record: u16 keyLength, u32 child, key       (record 0 has an empty key: -infinity)
+ *
+ * Every function here trusts nothing it reads: offsets and lengths are checked against the
+ * page before use, and a page that breaks the layout raises ERR_CORRUPT (invariant 5).
+ */
+import { corrupt } from '../errors';
+import {
+  BRANCH_RECORD_HEADER,
+  H_COUNT,
+  H_FRAG,
+  H_TYPE,
+  H_UPPER,
+  HEADER_SIZE,
+  LEAF_RECORD_HEADER,
+  PageType,
+  VALUE_OVERFLOW,
+  readU16,
+  readU32,
+  writeU16,
+  writeU32,
+} from '../format/layout';
+
+export function nodeCount(b: Uint8Array, o: number): number {
+  return b[o + H_COUNT]! | (b[o + H_COUNT + 1]! << 8);
+}
+
+/** Byte offset (inside the page) of record `i`. */
+export function slotAt(b: Uint8Array, o: number, i: number): number {
+  const s = o + HEADER_SIZE + 2 * i;
+  return b[s]! | (b[s + 1]! << 8);
+}
+
+/**
+ * Checks a page's type and the numbers every record access relies on: that the slot array and
+ * the heap fit the page. Called on every page a tree operation visits.
+ */
+export function checkNode(
+  b: Uint8Array,
+  o: number,
+  pageSize: number,
+  type: PageType,
+  pgno: number,
+): void {
+  if (b[o + H_TYPE] !== type) {
+    corrupt(`page ${pgno} should be a ${type === PageType.Leaf ? 'leaf' : 'branch'} page`);
+  }
+  const n = nodeCount(b, o);
+  const upper = readU32(b, o + H_UPPER);
+  if (HEADER_SIZE + 2 * n > upper || upper > pageSize || (type === PageType.Branch && n === 0)) {
+    corrupt(`page ${pgno} has a slot array that does not fit`);
+  }
+}
+
+/** Compares key `k[0, kl)` with `b[p, p + len)`: negative, zero or positive like memcmp. */
+export function compareKey(
+  k: Uint8Array,
+  kl: number,
+  b: Uint8Array,
+  p: number,
+  len: number,
+): number {
+  const n = kl < len ? kl : len;
+  for (let i = 0; i < n; i++) {
+    const d = k[i]! - b[p + i]!;
+    if (d !== 0) return d;
+  }
+  return kl - len;
+}
+
+/** Compares two byte strings. */
+export function compareBytes(
+  a: Uint8Array,
+  as: number,
+  al: number,
+  b: Uint8Array,
+  bs: number,
+  bl: number,
+): number {
+  const n = al < bl ? al : bl;
+  for (let i = 0; i < n; i++) {
+    const d = a[as + i]! - b[bs + i]!;
+    if (d !== 0) return d;
+  }
+  return al - bl;
+}
+
+/**
+ * Binary search of a leaf for key `k[0, kl)`. Returns the record's index when the key is there,
+ * else `~i` (negative) where `i` is the index of the first record whose key is greater.
+ */
+export function leafSearch(
+  b: Uint8Array,
+  o: number,
+  pageSize: number,
+  k: Uint8Array,
+  kl: number,
+): number {
+  let lo = 0;
+  let hi = nodeCount(b, o);
+  const minRec = HEADER_SIZE + 2 * hi;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const r = slotAt(b, o, mid);
+    const p = o + r;
+    const len = b[p]! | (b[p + 1]! << 8);
+    if (r < minRec || r + LEAF_RECORD_HEADER + len > pageSize)
+      corrupt('a leaf record lies outside its page');
+    const c = compareKey(k, kl, b, p + LEAF_RECORD_HEADER, len);
+    if (c > 0) lo = mid + 1;
+    else if (c < 0) hi = mid;
+    else return mid;
+  }
+  return ~lo;
+}
+
+/**
+ * Index of the child to follow in a branch for key `k`: the last record whose key is <= k
+ * (record 0 stands for -infinity).
+ */
+export function branchSearch(
+  b: Uint8Array,
+  o: number,
+  pageSize: number,
+  k: Uint8Array,
+  kl: number,
+): number {
+  let lo = 1;
+  let hi = nodeCount(b, o);
+  const minRec = HEADER_SIZE + 2 * hi;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const r = slotAt(b, o, mid);
+    const p = o + r;
+    const len = b[p]! | (b[p + 1]! << 8);
+    if (r < minRec || r + BRANCH_RECORD_HEADER + len > pageSize)
+      corrupt('a branch record lies outside its page');
+    if (compareKey(k, kl, b, p + BRANCH_RECORD_HEADER, len) >= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo - 1;
+}
+
+export function branchChild(b: Uint8Array, o: number, i: number): number {
+  return readU32(b, o + slotAt(b, o, i) + 2);
+}
+
+export function setBranchChild(b: Uint8Array, o: number, i: number, child: number): void {
+  writeU32(b, o + slotAt(b, o, i) + 2, child);
+}
+
+/** Size in bytes of the record at page offset `r`. */
+export function recordSize(b: Uint8Array, o: number, r: number, leaf: boolean): number {
+  const p = o + r;
+  const klen = readU16(b, p);
+  if (!leaf) return BRANCH_RECORD_HEADER + klen;
+  return LEAF_RECORD_HEADER + klen + (b[p + 2]! & VALUE_OVERFLOW ? 4 : readU32(b, p + 3));
+}
+
+/** Free bytes available to a new record and its slot once the page is compacted. */
+export function nodeRoom(b: Uint8Array, o: number): number {
+  const n = nodeCount(b, o);
+  return readU32(b, o + H_UPPER) - (HEADER_SIZE + 2 * n) + readU32(b, o + H_FRAG);
+}
+
+/** Bytes in use by slots and records. */
+export function nodeUsed(b: Uint8Array, o: number, pageSize: number): number {
+  return pageSize - HEADER_SIZE - nodeRoom(b, o);
+}
+
+/**
+ * Reserves room for a record of `size` bytes as slot `i`, shifting later slots; returns the
+ * page offset where the caller writes the record. The caller checked `nodeRoom` first.
+ */
+export function reserveRecord(
+  b: Uint8Array,
+  o: number,
+  i: number,
+  size: number,
+  scratch: Uint8Array,
+  pageSize: number,
+  leaf: boolean,
+): number {
+  let n = nodeCount(b, o);
+  let upper = readU32(b, o + H_UPPER);
+  if (upper - (HEADER_SIZE + 2 * n) < size + 2) {
+    compactNode(b, o, scratch, pageSize, leaf);
+    upper = readU32(b, o + H_UPPER);
+  }
+  upper -= size;
+  const s = o + HEADER_SIZE + 2 * i;
+  b.copyWithin(s + 2, s, o + HEADER_SIZE + 2 * n);
+  writeU16(b, s, upper);
+  n++;
+  writeU16(b, o + H_COUNT, n);
+  writeU32(b, o + H_UPPER, upper);
+  return upper;
+}
+
+/** Removes slot `i`; its record's bytes become fragmentation. */
+export function removeRecord(b: Uint8Array, o: number, i: number, leaf: boolean): void {
+  const n = nodeCount(b, o);
+  const r = slotAt(b, o, i);
+  const size = recordSize(b, o, r, leaf);
+  const s = o + HEADER_SIZE + 2 * i;
+  b.copyWithin(s, s + 2, o + HEADER_SIZE + 2 * n);
+  writeU16(b, o + H_COUNT, n - 1);
+  writeU32(b, o + H_FRAG, readU32(b, o + H_FRAG) + size);
+}
+
+/** Rewrites the heap without dead bytes, keeping slot order. */
+export function compactNode(
+  b: Uint8Array,
+  o: number,
+  scratch: Uint8Array,
+  pageSize: number,
+  leaf: boolean,
+): void {
+  scratch.set(b.subarray(o, o + pageSize), 0);
+  const n = nodeCount(b, o);
+  let upper = pageSize;
+  for (let i = 0; i < n; i++) {
+    const r = slotAt(scratch, 0, i);
+    const size = recordSize(scratch, 0, r, leaf);
+    upper -= size;
+    b.set(scratch.subarray(r, r + size), o + upper);
+    writeU16(b, o + HEADER_SIZE + 2 * i, upper);
+  }
+  writeU32(b, o + H_UPPER, upper);
+  writeU32(b, o + H_FRAG, 0);
+}
+
+/** Empties a node page (header already initialised by the caller). */
+export function resetNode(b: Uint8Array, o: number, pageSize: number): void {
+  writeU16(b, o + H_COUNT, 0);
+  writeU32(b, o + H_UPPER, pageSize);
+  writeU32(b, o + H_FRAG, 0);
+}
+
+/** Appends a copy of the record `src[p, p + size)` as the last slot of node `b[o]`. */
+export function appendRecordCopy(
+  b: Uint8Array,
+  o: number,
+  src: Uint8Array,
+  p: number,
+  size: number,
+): number {
+  const n = nodeCount(b, o);
+  const upper = readU32(b, o + H_UPPER) - size;
+  b.set(src.subarray(p, p + size), o + upper);
+  writeU16(b, o + HEADER_SIZE + 2 * n, upper);
+  writeU16(b, o + H_COUNT, n + 1);
+  writeU32(b, o + H_UPPER, upper);
+  return upper;
+}

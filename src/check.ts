@@ -1,0 +1,106 @@
+/**
+ * `db.check()`: every page of the latest commit is either reachable exactly once (meta,
+ * index pages, overflow runs, freelist pages) or listed free exactly once; nothing else.
+ */
+import { TreeCursor } from './btree/cursor';
+import { MapKVError } from './errors';
+import { crc32c } from './format/crc32c';
+import { DESCRIPTOR_SIZE, readDescriptor } from './format/meta';
+import { H_CHECKSUM, readU32 } from './format/layout';
+import { type IndexCheck, indexFor } from './indexes';
+import type { Environment } from './txn/env';
+import { readChunk, readFreeDirectory } from './txn/freelist';
+import type { SnapshotReader } from './txn/snapshot';
+
+/** The result of `check()`. */
+export interface CheckResult {
+  ok: boolean;
+  problems: string[];
+}
+
+const MAX_PROBLEMS = 1000;
+
+export function checkEnvironment(env: Environment, r: SnapshotReader): CheckResult {
+  const meta = r.meta;
+  const problems: string[] = [];
+  const seen = new Uint8Array(meta.pageCount);
+  seen[0] = 1;
+  seen[1] = 1;
+  const c: IndexCheck = {
+    visit(pgno, pages, what) {
+      for (let p = pgno; p < pgno + pages; p++) {
+        if (p < 2 || p >= meta.pageCount) {
+          this.problem(`${what} page ${p} is outside the file`);
+          return;
+        }
+        if (seen[p]) this.problem(`page ${p} (${what}) is reachable twice or both used and free`);
+        seen[p] = 1;
+      }
+    },
+    problem(message) {
+      if (problems.length < MAX_PROBLEMS) problems.push(message);
+    },
+  };
+  const guard = (label: string, fn: () => void): void => {
+    try {
+      fn();
+    } catch (err) {
+      if (err instanceof MapKVError && err.code === 'ERR_CORRUPT')
+        c.problem(`${label}: ${err.message}`);
+      else throw err;
+    }
+  };
+
+  guard('main database', () => {
+    indexFor(meta.main.kind).check(r, meta.main, c, 'main database');
+  });
+  guard('catalog', () => {
+    indexFor(meta.catalog.kind).check(r, meta.catalog, c, 'catalog');
+    if (meta.catalog.root === 0) return;
+    const cur = new TreeCursor(r, meta.catalog, meta.pageCount);
+    const ref = { buf: new Uint8Array(0), start: 0, end: 0 };
+    for (let ok = cur.seek(null, 0); ok; ok = cur.next()) {
+      const name = Buffer.from(
+        cur.keyBuf().subarray(cur.keyStart(), cur.keyStart() + cur.keyLength()),
+      ).toString('utf8');
+      cur.value(ref);
+      if (ref.end - ref.start !== DESCRIPTOR_SIZE) {
+        c.problem(`catalog entry '${name}' has the wrong size`);
+        continue;
+      }
+      const d = readDescriptor(ref.buf, ref.start);
+      guard(`database '${name}'`, () => {
+        indexFor(d.kind).check(r, d, c, `database '${name}'`);
+      });
+    }
+  });
+  guard('freelist', () => {
+    const { chunks, dirPages } = readFreeDirectory(env.pager, meta.freeDir, meta.pageCount);
+    for (const p of dirPages) {
+      c.visit(p, 1, 'free directory');
+      verify(env, p, c);
+    }
+    let free = 0;
+    for (const chunk of chunks) {
+      c.visit(chunk.pgno, 1, 'free chunk');
+      verify(env, chunk.pgno, c);
+      for (const p of readChunk(env.pager, chunk, meta.pageCount)) c.visit(p, 1, 'free');
+      free += chunk.count;
+    }
+    if (free !== meta.freePages)
+      c.problem(`the meta counts ${meta.freePages} free pages, the freelist lists ${free}`);
+  });
+  let lost = 0;
+  for (let p = 2; p < meta.pageCount; p++) {
+    if (!seen[p] && lost++ < 20) c.problem(`page ${p} is neither reachable nor free`);
+  }
+  if (lost > 20) c.problem(`${lost} pages in all are neither reachable nor free`);
+  return { ok: problems.length === 0, problems };
+}
+
+function verify(env: Environment, pgno: number, c: IndexCheck): void {
+  const b = env.pager.readView(pgno);
+  const o = env.pager.offsetOf(pgno);
+  if (readU32(b, o + H_CHECKSUM) !== crc32c(b, o + 4, o + env.pageSize))
+    c.problem(`page ${pgno} fails its checksum`);
+}

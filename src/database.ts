@@ -1,0 +1,1326 @@
+/**
+ * The public database objects: Database (the file and its unnamed database), sub-databases,
+ * snapshots and transactions. Everything here validates its arguments and turns user keys and
+ * values into bytes; the indexes and the transaction layer below see bytes only.
+ */
+import { type Index, indexFor } from './indexes';
+import { MapKVError } from './errors';
+import { maxKeySize } from './format/layout';
+import {
+  DbKind,
+  type DbDescriptor,
+  DESCRIPTOR_SIZE,
+  emptyDescriptor,
+  readDescriptor,
+  writeDescriptor,
+} from './format/meta';
+import type { ValueRef } from './btree/btree';
+import { treeGet, treePut } from './btree/btree';
+import {
+  KEY_ENCODING_NAMES,
+  VALUE_ENCODING_NAMES,
+  createKeyEncoder,
+  createValueEncoder,
+  type KeyEncoder,
+  type KeyEncodingName,
+  type ValueEncoder,
+  type ValueEncodingName,
+} from './encoding/index';
+import { Environment, KEY_ENCODING_IDS, VALUE_ENCODING_IDS, checkDescriptor } from './txn/env';
+import type { SnapshotReader } from './txn/snapshot';
+import type { WriteTxn } from './txn/write';
+import type { PageReader } from './txn/pages';
+import { checkEnvironment, type CheckResult } from './check';
+import { backupEnvironment, type BackupOptions } from './backup';
+
+/** Options of `openDB`. */
+export interface DBOptions {
+  /** 'btree' (ordered, the default) or 'hash' (point lookups, unordered iteration). */
+  kind?: 'btree' | 'hash';
+  keyEncoding?: KeyEncodingName;
+  valueEncoding?: ValueEncodingName;
+}
+
+/** Options of `range`, `keys`, `values` and `count`. Bounds are encoded keys' order. */
+export interface RangeOptions<K = unknown> {
+  /** First key to include (inclusive). */
+  start?: K;
+  /** Key to stop before (exclusive). */
+  end?: K;
+  /** Iterate from the high end of [start, end) downwards. */
+  reverse?: boolean;
+  /** At most this many entries. */
+  limit?: number;
+  /**
+   * Only keys that begin with this key: for strings and binary, a byte prefix; for `ordered`
+   * tuples, keys whose leading elements equal the prefix's elements.
+   */
+  prefix?: K;
+}
+
+/** One entry of a range. */
+export interface Entry<K, V> {
+  key: K;
+  value: V;
+}
+
+/** What `stats()` reports. */
+export interface DatabaseStats {
+  pageSize: number;
+  /** Bytes of the file on disk. */
+  fileSize: number;
+  /** Pages in use by the latest commit (including free ones). */
+  pages: number;
+  /** Pages listed free, ready or waiting for old snapshots to close. */
+  freePages: number;
+  /** Entries of the database `stats()` was called on. */
+  entries: number;
+  /** Levels of its B+tree (0 when empty). */
+  depth: number;
+  /** Id of the latest commit. */
+  txnId: number;
+  /** Snapshots open in this process. */
+  openSnapshots: number;
+  /** Largest key in bytes (after encoding) for this page size. */
+  maxKeySize: number;
+  segmentSize: number;
+  sync: 'full' | 'none';
+}
+
+const VALUE_REF: ValueRef = { buf: new Uint8Array(0), start: 0, end: 0 };
+
+/** State shared by every handle of one open file. */
+export class Store {
+  closed = false;
+  readonly keyScratch: Uint8Array;
+  readonly maxKey: number;
+  private batch: BatchOp[] | null = null;
+  private batchDone: Promise<void> | null = null;
+  /** Descriptors of named databases in the latest commit, by name (txn-id stamped). */
+  private catalogCache = new Map<string, DbDescriptor | null>();
+  private catalogCacheTxn = -1;
+
+  constructor(
+    readonly env: Environment,
+    readonly path: string,
+  ) {
+    this.maxKey = maxKeySize(env.pageSize);
+    this.keyScratch = new Uint8Array(this.maxKey);
+  }
+
+  assertOpen(): void {
+    if (this.closed) throw new MapKVError('ERR_CLOSED', 'the database is closed');
+  }
+
+  /** Descriptor of `name` in the snapshot `r` reads (null: no such database). */
+  lookupNamed(
+    r: PageReader & { meta?: { txnId: number; catalog: DbDescriptor } },
+    catalog: DbDescriptor,
+    name: string,
+    latestTxn: number | null,
+  ): DbDescriptor | null {
+    if (latestTxn !== null) {
+      if (this.catalogCacheTxn !== latestTxn) {
+        this.catalogCache = new Map();
+        this.catalogCacheTxn = latestTxn;
+      }
+      const hit = this.catalogCache.get(name);
+      if (hit !== undefined) return hit;
+    }
+    const kb = encodeName(name);
+    const found = treeGet(r, catalog, kb, kb.length, VALUE_REF)
+      ? readCatalogValue(VALUE_REF)
+      : null;
+    if (found !== null) {
+      checkDescriptor(found, r.pageCountLimit());
+    }
+    if (latestTxn !== null) this.catalogCache.set(name, found);
+    return found;
+  }
+
+  // --- batched async writes ---
+
+  enqueue(op: BatchOp): void {
+    if (this.batch === null) {
+      this.batch = [];
+      const ops = this.batch;
+      this.batchDone = new Promise<void>((resolve) => {
+        setImmediate(() => {
+          this.batch = null;
+          this.batchDone = null;
+          this.runBatch(ops);
+          resolve();
+        });
+      });
+    }
+    this.batch.push(op);
+  }
+
+  /** Resolves when the writes queued so far are committed (or failed). */
+  async drain(): Promise<void> {
+    while (this.batchDone !== null) await this.batchDone;
+  }
+
+  private runBatch(ops: BatchOp[]): void {
+    if (this.closed) {
+      const err = new MapKVError(
+        'ERR_CLOSED',
+        'the database was closed before the write committed',
+      );
+      for (const op of ops) op.reject(err);
+      return;
+    }
+    let txn: WriteTxn;
+    try {
+      txn = this.env.beginWrite();
+    } catch (err) {
+      for (const op of ops) op.reject(err);
+      return;
+    }
+    const results: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    try {
+      for (const op of ops) {
+        if (op.type === 'txn') {
+          const named = new Map(txn.named);
+          txn.savepoint(named);
+          const view = new Transaction(op.db, txn);
+          try {
+            const value = op.fn(view);
+            if (isThenable(value)) {
+              throw new MapKVError(
+                'ERR_BAD_OPTION',
+                'a transaction callback must be synchronous (it returned a promise)',
+              );
+            }
+            view.finish();
+            if (view.aborted) {
+              restoreNamed(txn, txn.rollback());
+            } else txn.release();
+            results.push({ ok: true, value });
+          } catch (error) {
+            view.finish();
+            restoreNamed(txn, txn.rollback());
+            results.push({ ok: false, error });
+          }
+        } else {
+          const ctx = op.db.writeContext(txn);
+          if (op.type === 'put') {
+            ctx.index.put(txn, ctx.desc, op.key, op.key.length, op.value, op.value.length);
+            results.push({ ok: true, value: undefined });
+          } else {
+            results.push({
+              ok: true,
+              value: ctx.index.remove(txn, ctx.desc, op.key, op.key.length),
+            });
+          }
+          ctx.touched();
+        }
+      }
+      this.commit(txn);
+    } catch (error) {
+      this.env.abort(txn);
+      for (const op of ops) op.reject(error);
+      return;
+    }
+    for (let i = 0; i < ops.length; i++) {
+      const r = results[i]!;
+      if (r.ok) ops[i]!.resolve(r.value);
+      else ops[i]!.reject(r.error);
+    }
+  }
+
+  /** Writes changed named descriptors into the catalog, then commits. */
+  commit(txn: WriteTxn): void {
+    for (const [name, desc] of txn.named) {
+      if (!txn.namedDirty.has(name)) continue;
+      const kb = encodeName(name);
+      const vb = new Uint8Array(DESCRIPTOR_SIZE);
+      writeDescriptor(vb, 0, desc);
+      treePut(txn, txn.catalog, kb, kb.length, vb, vb.length);
+    }
+    this.env.commit(txn);
+  }
+
+  /** Runs `fn` in its own write transaction and commits it. */
+  runSync<T>(fn: (txn: WriteTxn) => T): T {
+    this.assertOpen();
+    const txn = this.env.beginWrite();
+    try {
+      const out = fn(txn);
+      this.commit(txn);
+      return out;
+    } catch (err) {
+      this.env.abort(txn);
+      throw err;
+    }
+  }
+}
+
+type BatchOp =
+  | {
+      type: 'put';
+      db: DatabaseBase<unknown, unknown>;
+      key: Uint8Array;
+      value: Uint8Array;
+      resolve: (v: unknown) => void;
+      reject: (e: unknown) => void;
+    }
+  | {
+      type: 'remove';
+      db: DatabaseBase<unknown, unknown>;
+      key: Uint8Array;
+      resolve: (v: unknown) => void;
+      reject: (e: unknown) => void;
+    }
+  | {
+      type: 'txn';
+      db: DatabaseBase<unknown, unknown>;
+      fn: (txn: Transaction<unknown, unknown>) => unknown;
+      resolve: (v: unknown) => void;
+      reject: (e: unknown) => void;
+    };
+
+function isThenable(v: unknown): boolean {
+  return (
+    typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function'
+  );
+}
+
+function restoreNamed(txn: WriteTxn, named: Map<string, DbDescriptor>): void {
+  txn.named.clear();
+  for (const [k, v] of named) txn.named.set(k, v);
+}
+
+const utf8 = new TextEncoder();
+function encodeName(name: string): Uint8Array {
+  return utf8.encode(name);
+}
+
+function readCatalogValue(ref: ValueRef): DbDescriptor {
+  if (ref.end - ref.start !== DESCRIPTOR_SIZE) {
+    throw new MapKVError(
+      'ERR_CORRUPT',
+      'database file is damaged: a catalog entry has the wrong size',
+    );
+  }
+  return readDescriptor(ref.buf, ref.start);
+}
+
+/** Everything a read needs about one database in one snapshot. */
+interface ReadContext {
+  r: PageReader;
+  desc: DbDescriptor;
+  index: Index;
+}
+
+/**
+ * The data API shared by the root database and sub-databases: point reads and writes, ranges,
+ * transactions and snapshots.
+ */
+export class DatabaseBase<K = unknown, V = unknown> {
+  /** @internal */
+  readonly store: Store;
+  /** The sub-database's name; null for the unnamed (root) database. */
+  readonly name: string | null;
+  /** @internal */
+  readonly keys_: KeyEncoder;
+  /** @internal */
+  readonly values_: ValueEncoder;
+  /** @internal */
+  readonly kind: DbKind;
+  /** @internal */
+  readonly index: Index;
+
+  /** @internal */
+  constructor(
+    store: Store,
+    name: string | null,
+    kind: DbKind,
+    keyEncoding: KeyEncodingName,
+    valueEncoding: ValueEncodingName,
+  ) {
+    this.store = store;
+    this.name = name;
+    this.kind = kind;
+    this.keys_ = createKeyEncoder(keyEncoding);
+    this.values_ = createValueEncoder(valueEncoding);
+    this.index = indexFor(kind);
+  }
+
+  /** The key encoding in use. */
+  get keyEncoding(): KeyEncodingName {
+    return this.keys_.name;
+  }
+
+  /** The value encoding in use. */
+  get valueEncoding(): ValueEncodingName {
+    return this.values_.name;
+  }
+
+  // --- reads of the latest commit ---
+
+  /** The value stored under `key`, decoded; undefined when absent. */
+  get(key: K): V | undefined {
+    const ctx = this.readLatest();
+    const kl = this.encodeKey(key);
+    if (!ctx.index.get(ctx.r, ctx.desc, this.store.keyScratch, kl, VALUE_REF)) return undefined;
+    return this.values_.decode(VALUE_REF.buf, VALUE_REF.start, VALUE_REF.end) as V;
+  }
+
+  /** The stored bytes of `key`'s value (a copy the caller owns); undefined when absent. */
+  getBinary(key: K): Uint8Array | undefined {
+    const ctx = this.readLatest();
+    const kl = this.encodeKey(key);
+    if (!ctx.index.get(ctx.r, ctx.desc, this.store.keyScratch, kl, VALUE_REF)) return undefined;
+    return copyOut(VALUE_REF);
+  }
+
+  /** Whether `key` is present. */
+  has(key: K): boolean {
+    const ctx = this.readLatest();
+    const kl = this.encodeKey(key);
+    return ctx.index.get(ctx.r, ctx.desc, this.store.keyScratch, kl, VALUE_REF);
+  }
+
+  // --- writes ---
+
+  /**
+   * Stores `value` under `key`. Writes of one event-loop turn are batched into one commit;
+   * the promise resolves when that commit is done (durable under sync 'full').
+   */
+  put(key: K, value: V): Promise<void> {
+    try {
+      this.assertWritable();
+      const kb = this.encodeKey(key);
+      const keyBytes = this.store.keyScratch.slice(0, kb);
+      const valueBytes = this.values_.encode(value).slice();
+      return new Promise<void>((resolve, reject) => {
+        this.store.enqueue({
+          type: 'put',
+          db: this as DatabaseBase<unknown, unknown>,
+          key: keyBytes,
+          value: valueBytes,
+          resolve: resolve as (v: unknown) => void,
+          reject,
+        });
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Removes `key` in the next batched commit; resolves to whether it existed. */
+  remove(key: K): Promise<boolean> {
+    try {
+      this.assertWritable();
+      const kb = this.encodeKey(key);
+      const keyBytes = this.store.keyScratch.slice(0, kb);
+      return new Promise<boolean>((resolve, reject) => {
+        this.store.enqueue({
+          type: 'remove',
+          db: this as DatabaseBase<unknown, unknown>,
+          key: keyBytes,
+          resolve: resolve as (v: unknown) => void,
+          reject,
+        });
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Stores `value` under `key` in one commit, done (durable under sync 'full') on return. */
+  putSync(key: K, value: V): void {
+    this.assertWritable();
+    const kl = this.encodeKey(key);
+    const vb = this.values_.encode(value);
+    this.store.runSync((txn) => {
+      const ctx = this.writeContext(txn);
+      ctx.index.put(txn, ctx.desc, this.store.keyScratch, kl, vb, vb.length);
+      ctx.touched();
+    });
+  }
+
+  /** Removes `key` in one commit; returns whether it existed. */
+  removeSync(key: K): boolean {
+    this.assertWritable();
+    const kl = this.encodeKey(key);
+    return this.store.runSync((txn) => {
+      const ctx = this.writeContext(txn);
+      const existed = ctx.index.remove(txn, ctx.desc, this.store.keyScratch, kl);
+      if (existed) ctx.touched();
+      return existed;
+    });
+  }
+
+  /**
+   * Runs `fn` in one atomic write transaction and commits it; returns what `fn` returns.
+   * Reads inside see the transaction's own writes. A throw aborts (nothing is written) and is
+   * rethrown; `txn.abort()` aborts without throwing. `fn` must be synchronous.
+   */
+  transactionSync<T>(fn: (txn: Transaction<K, V>) => T): T {
+    this.assertWritable();
+    if (typeof fn !== 'function')
+      throw new MapKVError('ERR_BAD_OPTION', 'transactionSync needs a callback');
+    const store = this.store;
+    const txn = store.env.beginWrite();
+    const view = new Transaction<K, V>(this, txn);
+    try {
+      const out = fn(view);
+      if (isThenable(out)) {
+        throw new MapKVError(
+          'ERR_BAD_OPTION',
+          'a transaction callback must be synchronous (it returned a promise)',
+        );
+      }
+      view.finish();
+      if (view.aborted) store.env.abort(txn);
+      else store.commit(txn);
+      return out;
+    } catch (err) {
+      view.finish();
+      store.env.abort(txn);
+      throw err;
+    }
+  }
+
+  /**
+   * Like transactionSync, but queued with the batched writes of this event-loop turn and
+   * committed with them. A throw in `fn` aborts only `fn`'s writes and rejects its promise.
+   */
+  transaction<T>(fn: (txn: Transaction<K, V>) => T): Promise<T> {
+    try {
+      this.assertWritable();
+      if (typeof fn !== 'function')
+        throw new MapKVError('ERR_BAD_OPTION', 'transaction needs a callback');
+      return new Promise<T>((resolve, reject) => {
+        this.store.enqueue({
+          type: 'txn',
+          db: this as DatabaseBase<unknown, unknown>,
+          fn: fn as unknown as (txn: Transaction<unknown, unknown>) => unknown,
+          resolve: resolve as (v: unknown) => void,
+          reject,
+        });
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  // --- snapshots and ranges ---
+
+  /** A read transaction: sees the latest commit, and only it, until closed. */
+  snapshot(): Snapshot<K, V> {
+    this.store.assertOpen();
+    return new Snapshot<K, V>(this, this.store.env.pin());
+  }
+
+  /** Entries in key order over one snapshot, taken when iteration starts. */
+  range(opts: RangeOptions<K> = {}): Iterable<Entry<K, V>> {
+    return this.iterable(opts, 'entries') as Iterable<Entry<K, V>>;
+  }
+
+  /** Keys in order (see range). */
+  keys(opts: RangeOptions<K> = {}): Iterable<K> {
+    return this.iterable(opts, 'keys') as Iterable<K>;
+  }
+
+  /** Values in key order (see range). */
+  values(opts: RangeOptions<K> = {}): Iterable<V> {
+    return this.iterable(opts, 'values') as Iterable<V>;
+  }
+
+  /** Number of entries, or of entries in a range. */
+  count(opts: RangeOptions<K> = {}): number {
+    this.store.assertOpen();
+    const { start, end, prefix, limit } = opts;
+    if (start === undefined && end === undefined && prefix === undefined && limit === undefined) {
+      return this.readLatest().desc.entries;
+    }
+    let n = 0;
+    for (const _ of this.keys(opts)) n++;
+    return n;
+  }
+
+  private iterable(opts: RangeOptions<K>, mode: IterMode): Iterable<unknown> {
+    this.store.assertOpen();
+    const plan = this.planRange(opts);
+    return {
+      [Symbol.iterator]: () => {
+        this.store.assertOpen();
+        const reader = this.store.env.pin();
+        const ctx = this.readContextOf(reader);
+        return new RangeIterator(this, ctx, plan, mode, () => this.store.env.unpin(reader));
+      },
+    };
+  }
+
+  // --- internals ---
+
+  /** @internal Encodes `key` into the store's scratch buffer; returns its length. */
+  encodeKey(key: K): number {
+    this.store.assertOpen();
+    return this.keys_.encode(key, this.store.keyScratch);
+  }
+
+  /** @internal */
+  assertWritable(): void {
+    this.store.assertOpen();
+    if (this.store.env.storage.readOnly)
+      throw new MapKVError('ERR_READ_ONLY', 'the database was opened read-only');
+  }
+
+  /** @internal */
+  planRange(opts: RangeOptions<K>): RangePlan {
+    if (typeof opts !== 'object' || opts === null)
+      throw new MapKVError('ERR_BAD_OPTION', 'range options must be an object');
+    const { start, end, reverse, limit, prefix } = opts;
+    if (
+      this.kind === DbKind.Hash &&
+      (start !== undefined || end !== undefined || reverse !== undefined || prefix !== undefined)
+    ) {
+      throw new MapKVError(
+        'ERR_BAD_OPTION',
+        "a 'hash' database has no key order: start, end, reverse and prefix need kind 'btree'",
+      );
+    }
+    if (limit !== undefined && !(Number.isInteger(limit) && limit >= 0)) {
+      throw new MapKVError(
+        'ERR_BAD_OPTION',
+        `limit must be a non-negative integer, got ${String(limit)}`,
+      );
+    }
+    if (reverse !== undefined && typeof reverse !== 'boolean') {
+      throw new MapKVError('ERR_BAD_OPTION', 'reverse must be a boolean');
+    }
+    let lo: Uint8Array | null = start === undefined ? null : this.keyBytes(start);
+    let hi: Uint8Array | null = end === undefined ? null : this.keyBytes(end);
+    if (prefix !== undefined) {
+      let p = this.keyBytes(prefix);
+      // An ordered tuple ends with its terminator byte; without it, longer tuples match too.
+      if (this.keys_.name === 'ordered' && Array.isArray(prefix)) p = p.subarray(0, p.length - 1);
+      if (lo === null || compareArrays(p, lo) > 0) lo = p;
+      const after = prefixEnd(p);
+      if (after !== null && (hi === null || compareArrays(after, hi) < 0)) hi = after;
+    }
+    return { lo, hi, reverse: reverse === true, limit: limit ?? Infinity };
+  }
+
+  private keyBytes(key: K): Uint8Array {
+    const n = this.encodeKey(key);
+    return this.store.keyScratch.slice(0, n);
+  }
+
+  /** @internal The descriptor and reader for the latest commit. */
+  readLatest(): ReadContext {
+    this.store.assertOpen();
+    return this.readContextOf(this.store.env.latest(), true);
+  }
+
+  /** @internal */
+  readContextOf(r: SnapshotReader, latest = false): ReadContext {
+    const meta = r.meta;
+    if (this.name === null) return { r, desc: meta.main, index: this.index };
+    const desc = this.store.lookupNamed(r, meta.catalog, this.name, latest ? meta.txnId : null);
+    return { r, desc: desc ?? emptyDescriptor(this.kind, 0, 0), index: this.index };
+  }
+
+  /** @internal The descriptor of this database inside write transaction `txn`. */
+  writeContext(txn: WriteTxn): { desc: DbDescriptor; index: Index; touched: () => void } {
+    if (this.name === null) {
+      const desc = txn.main;
+      if (desc.keyEncoding === 0) {
+        desc.keyEncoding = KEY_ENCODING_IDS[this.keys_.name];
+        desc.valueEncoding = VALUE_ENCODING_IDS[this.values_.name];
+      }
+      return { desc, index: this.index, touched: () => undefined };
+    }
+    const name = this.name;
+    let desc = txn.named.get(name);
+    if (desc === undefined) {
+      const kb = encodeName(name);
+      const found = treeGet(txn, txn.catalog, kb, kb.length, VALUE_REF)
+        ? readCatalogValue(VALUE_REF)
+        : null;
+      desc =
+        found ??
+        emptyDescriptor(
+          this.kind,
+          KEY_ENCODING_IDS[this.keys_.name],
+          VALUE_ENCODING_IDS[this.values_.name],
+        );
+      if (found !== null) checkDescriptor(found, txn.pageCount);
+      txn.named.set(name, desc);
+    }
+    const d = desc;
+    return { desc: d, index: this.index, touched: () => txn.namedDirty.add(name) };
+  }
+}
+
+type IterMode = 'entries' | 'keys' | 'values';
+
+/** An iterator inside a write transaction checks it is still open and re-seeks on change. */
+interface TxnLiveness {
+  txn: WriteTxn;
+  assertLive(): void;
+}
+
+/** @internal A range's bounds as bytes: [lo, hi). */
+export interface RangePlan {
+  lo: Uint8Array | null;
+  hi: Uint8Array | null;
+  reverse: boolean;
+  limit: number;
+}
+
+function compareArrays(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
+}
+
+/** The smallest byte string greater than every string starting with `p` (null: none). */
+function prefixEnd(p: Uint8Array): Uint8Array | null {
+  const out = p.slice();
+  for (let i = out.length - 1; i >= 0; i--) {
+    if (out[i]! < 0xff) {
+      out[i]!++;
+      return out.subarray(0, i + 1);
+    }
+  }
+  return null;
+}
+
+function copyOut(ref: ValueRef): Uint8Array {
+  const n = ref.end - ref.start;
+  const out = Buffer.allocUnsafe(n);
+  out.set(ref.buf.subarray(ref.start, ref.end));
+  return out;
+}
+
+/** Ends leaked iterators' pins when they are garbage collected. */
+const pinRegistry = new FinalizationRegistry<() => void>((release) => release());
+
+/**
+ * Iterates one index over one snapshot (or a write transaction, re-seeking after the
+ * transaction changes under it).
+ */
+class RangeIterator<K, V> implements IterableIterator<unknown> {
+  private started = false;
+  private done = false;
+  private count = 0;
+  private readonly cursor;
+  private lastKey: Uint8Array | null = null;
+  private version: number;
+
+  constructor(
+    private readonly db: DatabaseBase<K, V>,
+    private readonly ctx: ReadContext,
+    private readonly plan: RangePlan,
+    private readonly mode: IterMode,
+    private readonly release: (() => void) | null,
+    private readonly live: TxnLiveness | null = null,
+  ) {
+    this.cursor = ctx.index.cursor(ctx.r, ctx.desc, pageLimitOf(ctx.r));
+    this.version = live?.txn.version ?? 0;
+    if (release !== null) pinRegistry.register(this, release, this);
+  }
+
+  [Symbol.iterator](): this {
+    return this;
+  }
+
+  next(): IteratorResult<unknown> {
+    if (this.done) return { done: true, value: undefined };
+    this.db.store.assertOpen();
+    if (this.live !== null) this.live.assertLive();
+    const c = this.cursor;
+    const { lo, hi, reverse } = this.plan;
+    let ok: boolean;
+    if (this.count >= this.plan.limit) return this.finish();
+    if (!this.started) {
+      this.started = true;
+      ok = reverse ? c.seekBefore(hi, hi?.length ?? 0) : c.seek(lo, lo?.length ?? 0);
+    } else if (this.live !== null && this.live.txn.version !== this.version) {
+      // The transaction changed the tree: find our place again after the last key returned.
+      this.version = this.live.txn.version;
+      const fresh = this.db.writeContext(this.live.txn);
+      this.cursor.reset(this.ctx.r, fresh.desc);
+      const k = this.lastKey!;
+      if (reverse) ok = c.seekBefore(k, k.length);
+      else {
+        ok = c.seek(k, k.length);
+        if (
+          ok &&
+          compareArrays(c.keyBuf().subarray(c.keyStart(), c.keyStart() + c.keyLength()), k) === 0
+        )
+          ok = c.next();
+      }
+    } else ok = reverse ? c.prev() : c.next();
+    if (!ok) return this.finish();
+    const kb = c.keyBuf();
+    const ks = c.keyStart();
+    const kl = c.keyLength();
+    if (!reverse && hi !== null && compareSpan(kb, ks, kl, hi) >= 0) return this.finish();
+    if (reverse && lo !== null && compareSpan(kb, ks, kl, lo) < 0) return this.finish();
+    this.count++;
+    if (this.live !== null) this.lastKey = kb.slice(ks, ks + kl);
+    const mode = this.mode;
+    if (mode === 'keys') return { done: false, value: this.db.keys_.decode(kb, ks, ks + kl) };
+    c.value(VALUE_REF);
+    const value = this.db.values_.decode(VALUE_REF.buf, VALUE_REF.start, VALUE_REF.end);
+    if (mode === 'values') return { done: false, value };
+    return { done: false, value: { key: this.db.keys_.decode(kb, ks, ks + kl), value } };
+  }
+
+  return(): IteratorResult<unknown> {
+    return this.finish();
+  }
+
+  private finish(): IteratorResult<unknown> {
+    if (!this.done) {
+      this.done = true;
+      if (this.release !== null) {
+        pinRegistry.unregister(this);
+        this.release();
+      }
+    }
+    return { done: true, value: undefined };
+  }
+}
+
+function pageLimitOf(r: PageReader): number {
+  return r.pageCountLimit();
+}
+
+function compareSpan(b: Uint8Array, s: number, l: number, k: Uint8Array): number {
+  const n = l < k.length ? l : k.length;
+  for (let i = 0; i < n; i++) {
+    const d = b[s + i]! - k[i]!;
+    if (d !== 0) return d;
+  }
+  return l - k.length;
+}
+
+/**
+ * A read transaction over one commit. It sees that commit, whatever commits follow, until
+ * `close()` (or `using snap = db.snapshot()`).
+ */
+export class Snapshot<K = unknown, V = unknown> {
+  private closed = false;
+
+  /** @internal */
+  constructor(
+    private readonly base: DatabaseBase<K, V>,
+    private readonly reader: SnapshotReader,
+  ) {
+    pinRegistry.register(this, () => base.store.env.unpin(reader), this);
+  }
+
+  /** Id of the commit this snapshot reads. */
+  get txnId(): number {
+    return this.reader.meta.txnId;
+  }
+
+  get(key: K): V | undefined {
+    return this.on(this.base).get(key);
+  }
+
+  getBinary(key: K): Uint8Array | undefined {
+    return this.on(this.base).getBinary(key);
+  }
+
+  has(key: K): boolean {
+    return this.on(this.base).has(key);
+  }
+
+  range(opts: RangeOptions<K> = {}): Iterable<Entry<K, V>> {
+    return this.on(this.base).range(opts);
+  }
+
+  keys(opts: RangeOptions<K> = {}): Iterable<K> {
+    return this.on(this.base).keys(opts);
+  }
+
+  values(opts: RangeOptions<K> = {}): Iterable<V> {
+    return this.on(this.base).values(opts);
+  }
+
+  count(opts: RangeOptions<K> = {}): number {
+    return this.on(this.base).count(opts);
+  }
+
+  /** The same snapshot, read through another database of the same file. */
+  db<K2, V2>(other: DatabaseBase<K2, V2>): SnapshotView<K2, V2> {
+    return this.on(other);
+  }
+
+  /** Releases the snapshot; later reads throw ERR_TXN_DONE. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    pinRegistry.unregister(this);
+    this.base.store.env.unpin(this.reader);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  private on<K2, V2>(db: DatabaseBase<K2, V2>): SnapshotView<K2, V2> {
+    if (this.closed) throw new MapKVError('ERR_TXN_DONE', 'the snapshot is closed');
+    db.store.assertOpen();
+    if (db.store !== this.base.store)
+      throw new MapKVError('ERR_BAD_OPTION', 'that database belongs to another file');
+    return new SnapshotView(db, this.reader, () => this.closed);
+  }
+}
+
+/** Reads of one database through a snapshot. */
+export class SnapshotView<K, V> {
+  /** @internal */
+  constructor(
+    private readonly db: DatabaseBase<K, V>,
+    private readonly reader: SnapshotReader,
+    private readonly isClosed: () => boolean,
+  ) {}
+
+  private ctx(): ReadContext {
+    if (this.isClosed()) throw new MapKVError('ERR_TXN_DONE', 'the snapshot is closed');
+    this.db.store.assertOpen();
+    return this.db.readContextOf(this.reader);
+  }
+
+  get(key: K): V | undefined {
+    const ctx = this.ctx();
+    const kl = this.db.encodeKey(key);
+    if (!ctx.index.get(ctx.r, ctx.desc, this.db.store.keyScratch, kl, VALUE_REF)) return undefined;
+    return this.db.values_.decode(VALUE_REF.buf, VALUE_REF.start, VALUE_REF.end) as V;
+  }
+
+  getBinary(key: K): Uint8Array | undefined {
+    const ctx = this.ctx();
+    const kl = this.db.encodeKey(key);
+    if (!ctx.index.get(ctx.r, ctx.desc, this.db.store.keyScratch, kl, VALUE_REF)) return undefined;
+    return copyOut(VALUE_REF);
+  }
+
+  has(key: K): boolean {
+    const ctx = this.ctx();
+    const kl = this.db.encodeKey(key);
+    return ctx.index.get(ctx.r, ctx.desc, this.db.store.keyScratch, kl, VALUE_REF);
+  }
+
+  range(opts: RangeOptions<K> = {}): Iterable<Entry<K, V>> {
+    return this.iter(opts, 'entries') as Iterable<Entry<K, V>>;
+  }
+
+  keys(opts: RangeOptions<K> = {}): Iterable<K> {
+    return this.iter(opts, 'keys') as Iterable<K>;
+  }
+
+  values(opts: RangeOptions<K> = {}): Iterable<V> {
+    return this.iter(opts, 'values') as Iterable<V>;
+  }
+
+  count(opts: RangeOptions<K> = {}): number {
+    const { start, end, prefix, limit } = opts;
+    if (start === undefined && end === undefined && prefix === undefined && limit === undefined)
+      return this.ctx().desc.entries;
+    let n = 0;
+    for (const _ of this.keys(opts)) n++;
+    return n;
+  }
+
+  private iter(opts: RangeOptions<K>, mode: IterMode): Iterable<unknown> {
+    const plan = this.db.planRange(opts);
+    this.ctx();
+    return {
+      [Symbol.iterator]: () => {
+        const ctx = this.ctx();
+        const own = new SnapshotReaderCopy(ctx.r);
+        return new RangeIterator(this.db, { ...ctx, r: own }, plan, mode, null);
+      },
+    };
+  }
+}
+
+/**
+ * A private reader over the same snapshot: iterators keep `at` state in their reader, so two
+ * live iterators must not share one.
+ */
+class SnapshotReaderCopy implements PageReader {
+  readonly pageSize: number;
+  readonly verifyChecksums: boolean;
+  at = 0;
+  constructor(private readonly inner: PageReader) {
+    this.pageSize = inner.pageSize;
+    this.verifyChecksums = inner.verifyChecksums;
+  }
+  page(pgno: number): Uint8Array {
+    const b = this.inner.page(pgno);
+    this.at = this.inner.at;
+    return b;
+  }
+  runBytes(
+    first: number,
+    pages: number,
+    from: number,
+    length: number,
+  ): { buf: Uint8Array; start: number } {
+    return this.inner.runBytes(first, pages, from, length);
+  }
+  pageCountLimit(): number {
+    return this.inner.pageCountLimit();
+  }
+}
+
+/**
+ * A write transaction seen through one database. `txn.db(other)` gives the same transaction
+ * on another database of the file, so one commit can change several atomically.
+ */
+export class Transaction<K = unknown, V = unknown> {
+  /** @internal */
+  aborted = false;
+  private done = false;
+
+  /** @internal */
+  constructor(
+    private readonly database: DatabaseBase<K, V>,
+    private readonly txn: WriteTxn,
+    private readonly root: Transaction<unknown, unknown> | null = null,
+  ) {}
+
+  private live(): void {
+    const r = this.root ?? (this as Transaction<unknown, unknown>);
+    if (r.done) throw new MapKVError('ERR_TXN_DONE', 'the transaction is already finished');
+    this.database.store.assertOpen();
+  }
+
+  get(key: K): V | undefined {
+    this.live();
+    const ctx = this.database.writeContext(this.txn);
+    const kl = this.database.encodeKey(key);
+    if (!ctx.index.get(this.txn, ctx.desc, this.database.store.keyScratch, kl, VALUE_REF))
+      return undefined;
+    return this.database.values_.decode(VALUE_REF.buf, VALUE_REF.start, VALUE_REF.end) as V;
+  }
+
+  getBinary(key: K): Uint8Array | undefined {
+    this.live();
+    const ctx = this.database.writeContext(this.txn);
+    const kl = this.database.encodeKey(key);
+    if (!ctx.index.get(this.txn, ctx.desc, this.database.store.keyScratch, kl, VALUE_REF))
+      return undefined;
+    return copyOut(VALUE_REF);
+  }
+
+  has(key: K): boolean {
+    this.live();
+    const ctx = this.database.writeContext(this.txn);
+    const kl = this.database.encodeKey(key);
+    return ctx.index.get(this.txn, ctx.desc, this.database.store.keyScratch, kl, VALUE_REF);
+  }
+
+  put(key: K, value: V): void {
+    this.live();
+    const kl = this.database.encodeKey(key);
+    const vb = this.database.values_.encode(value);
+    const ctx = this.database.writeContext(this.txn);
+    ctx.index.put(this.txn, ctx.desc, this.database.store.keyScratch, kl, vb, vb.length);
+    ctx.touched();
+  }
+
+  remove(key: K): boolean {
+    this.live();
+    const kl = this.database.encodeKey(key);
+    const ctx = this.database.writeContext(this.txn);
+    const existed = ctx.index.remove(this.txn, ctx.desc, this.database.store.keyScratch, kl);
+    if (existed) ctx.touched();
+    return existed;
+  }
+
+  range(opts: RangeOptions<K> = {}): Iterable<Entry<K, V>> {
+    return this.iter(opts, 'entries') as Iterable<Entry<K, V>>;
+  }
+
+  keys(opts: RangeOptions<K> = {}): Iterable<K> {
+    return this.iter(opts, 'keys') as Iterable<K>;
+  }
+
+  values(opts: RangeOptions<K> = {}): Iterable<V> {
+    return this.iter(opts, 'values') as Iterable<V>;
+  }
+
+  count(opts: RangeOptions<K> = {}): number {
+    this.live();
+    const { start, end, prefix, limit } = opts;
+    if (start === undefined && end === undefined && prefix === undefined && limit === undefined) {
+      return this.database.writeContext(this.txn).desc.entries;
+    }
+    let n = 0;
+    for (const _ of this.keys(opts)) n++;
+    return n;
+  }
+
+  /** This transaction on another database of the same file. */
+  db<K2, V2>(other: DatabaseBase<K2, V2>): Transaction<K2, V2> {
+    this.live();
+    if (other.store !== this.database.store)
+      throw new MapKVError('ERR_BAD_OPTION', 'that database belongs to another file');
+    return new Transaction<K2, V2>(
+      other,
+      this.txn,
+      this.root ?? (this as Transaction<unknown, unknown>),
+    );
+  }
+
+  /** Aborts: nothing this transaction wrote is committed. The callback's return still returns. */
+  abort(): void {
+    this.live();
+    const r = this.root ?? (this as Transaction<unknown, unknown>);
+    r.aborted = true;
+    r.done = true;
+  }
+
+  /** @internal */
+  finish(): void {
+    this.done = true;
+  }
+
+  private iter(opts: RangeOptions<K>, mode: IterMode): Iterable<unknown> {
+    this.live();
+    const plan = this.database.planRange(opts);
+    return {
+      [Symbol.iterator]: () => {
+        this.live();
+        const ctx = this.database.writeContext(this.txn);
+        const r = new SnapshotReaderCopy(this.txn);
+        return new RangeIterator(
+          this.database,
+          { r, desc: ctx.desc, index: ctx.index },
+          plan,
+          mode,
+          null,
+          {
+            txn: this.txn,
+            assertLive: () => this.live(),
+          },
+        );
+      },
+    };
+  }
+}
+
+/** Options of `open`. */
+export interface OpenOptions {
+  /** Open an existing file for reads only. */
+  readOnly?: boolean;
+  /** 'full' (default): a commit is durable when it returns. 'none': no flush. */
+  sync?: 'full' | 'none';
+  /** Page size of a new file: a power of two from 4096 to 65536 (default 4096). */
+  pageSize?: number;
+  keyEncoding?: KeyEncodingName;
+  valueEncoding?: ValueEncodingName;
+  /** Verify the checksum of every page read (see README for the cost). Default false. */
+  verifyChecksums?: boolean;
+  /** Address space mapped at a time, a power of two from 64 KiB to 1 GiB (default 1 GiB). */
+  segmentSize?: number;
+  /** Pre-fault the whole file into memory at open (MAP_POPULATE): a warm start. */
+  populate?: boolean;
+}
+
+/** The root handle of an open file: the unnamed database plus file-wide operations. */
+export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V> {
+  private readonly subs = new Map<string, DatabaseBase<unknown, unknown>>();
+  private closing: Promise<void> | null = null;
+
+  /** @internal */
+  constructor(store: Store, keyEncoding: KeyEncodingName, valueEncoding: ValueEncodingName) {
+    super(store, null, DbKind.BTree, keyEncoding, valueEncoding);
+  }
+
+  /** The data file's path. */
+  get path(): string {
+    return this.store.path;
+  }
+
+  /**
+   * Opens (creating when missing and writable) the named sub-database `name` in this file.
+   * Options left out are taken from the file; given options that contradict it throw
+   * ERR_INCOMPATIBLE.
+   */
+  openDB<K2 = unknown, V2 = unknown>(name: string, opts: DBOptions = {}): DatabaseBase<K2, V2> {
+    this.store.assertOpen();
+    if (typeof name !== 'string' || name.length === 0 || utf8.encode(name).length > 255) {
+      throw new MapKVError(
+        'ERR_BAD_OPTION',
+        'a sub-database name must be a non-empty string of at most 255 bytes',
+      );
+    }
+    if (typeof opts !== 'object' || opts === null)
+      throw new MapKVError('ERR_BAD_OPTION', 'openDB options must be an object');
+    const kindName = opts.kind ?? undefined;
+    if (kindName !== undefined && kindName !== 'btree' && kindName !== 'hash') {
+      throw new MapKVError(
+        'ERR_BAD_OPTION',
+        `kind must be 'btree' or 'hash', got ${String(kindName)}`,
+      );
+    }
+    checkEncodingNames(opts.keyEncoding, opts.valueEncoding);
+    const env = this.store.env;
+    const existing = this.store.lookupNamed(env.latest(), env.meta.catalog, name, env.meta.txnId);
+    let kind: DbKind = kindName === 'hash' ? DbKind.Hash : DbKind.BTree;
+    let keyEncoding: KeyEncodingName = opts.keyEncoding ?? 'ordered';
+    let valueEncoding: ValueEncodingName = opts.valueEncoding ?? 'msgpack';
+    if (existing !== null) {
+      const fileKind = existing.kind === DbKind.Hash ? 'hash' : 'btree';
+      if (kindName !== undefined && kindName !== fileKind) {
+        throw new MapKVError(
+          'ERR_INCOMPATIBLE',
+          `sub-database '${name}' is of kind '${fileKind}', not '${kindName}'`,
+        );
+      }
+      kind = existing.kind;
+      keyEncoding = resolveEncoding(
+        'key',
+        KEY_ENCODING_NAMES,
+        existing.keyEncoding,
+        opts.keyEncoding,
+        name,
+      );
+      valueEncoding = resolveEncoding(
+        'value',
+        VALUE_ENCODING_NAMES,
+        existing.valueEncoding,
+        opts.valueEncoding,
+        name,
+      );
+    }
+    const cached = this.subs.get(name);
+    if (
+      cached !== undefined &&
+      cached.kind === kind &&
+      cached.keyEncoding === keyEncoding &&
+      cached.valueEncoding === valueEncoding
+    ) {
+      return cached as DatabaseBase<K2, V2>;
+    }
+    const sub = new DatabaseBase<K2, V2>(this.store, name, kind, keyEncoding, valueEncoding);
+    if (existing === null && !env.storage.readOnly) {
+      // Record it in the catalog now, so its kind and encodings are fixed from here on.
+      this.store.runSync((txn) => {
+        sub.writeContext(txn).touched();
+      });
+    }
+    this.subs.set(name, sub as DatabaseBase<unknown, unknown>);
+    return sub;
+  }
+
+  /** Figures about the file and this database. */
+  stats(): DatabaseStats {
+    this.store.assertOpen();
+    const env = this.store.env;
+    const m = env.meta;
+    return {
+      pageSize: env.pageSize,
+      fileSize: env.storage.size,
+      pages: m.pageCount,
+      freePages: m.freePages,
+      entries: m.main.entries,
+      depth: m.main.depth,
+      txnId: m.txnId,
+      openSnapshots: env.pinnedSnapshots,
+      maxKeySize: this.store.maxKey,
+      segmentSize: env.storage.segmentSize,
+      sync: env.sync,
+    };
+  }
+
+  /**
+   * Walks every page of the latest commit: each page reachable exactly once or free, keys in
+   * order, counts right, overflow runs intact, checksums valid. Never throws for damage: it
+   * reports it in `problems`.
+   */
+  check(): CheckResult {
+    this.store.assertOpen();
+    const env = this.store.env;
+    const r = env.pin();
+    try {
+      return checkEnvironment(env, r);
+    } finally {
+      env.unpin(r);
+    }
+  }
+
+  /**
+   * Writes a consistent copy of the latest commit to `path` while writes go on. With
+   * `compact: true` the copy is rebuilt densely (no free pages).
+   */
+  async backup(path: string, opts: BackupOptions = {}): Promise<void> {
+    this.store.assertOpen();
+    if (typeof path !== 'string' || path.length === 0)
+      throw new MapKVError('ERR_BAD_OPTION', 'backup needs a file path');
+    const env = this.store.env;
+    const r = env.pin();
+    try {
+      await backupEnvironment(env, r, path, opts, () => this.store.assertOpen());
+    } finally {
+      if (!this.store.closed) env.unpin(r);
+    }
+  }
+
+  /** Commits queued writes, then closes the file. Idempotent; later calls throw ERR_CLOSED. */
+  close(): Promise<void> {
+    if (this.closing === null) {
+      this.closing = (async () => {
+        await this.store.drain();
+        this.store.closed = true;
+        this.store.env.close();
+      })();
+    }
+    return this.closing;
+  }
+}
+
+function checkEncodingNames(k: unknown, v: unknown): void {
+  if (k !== undefined && !(KEY_ENCODING_NAMES as readonly unknown[]).includes(k)) {
+    throw new MapKVError(
+      'ERR_BAD_OPTION',
+      `keyEncoding must be one of ${KEY_ENCODING_NAMES.join(', ')}, got ${String(k)}`,
+    );
+  }
+  if (v !== undefined && !(VALUE_ENCODING_NAMES as readonly unknown[]).includes(v)) {
+    throw new MapKVError(
+      'ERR_BAD_OPTION',
+      `valueEncoding must be one of ${VALUE_ENCODING_NAMES.join(', ')}, got ${String(v)}`,
+    );
+  }
+}
+
+/** The encoding to use given the file's id (0: none recorded) and the caller's choice. */
+export function resolveEncoding<N extends string>(
+  what: 'key' | 'value',
+  names: readonly N[],
+  fileId: number,
+  asked: N | undefined,
+  dbName: string,
+): N {
+  const ids: Record<string, number> = what === 'key' ? KEY_ENCODING_IDS : VALUE_ENCODING_IDS;
+  const fallback = (what === 'key' ? 'ordered' : 'msgpack') as N;
+  if (fileId === 0) return asked ?? fallback;
+  const fileName = names.find((n) => ids[n] === fileId);
+  if (fileName === undefined) {
+    throw new MapKVError(
+      'ERR_INCOMPATIBLE',
+      `database '${dbName}' uses an unknown ${what} encoding (${fileId})`,
+    );
+  }
+  if (asked !== undefined && asked !== fileName) {
+    throw new MapKVError(
+      'ERR_INCOMPATIBLE',
+      `database '${dbName}' was created with ${what}Encoding '${fileName}', not '${asked}'`,
+    );
+  }
+  return fileName;
+}

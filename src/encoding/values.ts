@@ -1,0 +1,241 @@
+/**
+ * Value encoders. `encode` may return a view of a reused buffer (valid until the next
+ * `encode` on the same encoder); `decode` returns values that hold no reference to the bytes
+ * they came from, because those bytes are a mapped page that a later commit reuses.
+ *
+ * Values that cannot round-trip are refused with ERR_BAD_VALUE rather than stored changed:
+ * `undefined` at the top level (so `get()` returning `undefined` always means "no such key"),
+ * symbols and functions. Documented exceptions, which are the codecs' own rules:
+ * - msgpack stores `-0` as `0`, and renames an own property `__proto__` to `__proto_`
+ *   (msgpackr's guard against prototype pollution); `undefined` inside an object or array
+ *   is kept.
+ * - json follows `JSON.stringify` inside the value: properties that are `undefined`, functions
+ *   or symbols are left out, `toJSON` is honoured, a Date becomes a string.
+ */
+import { Packr, Unpackr, type Options as MsgpackOptions } from 'msgpackr';
+import { MapKVError, corrupt } from '../errors';
+import { decodeUtf8, describeType } from './keys';
+import type { ValueEncoder } from './types';
+
+/**
+ * msgpack through msgpackr: objects, arrays, strings, numbers, booleans, null, bigint, Date,
+ * Map, Set, RegExp, Error, Buffer and every typed array round-trip. Objects come back as plain
+ * objects and Maps as Maps (with their key types).
+ */
+export function createMsgpackValueEncoder(): ValueEncoder {
+  const packr = new Packr(MSGPACK_OPTIONS);
+  // Decoding goes through its own Unpackr: a Packr's record table is packing state, and
+  // reading a value's inline record definitions must not touch it.
+  const unpackr = new Unpackr(MSGPACK_OPTIONS);
+  const range = { start: 0, end: 0 }; // reused: decode allocates no options object
+  return {
+    name: 'msgpack',
+    encode(value: unknown): Uint8Array {
+      refuseUnstorable(value);
+      try {
+        return packr.pack(value);
+      } catch (err) {
+        if (err instanceof MapKVError) throw err;
+        throw new MapKVError(
+          'ERR_BAD_VALUE',
+          `the value cannot be encoded as msgpack: ${message(err)}`,
+          {
+            cause: err,
+          },
+        );
+      }
+    },
+    decode(buf: Uint8Array, start: number, end: number): unknown {
+      if (end <= start) corrupt('a msgpack value is empty');
+      range.start = start;
+      range.end = end;
+      try {
+        return unpackr.unpack(sourceView(buf), range);
+      } catch (err) {
+        return corrupt(`a msgpack value cannot be decoded: ${message(err)}`);
+      } finally {
+        // msgpackr keeps a module-level DataView of the last source until the next unpack;
+        // unpacking one constant byte drops its hold on the mapped memory.
+        unpackr.unpack(MSGPACK_NIL);
+      }
+    },
+  };
+}
+
+/**
+ * The Buffer that msgpackr reads `buf` through: a Buffer so that binary inside a value
+ * decodes as a Buffer (msgpackr copies it with the source's own species) whatever kind of
+ * Uint8Array the engine hands over, and our own object because msgpackr caches a DataView
+ * on its source as a property. The engine reads values from long-lived segment views, so the
+ * view is cached per segment; the WeakMap keeps no segment alive.
+ */
+function sourceView(buf: Uint8Array): Buffer {
+  let view = sourceViews.get(buf);
+  if (view === undefined) {
+    view = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+    if (buf.byteLength >= CACHED_SOURCE_MIN) sourceViews.set(buf, view);
+  }
+  return view;
+}
+const sourceViews = new WeakMap<Uint8Array, Buffer>();
+/** Smaller buffers are one-off copies (an overflow value), not worth a cache entry. */
+const CACHED_SOURCE_MIN = 64 * 1024;
+
+/**
+ * msgpackr options, chosen so that every type named in the API round-trips with no state
+ * kept outside the value:
+ * - `useRecords: true` is what makes plain objects and Maps distinguishable: an object is
+ *   written as a msgpackr record, a Map as a msgpack map that decodes back to a Map. With
+ *   `useRecords: false` both are msgpack maps and one of the two types is lost. Records
+ *   only need state stored in the database when structures are *shared* between values
+ *   (`structures`, `getStructures`, `saveStructures`); none is set and `maxSharedStructures`
+ *   is 0, so each value carries its own record definitions inline and decodes alone, with a
+ *   fresh Unpackr (the tests decode with a new encoder to prove it).
+ * - `moreTypes`: Set, Error, RegExp and typed arrays keep their types.
+ * - `copyBuffers`: binary inside a value is copied out of the page instead of viewed.
+ * - `writeFunction`: msgpackr would store a function as `undefined`; refuse it instead.
+ * bigint needs no option: up to 64 bits it is a msgpack int64 read back as bigint (the
+ * default `int64AsType`), larger ones use msgpackr's bigint extension (enabled by moreTypes).
+ */
+const MSGPACK_OPTIONS: MsgpackOptions = {
+  useRecords: true,
+  maxSharedStructures: 0,
+  moreTypes: true,
+  copyBuffers: true,
+  writeFunction: () => {
+    throw new MapKVError('ERR_BAD_VALUE', 'a function cannot be stored in a value');
+  },
+};
+const MSGPACK_NIL = Buffer.from([0xc0]);
+
+/** JSON text in UTF-8; decodes with `JSON.parse`. */
+export function createJsonValueEncoder(): ValueEncoder {
+  const scratch = new Utf8Scratch();
+  return {
+    name: 'json',
+    encode(value: unknown): Uint8Array {
+      refuseUnstorable(value);
+      let text: string | undefined;
+      try {
+        text = JSON.stringify(value);
+      } catch (err) {
+        // BigInt anywhere in the value, or a cycle.
+        throw new MapKVError(
+          'ERR_BAD_VALUE',
+          `the value cannot be encoded as JSON: ${message(err)}`,
+          {
+            cause: err,
+          },
+        );
+      }
+      if (text === undefined) {
+        throw new MapKVError(
+          'ERR_BAD_VALUE',
+          'the value has no JSON form (its toJSON returned undefined)',
+        );
+      }
+      return scratch.write(text);
+    },
+    decode(buf: Uint8Array, start: number, end: number): unknown {
+      const text = decodeUtf8(buf, start, end);
+      try {
+        return JSON.parse(text) as unknown;
+      } catch (err) {
+        return corrupt(`a JSON value cannot be parsed: ${message(err)}`);
+      }
+    },
+  };
+}
+
+/** Strings as UTF-8. */
+export function createStringValueEncoder(): ValueEncoder<string> {
+  const scratch = new Utf8Scratch();
+  return {
+    name: 'string',
+    encode(value: string): Uint8Array {
+      if (typeof value !== 'string') {
+        throw new MapKVError(
+          'ERR_BAD_VALUE',
+          `the 'string' value encoding takes strings, not ${describeType(value)}`,
+        );
+      }
+      // An unpaired surrogate has no UTF-8 form: it would be stored as U+FFFD, a different string.
+      if (!(value as unknown as WellFormedCheck).isWellFormed()) {
+        throw new MapKVError('ERR_BAD_VALUE', 'the string has an unpaired surrogate');
+      }
+      return scratch.write(value);
+    },
+    decode(buf: Uint8Array, start: number, end: number): string {
+      return decodeUtf8(buf, start, end);
+    },
+  };
+}
+
+/** Bytes as they are; decoding returns a new Buffer the caller owns. */
+export function createBinaryValueEncoder(): ValueEncoder<Uint8Array> {
+  return {
+    name: 'binary',
+    encode(value: Uint8Array): Uint8Array {
+      if (!(value instanceof Uint8Array)) {
+        throw new MapKVError(
+          'ERR_BAD_VALUE',
+          `the 'binary' value encoding takes a Uint8Array or Buffer, not ${describeType(value)}`,
+        );
+      }
+      return value; // the caller copies it into the page before the next encode
+    },
+    decode(buf: Uint8Array, start: number, end: number): Uint8Array {
+      const out = Buffer.allocUnsafe(end - start);
+      out.set(buf.subarray(start, end));
+      return out;
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/** Refuses the top-level values no encoding stores: undefined, functions and symbols. */
+function refuseUnstorable(value: unknown): void {
+  const type = typeof value;
+  if (type === 'undefined' || type === 'function' || type === 'symbol') {
+    throw new MapKVError(
+      'ERR_BAD_VALUE',
+      `${type} cannot be stored as a value` +
+        (type === 'undefined' ? ' (get() returns undefined for a missing key; use null)' : ''),
+    );
+  }
+}
+
+/** Encodes strings into one reused buffer, grown as needed; huge results are not kept. */
+class Utf8Scratch {
+  private buffer = Buffer.allocUnsafeSlow(INITIAL_SCRATCH);
+
+  /** The UTF-8 of `text`, valid until the next call. */
+  write(text: string): Uint8Array {
+    // A UTF-16 unit is at most 3 bytes of UTF-8; measure exactly only when that may not fit.
+    const bound = text.length * 3;
+    let target = this.buffer;
+    if (bound > target.length) {
+      const size = Buffer.byteLength(text, 'utf8');
+      if (size > MAX_KEPT_SCRATCH) {
+        return Buffer.from(text, 'utf8'); // one-off: do not pin a huge buffer
+      }
+      if (size > target.length) {
+        target = this.buffer = Buffer.allocUnsafeSlow(Math.max(size, target.length * 2));
+      }
+    }
+    const written = target.write(text, 0, 'utf8');
+    return target.subarray(0, written);
+  }
+}
+/** `String.prototype.isWellFormed` (Node 20+), which the ES2022 lib types do not declare. */
+interface WellFormedCheck {
+  isWellFormed(): boolean;
+}
+
+const INITIAL_SCRATCH = 16 * 1024;
+const MAX_KEPT_SCRATCH = 1024 * 1024;
+
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

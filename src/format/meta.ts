@@ -1,0 +1,210 @@
+/**
+ * Meta pages (pages 0 and 1) and sub-database descriptors.
+ *
+ * Meta page, after the common header (type Meta, count 0):
+ *
+ *   32 u32 magic        MAGIC
+ *   36 u32 version      FORMAT_VERSION
+ *   40 u32 pageSize
+ *   44 u32 flags        0
+ *   48 u64 txnId        the commit this meta describes; it lives in page txnId % 2
+ *   56 u32 pageCount    pages in use: every reachable page number is below it
+ *   60 u32 freeDir      first free-directory page, 0 when nothing is free
+ *   64 u32 freePages    pages listed free (in chunks, ready or pending)
+ *   68 u32 hashSeed     per-file seed of the hash index
+ *   72 [48] main        descriptor of the unnamed database
+ *  120 [48] catalog     descriptor of the catalog (name -> descriptor) B+tree
+ *
+ * The checksum in the header covers the whole page, so a torn meta write is detected.
+ */
+import { crc32c } from './crc32c';
+import {
+  FORMAT_VERSION,
+  H_CHECKSUM,
+  H_PGNO,
+  H_TYPE,
+  HEADER_SIZE,
+  MAGIC,
+  PageType,
+  initPageHeader,
+  readU32,
+  readU64,
+  writeU32,
+  writeU64,
+} from './layout';
+
+/** Kinds of sub-database. On disk: never reuse a number. */
+export const enum DbKind {
+  BTree = 1,
+  Hash = 2,
+}
+
+export const DESCRIPTOR_SIZE = 48;
+
+/**
+ * Where a sub-database lives. `aux` holds the kind-specific words (hash: directory and level
+ * state); a B+tree leaves them 0.
+ */
+export interface DbDescriptor {
+  kind: DbKind;
+  keyEncoding: number;
+  valueEncoding: number;
+  /** Root page, 0 when empty. */
+  root: number;
+  /** Levels of the tree: 0 when empty, 1 when the root is a leaf. */
+  depth: number;
+  entries: number;
+  aux: number[];
+}
+
+export const AUX_WORDS = 6;
+
+export function emptyDescriptor(
+  kind: DbKind,
+  keyEncoding: number,
+  valueEncoding: number,
+): DbDescriptor {
+  return {
+    kind,
+    keyEncoding,
+    valueEncoding,
+    root: 0,
+    depth: 0,
+    entries: 0,
+    aux: new Array<number>(AUX_WORDS).fill(0),
+  };
+}
+
+export function copyDescriptor(d: DbDescriptor): DbDescriptor {
+  return { ...d, aux: d.aux.slice() };
+}
+
+/**
+ * Descriptor bytes: u8 kind, u8 keyEncoding, u8 valueEncoding, u8 0, u32 root, u32 depth,
+ * u32 0, u64 entries, u32 aux[6].
+ */
+export function writeDescriptor(b: Uint8Array, o: number, d: DbDescriptor): void {
+  b.fill(0, o, o + DESCRIPTOR_SIZE);
+  b[o] = d.kind;
+  b[o + 1] = d.keyEncoding;
+  b[o + 2] = d.valueEncoding;
+  writeU32(b, o + 4, d.root);
+  writeU32(b, o + 8, d.depth);
+  writeU64(b, o + 16, d.entries);
+  for (let i = 0; i < AUX_WORDS; i++) writeU32(b, o + 24 + i * 4, d.aux[i] ?? 0);
+}
+
+export function readDescriptor(b: Uint8Array, o: number): DbDescriptor {
+  const aux: number[] = [];
+  for (let i = 0; i < AUX_WORDS; i++) aux.push(readU32(b, o + 24 + i * 4));
+  return {
+    kind: b[o]! as DbKind,
+    keyEncoding: b[o + 1]!,
+    valueEncoding: b[o + 2]!,
+    root: readU32(b, o + 4),
+    depth: readU32(b, o + 8),
+    entries: readU64(b, o + 16),
+    aux,
+  };
+}
+
+/** The state one commit leaves: what a meta page records. */
+export interface MetaState {
+  pageSize: number;
+  txnId: number;
+  pageCount: number;
+  freeDir: number;
+  freePages: number;
+  hashSeed: number;
+  main: DbDescriptor;
+  catalog: DbDescriptor;
+}
+
+const M_MAGIC = 32;
+const M_VERSION = 36;
+const M_PAGE_SIZE = 40;
+const M_TXN = 48;
+const M_PAGE_COUNT = 56;
+const M_FREE_DIR = 60;
+const M_FREE_PAGES = 64;
+const M_HASH_SEED = 68;
+const M_MAIN = 72;
+const M_CATALOG = 120;
+
+/** Writes `m` as meta page `slot` (0 or 1) at `b[o]`, checksum included. */
+export function writeMeta(b: Uint8Array, o: number, slot: number, m: MetaState): void {
+  initPageHeader(b, o, PageType.Meta, slot, m.txnId, m.pageSize);
+  b.fill(0, o + HEADER_SIZE, o + m.pageSize);
+  writeU32(b, o + M_MAGIC, MAGIC);
+  writeU32(b, o + M_VERSION, FORMAT_VERSION);
+  writeU32(b, o + M_PAGE_SIZE, m.pageSize);
+  writeU64(b, o + M_TXN, m.txnId);
+  writeU32(b, o + M_PAGE_COUNT, m.pageCount);
+  writeU32(b, o + M_FREE_DIR, m.freeDir);
+  writeU32(b, o + M_FREE_PAGES, m.freePages);
+  writeU32(b, o + M_HASH_SEED, m.hashSeed);
+  writeDescriptor(b, o + M_MAIN, m.main);
+  writeDescriptor(b, o + M_CATALOG, m.catalog);
+  writeU32(b, o + H_CHECKSUM, crc32c(b, o + 4, o + m.pageSize));
+}
+
+/** What reading one meta slot found. */
+export type MetaReading =
+  | { ok: true; meta: MetaState }
+  | {
+      ok: false;
+      reason: 'not-mkv' | 'version' | 'torn' | 'invalid';
+      detail: string;
+      version?: number;
+    };
+
+/**
+ * Reads and validates the meta page at `b[o]`. `available` is how many bytes of the page
+ * exist in the file (a short file is read as torn, never past its end).
+ */
+export function readMeta(b: Uint8Array, o: number, slot: number, available: number): MetaReading {
+  if (available < 4096) return { ok: false, reason: 'torn', detail: `meta ${slot} is cut short` };
+  if (readU32(b, o + M_MAGIC) !== MAGIC) {
+    return { ok: false, reason: 'not-mkv', detail: `meta ${slot} has no mapkv magic` };
+  }
+  const version = readU32(b, o + M_VERSION);
+  const pageSize = readU32(b, o + M_PAGE_SIZE);
+  if (pageSize < 4096 || pageSize > 65536 || (pageSize & (pageSize - 1)) !== 0) {
+    return { ok: false, reason: 'invalid', detail: `meta ${slot} has page size ${pageSize}` };
+  }
+  if (available < pageSize)
+    return { ok: false, reason: 'torn', detail: `meta ${slot} is cut short` };
+  if (readU32(b, o + H_CHECKSUM) !== crc32c(b, o + 4, o + pageSize)) {
+    return { ok: false, reason: 'torn', detail: `meta ${slot} fails its checksum` };
+  }
+  if (version !== FORMAT_VERSION) {
+    return { ok: false, reason: 'version', detail: `format version ${version}`, version };
+  }
+  if (b[o + H_TYPE] !== PageType.Meta || readU32(b, o + H_PGNO) !== slot) {
+    return { ok: false, reason: 'invalid', detail: `meta ${slot} has a wrong header` };
+  }
+  const txnId = readU64(b, o + M_TXN);
+  if (txnId % 2 !== slot || txnId > Number.MAX_SAFE_INTEGER) {
+    return { ok: false, reason: 'invalid', detail: `meta ${slot} holds txn ${txnId}` };
+  }
+  return {
+    ok: true,
+    meta: {
+      pageSize,
+      txnId,
+      pageCount: readU32(b, o + M_PAGE_COUNT),
+      freeDir: readU32(b, o + M_FREE_DIR),
+      freePages: readU32(b, o + M_FREE_PAGES),
+      hashSeed: readU32(b, o + M_HASH_SEED),
+      main: readDescriptor(b, o + M_MAIN),
+      catalog: readDescriptor(b, o + M_CATALOG),
+    },
+  };
+}
+
+/** The page size recorded in a meta page, read without trusting anything else (0 if absurd). */
+export function peekPageSize(b: Uint8Array, o: number): number {
+  if (readU32(b, o + M_MAGIC) !== MAGIC) return 0;
+  const ps = readU32(b, o + M_PAGE_SIZE);
+  return ps >= 4096 && ps <= 65536 && (ps & (ps - 1)) === 0 ? ps : 0;
+}

@@ -1,0 +1,142 @@
+/**
+ * Page addressing over a Storage: page number -> (segment view, byte offset).
+ *
+ * Segments hold a power-of-two number of pages, so the lookup is a shift and a mask. Views are
+ * cached: a segment's view never moves while the storage is open (Storage contract).
+ */
+import { corrupt } from '../errors';
+import { H_AUX, H_TYPE, PageType, readU32 } from '../format/layout';
+import type { Storage } from '../storage/storage';
+
+export class Pager {
+  readonly pageSize: number;
+  readonly pageShift: number;
+  /** log2(pages per segment). */
+  readonly segShift: number;
+  readonly segMask: number;
+  private readonly reads: Uint8Array[] = [];
+  private readonly writes: Uint8Array[] = [];
+
+  constructor(
+    readonly storage: Storage,
+    pageSize: number,
+  ) {
+    if (storage.segmentSize % pageSize !== 0 || storage.segmentSize > 2 ** 30) {
+      throw new RangeError('segment size must be a multiple of the page size and at most 1 GiB');
+    }
+    this.pageSize = pageSize;
+    this.pageShift = Math.log2(pageSize);
+    this.segShift = Math.log2(storage.segmentSize / pageSize);
+    this.segMask = (1 << this.segShift) - 1;
+  }
+
+  /** Whole pages the file holds now. */
+  filePages(): number {
+    return Math.floor(this.storage.size / this.pageSize);
+  }
+
+  /**
+   * Makes sure the file holds `pageCount` pages, refreshing once in case another process grew
+   * it. A meta that claims more pages than the file has is damage: reading past the end of a
+   * mapping would be a SIGBUS (invariant 5).
+   */
+  ensureCovers(pageCount: number): void {
+    if (pageCount <= this.filePages()) return;
+    this.storage.refresh();
+    if (pageCount > this.filePages()) {
+      corrupt(`the meta counts ${pageCount} pages but the file holds ${this.filePages()}`);
+    }
+  }
+
+  /** The read view holding `pgno`; the page starts at byte `(pgno & segMask) << pageShift`. */
+  readView(pgno: number): Uint8Array {
+    const seg = pgno >>> this.segShift;
+    return this.reads[seg] ?? this.mapRead(seg);
+  }
+
+  writeView(pgno: number): Uint8Array {
+    const seg = pgno >>> this.segShift;
+    return this.writes[seg] ?? this.mapWrite(seg);
+  }
+
+  offsetOf(pgno: number): number {
+    return (pgno & this.segMask) << this.pageShift;
+  }
+
+  /**
+   * Bytes `[from, from + length)` of the run that starts at page `first`. Zero-copy when the
+   * bytes sit in one segment (the result is then a view of the mapping: read it before anything
+   * else runs); copied otherwise.
+   */
+  runBytes(first: number, from: number, length: number): { buf: Uint8Array; start: number } {
+    const startByte = first * this.pageSize + from;
+    const seg = Math.floor(startByte / this.storage.segmentSize);
+    const segOff = startByte - seg * this.storage.segmentSize;
+    if (segOff + length <= this.storage.segmentSize) {
+      return { buf: this.reads[seg] ?? this.mapRead(seg), start: segOff };
+    }
+    const out = new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const pos = startByte + done;
+      const s = Math.floor(pos / this.storage.segmentSize);
+      const so = pos - s * this.storage.segmentSize;
+      const n = Math.min(length - done, this.storage.segmentSize - so);
+      const view = this.reads[s] ?? this.mapRead(s);
+      out.set(view.subarray(so, so + n), done);
+      done += n;
+    }
+    return { buf: out, start: 0 };
+  }
+
+  /** Writes `data` into the run at page `first`, from byte `from`, across segment edges. */
+  writeRunBytes(first: number, from: number, data: Uint8Array): void {
+    const startByte = first * this.pageSize + from;
+    let done = 0;
+    while (done < data.length) {
+      const pos = startByte + done;
+      const s = Math.floor(pos / this.storage.segmentSize);
+      const so = pos - s * this.storage.segmentSize;
+      const n = Math.min(data.length - done, this.storage.segmentSize - so);
+      const view = this.writes[s] ?? this.mapWrite(s);
+      view.set(data.subarray(done, done + n), so);
+      done += n;
+    }
+  }
+
+  /** Zeroes `[from, to)` bytes of the run at page `first`. */
+  zeroRunBytes(first: number, from: number, to: number): void {
+    const startByte = first * this.pageSize;
+    let pos = startByte + from;
+    const end = startByte + to;
+    while (pos < end) {
+      const s = Math.floor(pos / this.storage.segmentSize);
+      const so = pos - s * this.storage.segmentSize;
+      const n = Math.min(end - pos, this.storage.segmentSize - so);
+      (this.writes[s] ?? this.mapWrite(s)).fill(0, so, so + n);
+      pos += n;
+    }
+  }
+
+  /** Checks an overflow run's first page: type and length, without trusting either. */
+  checkOverflowHead(first: number, pages: number): void {
+    const b = this.readView(first);
+    const o = this.offsetOf(first);
+    if (b[o + H_TYPE] !== PageType.Overflow || readU32(b, o + H_AUX) !== pages) {
+      corrupt(`page ${first} is not the head of a ${pages}-page overflow run`);
+    }
+  }
+
+  private mapRead(seg: number): Uint8Array {
+    if (seg * this.storage.segmentSize >= this.storage.size) this.storage.refresh();
+    const v = this.storage.readSegment(seg);
+    this.reads[seg] = v;
+    return v;
+  }
+
+  private mapWrite(seg: number): Uint8Array {
+    const v = this.storage.writeSegment(seg);
+    this.writes[seg] = v;
+    return v;
+  }
+}

@@ -1,0 +1,451 @@
+/**
+ * The write transaction: page allocation, copy-on-write, savepoints, and the commit protocol.
+ *
+ * Invariant 1 holds because the only pages ever written are those in `dirty`, and a page enters
+ * `dirty` only when this transaction allocates it: from the pool (pages of chunks freed by
+ * transactions no pinned snapshot can see, and durable) or past the committed page count.
+ *
+ * Savepoints (used to run several `transaction()` callbacks in one batched commit) raise
+ * `level`; a page is written in place only if it was allocated at the current level, so an
+ * outer level's pages stay intact and rolling back a level is dropping what it allocated.
+ */
+import { MapKVError, corrupt } from '../errors';
+import { crc32c } from '../format/crc32c';
+import {
+  FIRST_DATA_PAGE,
+  H_AUX,
+  H_CHECKSUM,
+  H_COUNT,
+  H_PGNO,
+  H_TXN_LO,
+  HEADER_SIZE,
+  MAX_PAGES,
+  PageType,
+  initPageHeader,
+  readU32,
+  writeU16,
+  writeU32,
+  writeU64,
+} from '../format/layout';
+import { type DbDescriptor, type MetaState, copyDescriptor } from '../format/meta';
+import type { FlushRange } from '../storage/storage';
+import { DIR_ENTRY, type FreeChunk, chunkCapacity, directoryCapacity, readChunk } from './freelist';
+import type { PageWriter } from './pages';
+import type { Pager } from './pager';
+
+interface Savepoint {
+  freedLength: number;
+  shadowed: number[];
+  main: DbDescriptor;
+  named: Map<string, DbDescriptor>;
+}
+
+/** What a commit hands to the environment to write as the new meta. */
+export interface CommitPlan {
+  meta: MetaState;
+  ranges: FlushRange[];
+  grew: boolean;
+}
+
+export class WriteTxn implements PageWriter {
+  readonly txnId: number;
+  readonly pageSize: number;
+  readonly scratch: Uint8Array;
+  readonly verifyChecksums: boolean;
+  at = 0;
+  pageCount: number;
+  /** The unnamed database's descriptor, changed in place by the index code. */
+  main: DbDescriptor;
+  catalog: DbDescriptor;
+  /** Named databases this transaction opened, by name. */
+  readonly named = new Map<string, DbDescriptor>();
+  /** Named databases written by this transaction: their descriptors go to the catalog. */
+  readonly namedDirty = new Set<string>();
+  /** Bumped on every change, so iterators over this transaction know to re-seek. */
+  version = 0;
+
+  private readonly dirty = new Map<number, number>();
+  private readonly runs = new Map<number, number>();
+  private pool: number[] = [];
+  private freed: number[] = [];
+  private readonly consumedChunkPages: number[] = [];
+  private readonly chunks: FreeChunk[];
+  private readonly oldDirPages: number[];
+  private level = 0;
+  private readonly savepoints: Savepoint[] = [];
+  private readonly startFilePages: number;
+
+  constructor(
+    private readonly pager: Pager,
+    private readonly base: MetaState,
+    free: { chunks: FreeChunk[]; dirPages: number[] },
+    /** Chunks freed by txns up to this id may be reused. */
+    private readonly reuseLimit: number,
+    verifyChecksums: boolean,
+  ) {
+    this.txnId = base.txnId + 1;
+    this.pageSize = pager.pageSize;
+    this.scratch = new Uint8Array(this.pageSize);
+    this.verifyChecksums = verifyChecksums;
+    this.pageCount = base.pageCount;
+    this.main = copyDescriptor(base.main);
+    this.catalog = copyDescriptor(base.catalog);
+    this.chunks = free.chunks.slice();
+    this.oldDirPages = free.dirPages;
+    this.startFilePages = pager.filePages();
+  }
+
+  pageCountLimit(): number {
+    return this.pageCount;
+  }
+
+  page(pgno: number): Uint8Array {
+    if (pgno < FIRST_DATA_PAGE || pgno >= this.pageCount)
+      corrupt(`page ${pgno} is outside the file`);
+    const b = this.pager.readView(pgno);
+    this.at = this.pager.offsetOf(pgno);
+    if (this.verifyChecksums && !this.dirty.has(pgno)) verifyPage(b, this.at, this.pageSize, pgno);
+    return b;
+  }
+
+  pageW(pgno: number): Uint8Array {
+    const b = this.pager.writeView(pgno);
+    this.at = this.pager.offsetOf(pgno);
+    return b;
+  }
+
+  runBytes(
+    first: number,
+    pages: number,
+    from: number,
+    length: number,
+  ): { buf: Uint8Array; start: number } {
+    if (first < FIRST_DATA_PAGE || pages < 1 || first + pages > this.pageCount) {
+      corrupt(`overflow run ${first}+${pages} is outside the file`);
+    }
+    this.pager.checkOverflowHead(first, pages);
+    return this.pager.runBytes(first, from, length);
+  }
+
+  writeRun(first: number, from: number, data: Uint8Array): void {
+    this.pager.writeRunBytes(first, from, data);
+  }
+
+  zeroRun(first: number, from: number, to: number): void {
+    this.pager.zeroRunBytes(first, from, to);
+  }
+
+  touch(pgno: number): number {
+    if (this.dirty.get(pgno) === this.level) return pgno;
+    const src = this.page(pgno);
+    const so = this.at;
+    const copy = this.allocPage();
+    const dst = this.pageW(copy);
+    dst.set(src.subarray(so, so + this.pageSize), this.at);
+    writeU32(dst, this.at + H_PGNO, copy);
+    writeU64(dst, this.at + H_TXN_LO, this.txnId);
+    this.freePage(pgno);
+    return copy;
+  }
+
+  allocPage(): number {
+    this.version++;
+    let p = this.pool.pop();
+    // A chunk may be empty (see writeFreelist), so refill until a page turns up.
+    while (p === undefined && this.refill()) p = this.pool.pop();
+    if (p === undefined) p = this.extend(1);
+    this.dirty.set(p, this.level);
+    return p;
+  }
+
+  freePage(pgno: number): void {
+    this.version++;
+    const lv = this.dirty.get(pgno);
+    if (lv === this.level) {
+      // Allocated at this level and never reachable from any commit: reusable at once.
+      this.dirty.delete(pgno);
+      this.pool.push(pgno);
+    } else if (lv !== undefined) {
+      this.savepoints[this.level - 1]!.shadowed.push(pgno);
+    } else {
+      this.freed.push(pgno);
+    }
+  }
+
+  allocRun(pages: number): number {
+    if (pages === 1) return this.allocPage();
+    this.version++;
+    let first = this.takeRunFromPool(pages);
+    if (first < 0) {
+      // Pull every reusable chunk in before extending the file: runs need contiguous pages.
+      while (this.refill()) {
+        /* keep refilling */
+      }
+      first = this.takeRunFromPool(pages);
+    }
+    if (first < 0) first = this.extend(pages);
+    for (let i = 0; i < pages; i++) this.dirty.set(first + i, this.level);
+    this.runs.set(first, pages);
+    return first;
+  }
+
+  freeRun(first: number, pages: number): void {
+    if (this.dirty.get(first) === this.level) this.runs.delete(first);
+    for (let i = 0; i < pages; i++) this.freePage(first + i);
+  }
+
+  /** Starts a nested level whose changes `rollback` undoes and `release` keeps. */
+  savepoint(named: Map<string, DbDescriptor>): void {
+    const copies = new Map<string, DbDescriptor>();
+    for (const [k, v] of named) copies.set(k, copyDescriptor(v));
+    this.savepoints.push({
+      freedLength: this.freed.length,
+      shadowed: [],
+      main: copyDescriptor(this.main),
+      named: copies,
+    });
+    this.level++;
+  }
+
+  /** Undoes everything since the last savepoint; returns the descriptors as they were. */
+  rollback(): Map<string, DbDescriptor> {
+    const sp = this.savepoints.pop()!;
+    for (const [p, lv] of this.dirty) {
+      if (lv === this.level) {
+        this.dirty.delete(p);
+        this.runs.delete(p);
+        this.pool.push(p);
+      }
+    }
+    this.level--;
+    this.freed.length = sp.freedLength;
+    this.main = sp.main;
+    this.version++;
+    return sp.named;
+  }
+
+  /** Keeps the changes since the last savepoint, merging them into the level below. */
+  release(): void {
+    const sp = this.savepoints.pop()!;
+    for (const [p, lv] of this.dirty) if (lv === this.level) this.dirty.set(p, this.level - 1);
+    this.level--;
+    // Pages of the outer level that this level copied are garbage now.
+    for (const p of sp.shadowed) this.freePage(p);
+  }
+
+  /**
+   * Writes the freelist and checksums, and returns what the environment needs to make the
+   * commit durable. The transaction is spent afterwards.
+   */
+  prepareCommit(): CommitPlan {
+    const freeDir = this.writeFreelist();
+    const ranges = this.sealPages();
+    const meta: MetaState = {
+      pageSize: this.pageSize,
+      txnId: this.txnId,
+      pageCount: this.pageCount,
+      freeDir: freeDir.first,
+      freePages: freeDir.freePages,
+      hashSeed: this.base.hashSeed,
+      main: this.main,
+      catalog: this.catalog,
+    };
+    return { meta, ranges, grew: this.pager.filePages() !== this.startFilePages };
+  }
+
+  /** Whether this transaction changed anything at all. */
+  get changed(): boolean {
+    return this.dirty.size > 0 || this.freed.length > 0;
+  }
+
+  // --- allocation internals ---
+
+  /** Moves one reusable chunk into the pool; false when none is ready. */
+  private refill(): boolean {
+    for (let i = 0; i < this.chunks.length; i++) {
+      const c = this.chunks[i]!;
+      if (c.txn <= this.reuseLimit) {
+        this.chunks.splice(i, 1);
+        const pages = readChunk(this.pager, c, this.base.pageCount);
+        for (let j = pages.length - 1; j >= 0; j--) this.pool.push(pages[j]!);
+        this.consumedChunkPages.push(c.pgno);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private takeRunFromPool(pages: number): number {
+    if (this.pool.length < pages) return -1;
+    this.pool.sort((a, b) => b - a);
+    // Descending order: a run is `pages` neighbours each one less than the one before.
+    let runEnd = 0;
+    for (let i = 1; i < this.pool.length; i++) {
+      if (this.pool[i] === this.pool[i - 1]! - 1) {
+        if (i - runEnd + 1 === pages) {
+          const first = this.pool[i]!;
+          this.pool.splice(runEnd, pages);
+          return first;
+        }
+      } else runEnd = i;
+    }
+    return -1;
+  }
+
+  /** Takes `pages` pages past the end of the used file, growing the file when needed. */
+  private extend(pages: number): number {
+    const first = this.pageCount;
+    const next = first + pages;
+    if (next > MAX_PAGES)
+      throw new MapKVError('ERR_BAD_VALUE', 'the database would exceed its maximum size');
+    const filePages = this.pager.filePages();
+    if (next > filePages) {
+      const bytes = filePages * this.pageSize;
+      // Grow by an eighth of the file (1 MiB to 64 MiB at a time) to keep fallocate calls rare
+      // without leaving much unused space at the end of the file.
+      const step = Math.min(Math.max(bytes / 8, 1 << 20), 64 << 20);
+      const want = Math.max(
+        next * this.pageSize,
+        Math.ceil((bytes + step) / this.pageSize) * this.pageSize,
+      );
+      this.pager.storage.grow(Math.min(want, MAX_PAGES * this.pageSize));
+    }
+    this.pageCount = next;
+    return first;
+  }
+
+  /** A page for the freelist itself: from the pool or the end of the file, never a refill. */
+  private allocListPage(): number {
+    const p = this.pool.pop() ?? this.extend(1);
+    this.dirty.set(p, this.level);
+    return p;
+  }
+
+  private writeFreelist(): { first: number; freePages: number } {
+    const ps = this.pageSize;
+    const chunkCap = chunkCapacity(ps);
+    const dirCap = directoryCapacity(ps);
+    const freed = this.freed;
+    for (const p of this.oldDirPages) freed.push(p);
+    for (const p of this.consumedChunkPages) freed.push(p);
+    const chunks = this.chunks;
+    // Fold the newest pending chunk into this commit's when both fit one page, so that a
+    // reader that pins an old snapshot for long does not make the directory grow a chunk per
+    // commit.
+    const last = chunks[chunks.length - 1];
+    if (last !== undefined && last.txn > 0 && last.count + freed.length + 1 <= chunkCap) {
+      chunks.pop();
+      for (const p of readChunk(this.pager, last, this.base.pageCount)) freed.push(p);
+      freed.push(last.pgno);
+    }
+    const pool = this.pool;
+    const listPages: number[] = [];
+    const needFor = (): number => {
+      const newChunks = Math.ceil(pool.length / chunkCap) + Math.ceil(freed.length / chunkCap);
+      const entries = chunks.length + newChunks;
+      return newChunks + (entries === 0 ? 0 : Math.ceil(entries / dirCap));
+    };
+    while (listPages.length < needFor()) listPages.push(this.allocListPage());
+    const total = listPages.length;
+    if (total === 0) return { first: 0, freePages: 0 };
+
+    // The fewest directory pages that list every chunk; the rest are chunk pages. Taking pages
+    // from the pool shrank the need, so a chunk page or two may end up empty: harmless.
+    let dirCount = 1;
+    while (dirCount * dirCap < chunks.length + total - dirCount) dirCount++;
+    const dirPages = listPages.slice(0, dirCount);
+    const chunkPages = listPages.slice(dirCount);
+    const freedChunks = Math.ceil(freed.length / chunkCap);
+    if (pool.length > (chunkPages.length - freedChunks) * chunkCap) {
+      throw new Error('internal: the freelist pages cannot hold the free pages');
+    }
+    const newChunks: FreeChunk[] = [];
+    for (let i = 0; i < chunkPages.length; i++) {
+      const p = chunkPages[i]!;
+      const isFreed = i < freedChunks;
+      const src = isFreed ? freed : pool;
+      const from = (isFreed ? i : i - freedChunks) * chunkCap;
+      const n = Math.max(0, Math.min(src.length, from + chunkCap) - from);
+      const b = this.pageW(p);
+      const o = this.at;
+      initPageHeader(b, o, PageType.FreeChunk, p, this.txnId, ps);
+      writeU16(b, o + H_COUNT, n);
+      b.fill(0, o + HEADER_SIZE, o + ps);
+      for (let j = 0; j < n; j++) writeU32(b, o + HEADER_SIZE + 4 * j, src[from + j]!);
+      newChunks.push({ pgno: p, count: n, txn: isFreed ? this.txnId : 0 });
+    }
+    const all = chunks.concat(newChunks);
+    if (all.length > dirPages.length * dirCap) {
+      throw new Error(
+        `internal: free directory of ${dirPages.length} pages cannot list ${all.length} chunks`,
+      );
+    }
+    let freePages = 0;
+    for (let d = 0; d < dirPages.length; d++) {
+      const p = dirPages[d]!;
+      const b = this.pageW(p);
+      const o = this.at;
+      initPageHeader(b, o, PageType.FreeDirectory, p, this.txnId, ps);
+      const part = all.slice(d * dirCap, (d + 1) * dirCap);
+      writeU16(b, o + H_COUNT, part.length);
+      writeU32(b, o + H_AUX, dirPages[d + 1] ?? 0);
+      b.fill(0, o + HEADER_SIZE, o + ps);
+      for (let i = 0; i < part.length; i++) {
+        const e = o + HEADER_SIZE + i * DIR_ENTRY;
+        writeU32(b, e, part[i]!.pgno);
+        writeU32(b, e + 4, part[i]!.count);
+        writeU64(b, e + 8, part[i]!.txn);
+        freePages += part[i]!.count;
+      }
+    }
+    return { first: dirPages[0]!, freePages };
+  }
+
+  /** Checksums every page this transaction wrote; returns their byte ranges, coalesced. */
+  private sealPages(): FlushRange[] {
+    const ps = this.pageSize;
+    const pages = [...this.dirty.keys()].sort((a, b) => a - b);
+    const interior = new Set<number>();
+    for (const [first, n] of this.runs) for (let i = 1; i < n; i++) interior.add(first + i);
+    for (const p of pages) {
+      if (interior.has(p)) continue;
+      const n = this.runs.get(p) ?? 1;
+      const b = this.pager.writeView(p);
+      const o = this.pager.offsetOf(p);
+      writeU32(b, o + H_CHECKSUM, n === 1 ? crc32c(b, o + 4, o + ps) : this.runChecksum(p, n));
+    }
+    const ranges: FlushRange[] = [];
+    for (const p of pages) {
+      const last = ranges[ranges.length - 1];
+      if (last !== undefined && last.offset + last.length === p * ps) last.length += ps;
+      else ranges.push({ offset: p * ps, length: ps });
+    }
+    return ranges;
+  }
+
+  private runChecksum(first: number, pages: number): number {
+    return runChecksum(this.pager, first, pages);
+  }
+}
+
+/** CRC32C of bytes [4, pages * pageSize) of a run, across segment edges. */
+export function runChecksum(pager: Pager, first: number, pages: number): number {
+  const total = pages * pager.pageSize;
+  let crc = 0;
+  let from = 4;
+  while (from < total) {
+    const n = Math.min(total - from, 1 << 20);
+    const { buf, start } = pager.runBytes(first, from, n);
+    crc = crc32c(buf, start, start + n, crc);
+    from += n;
+  }
+  return crc;
+}
+
+/** Throws ERR_CORRUPT unless the page's checksum matches its bytes. */
+export function verifyPage(b: Uint8Array, o: number, pageSize: number, pgno: number): void {
+  if (b[o + 4] === PageType.Overflow) return; // a run is verified when its value is read
+  if (readU32(b, o + H_CHECKSUM) !== crc32c(b, o + 4, o + pageSize)) {
+    corrupt(`page ${pgno} fails its checksum`);
+  }
+}
