@@ -5,7 +5,7 @@
 import { TreeCursor } from './btree/cursor';
 import { MapKVError } from './errors';
 import { crc32c } from './format/crc32c';
-import { DESCRIPTOR_SIZE, readDescriptor } from './format/meta';
+import { DESCRIPTOR_SIZE, readDescriptor, readMeta } from './format/meta';
 import { H_CHECKSUM, readU32 } from './format/layout';
 import { type IndexCheck, indexFor } from './indexes';
 import type { Environment } from './txn/env';
@@ -90,6 +90,16 @@ export function checkEnvironment(env: Environment, r: SnapshotReader): CheckResu
     if (free !== meta.freePages)
       c.problem(`the meta counts ${meta.freePages} free pages, the freelist lists ${free}`);
   });
+  // The other meta slot is the fallback commit: damage there is damage too (a blank slot,
+  // as a fresh backup leaves it, is not).
+  const other = 1 - (meta.txnId % 2);
+  const ov = env.pager.readView(other);
+  const oo = env.pager.offsetOf(other);
+  const reading = readMeta(ov, oo, other, env.pageSize);
+  if (!reading.ok && reading.reason !== 'not-mkv') c.problem(`meta page ${other}: ${reading.detail}`);
+  else if (!reading.ok && ov.subarray(oo, oo + env.pageSize).some((x) => x !== 0)) {
+    c.problem(`meta page ${other} is neither a meta page nor blank`);
+  }
   let lost = 0;
   for (let p = 2; p < meta.pageCount; p++) {
     if (!seen[p] && lost++ < 20) c.problem(`page ${p} is neither reachable nor free`);

@@ -156,9 +156,18 @@ export class Environment {
       this.hooks.afterDataFlush?.();
       const slot = plan.meta.txnId % 2;
       const view = this.pager.writeView(slot);
-      writeMeta(view, this.pager.offsetOf(slot), slot, plan.meta);
-      this.hooks.afterMetaWrite?.();
-      if (full) this.storage.flush([{ offset: slot * this.pageSize, length: this.pageSize }]);
+      const at = this.pager.offsetOf(slot);
+      // The slot holds the fallback commit. Keep its bytes: if the flush of the new meta
+      // fails, they go back, so this process and others stay at the last good commit.
+      const previous = view.slice(at, at + this.pageSize);
+      writeMeta(view, at, slot, plan.meta);
+      try {
+        this.hooks.afterMetaWrite?.();
+        if (full) this.storage.flush([{ offset: slot * this.pageSize, length: this.pageSize }]);
+      } catch (err) {
+        view.set(previous, at);
+        throw err;
+      }
       this.meta = plan.meta;
     } finally {
       this.writer = null;

@@ -8,7 +8,7 @@ import { FIRST_DATA_PAGE } from '../format/layout';
 import type { MetaState } from '../format/meta';
 import type { PageReader } from './pages';
 import type { Pager } from './pager';
-import { verifyPage } from './write';
+import { verifyPage, verifyRun } from './write';
 
 export class SnapshotReader implements PageReader {
   readonly pageSize: number;
@@ -47,6 +47,7 @@ export class SnapshotReader implements PageReader {
       corrupt(`overflow run ${first}+${pages} is outside the file`);
     }
     this.pager.checkOverflowHead(first, pages);
+    if (this.verifyChecksums) verifyRun(this.pager, first, pages);
     return this.pager.runBytes(first, from, length);
   }
 }

@@ -442,6 +442,14 @@ export function runChecksum(pager: Pager, first: number, pages: number): number 
   return crc;
 }
 
+/** Throws ERR_CORRUPT unless an overflow run's checksum matches its bytes. */
+export function verifyRun(pager: Pager, first: number, pages: number): void {
+  const head = pager.readView(first);
+  if (readU32(head, pager.offsetOf(first) + H_CHECKSUM) !== runChecksum(pager, first, pages)) {
+    corrupt(`overflow run at page ${first} fails its checksum`);
+  }
+}
+
 /** Throws ERR_CORRUPT unless the page's checksum matches its bytes. */
 export function verifyPage(b: Uint8Array, o: number, pageSize: number, pgno: number): void {
   if (b[o + 4] === PageType.Overflow) return; // a run is verified when its value is read
