@@ -37,7 +37,7 @@
  * - Inside an array a body must end in a way that sorts before anything that could follow
  *   it in a longer value: the terminator `00 00` is below every continuation, because a
  *   data byte `00` is written `00 FF` and every other data byte is above `00`.
- *   So `'a' < 'a\0' < 'ab'`: `61 00 00` < `61 00 FF 00 00` < `62 ...`.
+ *   So inside an array `'a' < 'a\0' < 'ab'`: `61 00 00` < `61 00 FF 00 00` < `61 62 00 00`.
  * - The array terminator `00` is below every tag (all tags are `>= 0x10`), so a tuple that
  *   is a prefix of another sorts first.
  * Tags are spaced out to leave room for types added later (a new tag keeps old keys valid).
@@ -144,7 +144,7 @@ function writeOrdered(key: OrderedKey, target: Uint8Array, pos: number, nested: 
       pos = writeUtf8(key, target, pos + 1, nested);
       return nested ? writeTerminator(target, pos) : pos;
     case 'number':
-      if (key !== key) throw badKey(key, 'NaN cannot be a key');
+      if (Number.isNaN(key)) throw badKey(key, 'NaN cannot be a key');
       target[pos] = TAG_NUMBER;
       return writeNumber(key, target, pos + 1);
     case 'boolean':

@@ -150,8 +150,10 @@ export class Environment {
       const plan = txn.prepareCommit();
       const full = this.sync === 'full';
       if (full) {
-        if (plan.grew || plan.ranges.length > 64) this.storage.sync();
-        else this.storage.flush(plan.ranges);
+        // On Linux msync(MS_SYNC) of a range is an fsync of the file (vfs_fsync_range), so
+        // one msync per dirty range would cost one journal commit each. One fdatasync writes
+        // back every dirty page of the file, and the file's new size when it grew.
+        this.storage.sync();
       }
       this.hooks.afterDataFlush?.();
       const slot = plan.meta.txnId % 2;
