@@ -13,7 +13,7 @@ let mapkv;
 
 export default {
   name: 'mapkv',
-  settings: "sync: 'full', keyEncoding: 'string', valueEncoding: 'msgpack'",
+  settings: "sync: 'full', keyEncoding: 'string', valueEncoding: 'msgpack', msgpack: { useRecords: false }",
 
   /** Loads dist/index.js; throws a readable reason when the engine is missing or incomplete. */
   load() {
@@ -32,6 +32,8 @@ export default {
           sync: 'full',
           keyEncoding: 'string',
           valueEncoding: 'msgpack',
+          // The fairness rule: every store holds the same bytes, msgpackr without records.
+          msgpack: { useRecords: false },
         });
       },
       async close() {

@@ -35,6 +35,7 @@ import {
   branchChild,
   branchSearch,
   checkNode,
+  checkNodeForWrite,
   compactNode,
   leafSearch,
   nodeCount,
@@ -141,7 +142,7 @@ function touchPath(w: PageWriter, d: DbDescriptor, k: Uint8Array, kl: number): n
   d.root = pgno;
   for (let level = 0; level < d.depth - 1; level++) {
     let b = w.pageW(pgno);
-    checkNode(b, w.at, ps, PageType.Branch, pgno);
+    checkNodeForWrite(b, w.at, ps, PageType.Branch, pgno);
     const i = branchSearch(b, w.at, ps, k, kl);
     pathPg[level] = pgno;
     pathIdx[level] = i;
@@ -155,7 +156,7 @@ function touchPath(w: PageWriter, d: DbDescriptor, k: Uint8Array, kl: number): n
   }
   pathPg[d.depth - 1] = pgno;
   const b = w.pageW(pgno);
-  checkNode(b, w.at, ps, PageType.Leaf, pgno);
+  checkNodeForWrite(b, w.at, ps, PageType.Leaf, pgno);
   return pgno;
 }
 
@@ -170,10 +171,14 @@ function buildLeafRecord(
   const ps = w.pageSize;
   writeU16(recBuf, 0, kl);
   writeU32(recBuf, 3, vl);
-  recBuf.set(k.subarray(0, kl), LEAF_RECORD_HEADER);
+  // Byte loops, not set(subarray()): keys and most values are short, and a subarray is an
+  // allocation per put.
+  for (let i = 0; i < kl; i++) recBuf[LEAF_RECORD_HEADER + i] = k[i]!;
   if (LEAF_RECORD_HEADER + kl + vl <= maxInlineRecord(ps)) {
     recBuf[2] = 0;
-    recBuf.set(v.subarray(0, vl), LEAF_RECORD_HEADER + kl);
+    const at = LEAF_RECORD_HEADER + kl;
+    if (vl === v.length && vl > 64) recBuf.set(v, at);
+    else for (let i = 0; i < vl; i++) recBuf[at + i] = v[i]!;
     return LEAF_RECORD_HEADER + kl + vl;
   }
   recBuf[2] = VALUE_OVERFLOW;
@@ -469,10 +474,10 @@ function rebalance(w: PageWriter, d: DbDescriptor, level: number, pgno: number):
   const leftPg = branchChild(pb, w.at, leftIdx);
   const rightPg = branchChild(pb, w.at, rightIdx);
   const lb0 = w.page(leftPg);
-  checkNode(lb0, w.at, ps, leaf ? PageType.Leaf : PageType.Branch, leftPg);
+  checkNodeForWrite(lb0, w.at, ps, leaf ? PageType.Leaf : PageType.Branch, leftPg);
   const leftUsed = nodeUsed(lb0, w.at, ps);
   const rb0 = w.page(rightPg);
-  checkNode(rb0, w.at, ps, leaf ? PageType.Leaf : PageType.Branch, rightPg);
+  checkNodeForWrite(rb0, w.at, ps, leaf ? PageType.Leaf : PageType.Branch, rightPg);
   const rightUsed = nodeUsed(rb0, w.at, ps);
   if (leftUsed + rightUsed + (leaf ? 0 : sepLen) > ps - HEADER_SIZE) return;
 

@@ -40,6 +40,8 @@ export class TreeCursor implements IndexCursor {
     this.d = d;
     this.depth = d.depth;
     this.valid = false;
+    // A new walk: the loop guard counts the leaves of one walk only.
+    this.leavesEntered = 0;
   }
 
   /** Positions at the first key >= k (or the first key when `k` is null). */

@@ -53,10 +53,23 @@ export function checkNode(
   if (b[o + H_TYPE] !== type) {
     corrupt(`page ${pgno} should be a ${type === PageType.Leaf ? 'leaf' : 'branch'} page`);
   }
+  // The slot array must fit the page; each record's offset and length are checked where the
+  // record is read (leafSearch, branchSearch, leafValue, recordSize callers on the write path).
   const n = nodeCount(b, o);
-  const upper = readU32(b, o + H_UPPER);
-  if (HEADER_SIZE + 2 * n > upper || upper > pageSize || (type === PageType.Branch && n === 0)) {
+  if (HEADER_SIZE + 2 * n > pageSize || (type === PageType.Branch && n === 0)) {
     corrupt(`page ${pgno} has a slot array that does not fit`);
+  }
+}
+
+/**
+ * checkNode plus the heap bounds the write path relies on (`upper`, `frag`): a damaged page is
+ * refused before a write could land outside it.
+ */
+export function checkNodeForWrite(b: Uint8Array, o: number, pageSize: number, type: PageType, pgno: number): void {
+  checkNode(b, o, pageSize, type, pgno);
+  const upper = readU32(b, o + H_UPPER);
+  if (upper < HEADER_SIZE + 2 * nodeCount(b, o) || upper > pageSize || readU32(b, o + H_FRAG) > pageSize) {
+    corrupt(`page ${pgno} has a record heap that does not fit`);
   }
 }
 
@@ -96,55 +109,69 @@ export function compareBytes(
 /**
  * Binary search of a leaf for key `k[0, kl)`. Returns the record's index when the key is there,
  * else `~i` (negative) where `i` is the index of the first record whose key is greater.
+ *
+ * Keys between two bounds of the search share with `k` at least the shorter of the bounds'
+ * common prefixes with `k` (the keys are sorted), so each comparison starts past that prefix:
+ * keys with long shared prefixes cost a few byte compares each, not their whole length.
  */
-export function leafSearch(
-  b: Uint8Array,
-  o: number,
-  pageSize: number,
-  k: Uint8Array,
-  kl: number,
-): number {
+export function leafSearch(b: Uint8Array, o: number, pageSize: number, k: Uint8Array, kl: number): number {
   let lo = 0;
   let hi = nodeCount(b, o);
+  let loPrefix = 0;
+  let hiPrefix = 0;
   const minRec = HEADER_SIZE + 2 * hi;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    const r = slotAt(b, o, mid);
+    const s = o + HEADER_SIZE + 2 * mid;
+    const r = b[s]! | (b[s + 1]! << 8);
     const p = o + r;
     const len = b[p]! | (b[p + 1]! << 8);
-    if (r < minRec || r + LEAF_RECORD_HEADER + len > pageSize)
-      corrupt('a leaf record lies outside its page');
-    const c = compareKey(k, kl, b, p + LEAF_RECORD_HEADER, len);
-    if (c > 0) lo = mid + 1;
-    else if (c < 0) hi = mid;
-    else return mid;
+    if (r < minRec || r + LEAF_RECORD_HEADER + len > pageSize) corrupt('a leaf record lies outside its page');
+    const key = p + LEAF_RECORD_HEADER;
+    const n = kl < len ? kl : len;
+    let i = loPrefix < hiPrefix ? loPrefix : hiPrefix;
+    while (i < n && k[i] === b[key + i]) i++;
+    const c = i < n ? k[i]! - b[key + i]! : kl - len;
+    if (c > 0) {
+      lo = mid + 1;
+      loPrefix = i;
+    } else if (c < 0) {
+      hi = mid;
+      hiPrefix = i;
+    } else return mid;
   }
   return ~lo;
 }
 
 /**
  * Index of the child to follow in a branch for key `k`: the last record whose key is <= k
- * (record 0 stands for -infinity).
+ * (record 0 stands for -infinity). Uses the same common-prefix skip as leafSearch.
  */
-export function branchSearch(
-  b: Uint8Array,
-  o: number,
-  pageSize: number,
-  k: Uint8Array,
-  kl: number,
-): number {
+export function branchSearch(b: Uint8Array, o: number, pageSize: number, k: Uint8Array, kl: number): number {
   let lo = 1;
   let hi = nodeCount(b, o);
+  let loPrefix = 0;
+  let hiPrefix = 0;
   const minRec = HEADER_SIZE + 2 * hi;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    const r = slotAt(b, o, mid);
+    const s = o + HEADER_SIZE + 2 * mid;
+    const r = b[s]! | (b[s + 1]! << 8);
     const p = o + r;
     const len = b[p]! | (b[p + 1]! << 8);
-    if (r < minRec || r + BRANCH_RECORD_HEADER + len > pageSize)
-      corrupt('a branch record lies outside its page');
-    if (compareKey(k, kl, b, p + BRANCH_RECORD_HEADER, len) >= 0) lo = mid + 1;
-    else hi = mid;
+    if (r < minRec || r + BRANCH_RECORD_HEADER + len > pageSize) corrupt('a branch record lies outside its page');
+    const key = p + BRANCH_RECORD_HEADER;
+    const n = kl < len ? kl : len;
+    let i = loPrefix < hiPrefix ? loPrefix : hiPrefix;
+    while (i < n && k[i] === b[key + i]) i++;
+    const c = i < n ? k[i]! - b[key + i]! : kl - len;
+    if (c >= 0) {
+      lo = mid + 1;
+      loPrefix = i;
+    } else {
+      hi = mid;
+      hiPrefix = i;
+    }
   }
   return lo - 1;
 }

@@ -3,6 +3,7 @@
  * Each call returns an encoder the caller may use alone: value encoders keep reusable scratch
  * state, so two databases never share one.
  */
+import type { Options as MsgpackOptions } from 'msgpackr';
 import { MapKVError } from '../errors';
 import { binaryKeyEncoder, orderedKeyEncoder, stringKeyEncoder, uint32KeyEncoder } from './keys';
 import {
@@ -57,10 +58,10 @@ export function createKeyEncoder(name: KeyEncodingName): KeyEncoder {
 /**
  * A new value encoder called `name`. Throws MapKVError ERR_BAD_OPTION for any other name.
  */
-export function createValueEncoder(name: ValueEncodingName): ValueEncoder {
+export function createValueEncoder(name: ValueEncodingName, msgpack?: MsgpackOptions): ValueEncoder {
   switch (name) {
     case 'msgpack':
-      return createMsgpackValueEncoder();
+      return createMsgpackValueEncoder(msgpack);
     case 'json':
       return createJsonValueEncoder();
     case 'string':

@@ -22,12 +22,14 @@ import type { ValueEncoder } from './types';
  * Map, Set, RegExp, Error, Buffer and every typed array round-trip. Objects come back as plain
  * objects and Maps as Maps (with their key types).
  */
-export function createMsgpackValueEncoder(): ValueEncoder {
+export function createMsgpackValueEncoder(overrides: MsgpackOptions = {}): ValueEncoder {
   // Copies of the options: msgpackr's constructors may write to the object they are given.
-  const packr = new Packr({ ...MSGPACK_OPTIONS });
+  // The caller's overrides (open option `msgpack`) win, except that functions stay refused.
+  const options: MsgpackOptions = { ...MSGPACK_OPTIONS, ...overrides, writeFunction: MSGPACK_OPTIONS.writeFunction! };
+  const packr = new Packr({ ...options });
   // Decoding goes through its own Unpackr: a Packr's record table is packing state, and
   // reading a value's inline record definitions must not touch it.
-  const unpackr = new Unpackr({ ...MSGPACK_OPTIONS });
+  const unpackr = new Unpackr({ ...options });
   const range = { start: 0, end: 0 }; // reused: decode allocates no options object
   return {
     name: 'msgpack',

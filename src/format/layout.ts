@@ -97,7 +97,12 @@ export function initPageHeader(
   txnId: number,
   pageSize: number,
 ): void {
-  b.fill(0, o, o + HEADER_SIZE);
+  for (let i = 0; i < HEADER_SIZE; i += 4) {
+    b[o + i] = 0;
+    b[o + i + 1] = 0;
+    b[o + i + 2] = 0;
+    b[o + i + 3] = 0;
+  }
   b[o + H_TYPE] = type;
   writeU32(b, o + H_PGNO, pgno);
   writeU64(b, o + H_TXN_LO, txnId);

@@ -15,6 +15,8 @@ export class Pager {
   readonly segShift: number;
   readonly segMask: number;
   private readonly reads: Uint8Array[] = [];
+  /** Page-sized heap buffers kept for the next write transaction's dirty pages. */
+  private readonly spare: Uint8Array[] = [];
   private readonly writes: Uint8Array[] = [];
 
   constructor(
@@ -28,6 +30,16 @@ export class Pager {
     this.pageShift = Math.log2(pageSize);
     this.segShift = Math.log2(storage.segmentSize / pageSize);
     this.segMask = (1 << this.segShift) - 1;
+  }
+
+  /** A page-sized heap buffer for a dirty page (contents undefined). */
+  takeBuffer(): Uint8Array {
+    return this.spare.pop() ?? new Uint8Array(this.pageSize);
+  }
+
+  /** Gives a dirty page's buffer back once its bytes are in the file (or dropped). */
+  returnBuffer(buf: Uint8Array): void {
+    if (this.spare.length < 1024) this.spare.push(buf);
   }
 
   /** Whole pages the file holds now. */

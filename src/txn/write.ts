@@ -5,6 +5,11 @@
  * `dirty` only when this transaction allocates it: from the pool (pages of chunks freed by
  * transactions no pinned snapshot can see, and durable) or past the committed page count.
  *
+ * Until commit, dirty pages live in heap buffers, not in the file: an aborted transaction (a
+ * throw, bad input, a full disk at commit) leaves the file byte-for-byte as it was, and the
+ * file grows only when a commit needs it. `prepareCommit` grows the file, checksums each dirty
+ * page and copies it into the writable mapping in one pass.
+ *
  * Savepoints (used to run several `transaction()` callbacks in one batched commit) raise
  * `level`; a page is written in place only if it was allocated at the current level, so an
  * outer level's pages stay intact and rolling back a level is dropping what it allocated.
@@ -65,6 +70,8 @@ export class WriteTxn implements PageWriter {
   version = 0;
 
   private readonly dirty = new Map<number, number>();
+  /** Heap buffer of each dirty page, or of each dirty overflow run (keyed by its first page). */
+  private readonly buffers = new Map<number, Uint8Array>();
   private readonly runs = new Map<number, number>();
   private pool: number[] = [];
   private freed: number[] = [];
@@ -100,18 +107,27 @@ export class WriteTxn implements PageWriter {
   }
 
   page(pgno: number): Uint8Array {
-    if (pgno < FIRST_DATA_PAGE || pgno >= this.pageCount)
+    const own = this.buffers.get(pgno);
+    if (own !== undefined) {
+      this.at = 0;
+      return own;
+    }
+    // Not a page of this transaction, so a committed one: it must lie below the committed
+    // page count (pages past it exist only as this transaction's buffers, if at all).
+    if (pgno < FIRST_DATA_PAGE || pgno >= this.base.pageCount) {
       corrupt(`page ${pgno} is outside the file`);
+    }
     const b = this.pager.readView(pgno);
     this.at = this.pager.offsetOf(pgno);
-    if (this.verifyChecksums && !this.dirty.has(pgno)) verifyPage(b, this.at, this.pageSize, pgno);
+    if (this.verifyChecksums) verifyPage(b, this.at, this.pageSize, pgno);
     return b;
   }
 
   pageW(pgno: number): Uint8Array {
-    const b = this.pager.writeView(pgno);
-    this.at = this.pager.offsetOf(pgno);
-    return b;
+    const own = this.buffers.get(pgno);
+    if (own === undefined) throw new Error(`internal: page ${pgno} is not writable in this txn`);
+    this.at = 0;
+    return own;
   }
 
   runBytes(
@@ -120,7 +136,9 @@ export class WriteTxn implements PageWriter {
     from: number,
     length: number,
   ): { buf: Uint8Array; start: number } {
-    if (first < FIRST_DATA_PAGE || pages < 1 || first + pages > this.pageCount) {
+    const own = this.buffers.get(first);
+    if (own !== undefined && own.length === pages * this.pageSize) return { buf: own, start: from };
+    if (first < FIRST_DATA_PAGE || pages < 1 || first + pages > this.base.pageCount) {
       corrupt(`overflow run ${first}+${pages} is outside the file`);
     }
     this.pager.checkOverflowHead(first, pages);
@@ -128,11 +146,11 @@ export class WriteTxn implements PageWriter {
   }
 
   writeRun(first: number, from: number, data: Uint8Array): void {
-    this.pager.writeRunBytes(first, from, data);
+    this.buffers.get(first)!.set(data, from);
   }
 
   zeroRun(first: number, from: number, to: number): void {
-    this.pager.zeroRunBytes(first, from, to);
+    this.buffers.get(first)!.fill(0, from, to);
   }
 
   touch(pgno: number): number {
@@ -141,9 +159,9 @@ export class WriteTxn implements PageWriter {
     const so = this.at;
     const copy = this.allocPage();
     const dst = this.pageW(copy);
-    dst.set(src.subarray(so, so + this.pageSize), this.at);
-    writeU32(dst, this.at + H_PGNO, copy);
-    writeU64(dst, this.at + H_TXN_LO, this.txnId);
+    dst.set(src.subarray(so, so + this.pageSize), 0);
+    writeU32(dst, H_PGNO, copy);
+    writeU64(dst, H_TXN_LO, this.txnId);
     this.freePage(pgno);
     return copy;
   }
@@ -155,6 +173,7 @@ export class WriteTxn implements PageWriter {
     while (p === undefined && this.refill()) p = this.pool.pop();
     if (p === undefined) p = this.extend(1);
     this.dirty.set(p, this.level);
+    this.buffers.set(p, this.pager.takeBuffer());
     return p;
   }
 
@@ -164,6 +183,7 @@ export class WriteTxn implements PageWriter {
     if (lv === this.level) {
       // Allocated at this level and never reachable from any commit: reusable at once.
       this.dirty.delete(pgno);
+      this.dropBuffer(pgno);
       this.pool.push(pgno);
     } else if (lv !== undefined) {
       this.savepoints[this.level - 1]!.shadowed.push(pgno);
@@ -186,12 +206,24 @@ export class WriteTxn implements PageWriter {
     if (first < 0) first = this.extend(pages);
     for (let i = 0; i < pages; i++) this.dirty.set(first + i, this.level);
     this.runs.set(first, pages);
+    this.buffers.set(first, new Uint8Array(pages * this.pageSize));
     return first;
   }
 
   freeRun(first: number, pages: number): void {
-    if (this.dirty.get(first) === this.level) this.runs.delete(first);
+    if (this.dirty.get(first) === this.level) {
+      this.runs.delete(first);
+      this.buffers.delete(first);
+    }
     for (let i = 0; i < pages; i++) this.freePage(first + i);
+  }
+
+  /** Returns a dirty page's buffer to the pager's pool (a run's buffer is left to the GC). */
+  private dropBuffer(pgno: number): void {
+    const buf = this.buffers.get(pgno);
+    if (buf === undefined) return;
+    this.buffers.delete(pgno);
+    if (buf.length === this.pageSize) this.pager.returnBuffer(buf);
   }
 
   /** Starts a nested level whose changes `rollback` undoes and `release` keeps. */
@@ -214,6 +246,7 @@ export class WriteTxn implements PageWriter {
       if (lv === this.level) {
         this.dirty.delete(p);
         this.runs.delete(p);
+        this.dropBuffer(p);
         this.pool.push(p);
       }
     }
@@ -255,8 +288,11 @@ export class WriteTxn implements PageWriter {
 
   /** Whether this transaction changed anything at all. */
   get changed(): boolean {
-    return this.dirty.size > 0 || this.freed.length > 0;
+    return this.dirty.size > 0 || this.freed.length > 0 || this.metaChanged;
   }
+
+  /** Set when the meta must be rewritten although no page changed (encodings recorded). */
+  metaChanged = false;
 
   // --- allocation internals ---
 
@@ -292,32 +328,31 @@ export class WriteTxn implements PageWriter {
     return -1;
   }
 
-  /** Takes `pages` pages past the end of the used file, growing the file when needed. */
+  /** Takes `pages` pages past the end of the used file; the file grows at commit. */
   private extend(pages: number): number {
     const first = this.pageCount;
     const next = first + pages;
-    if (next > MAX_PAGES)
-      throw new MapKVError('ERR_BAD_VALUE', 'the database would exceed its maximum size');
-    const filePages = this.pager.filePages();
-    if (next > filePages) {
-      const bytes = filePages * this.pageSize;
-      // Grow by an eighth of the file (1 MiB to 64 MiB at a time) to keep fallocate calls rare
-      // without leaving much unused space at the end of the file.
-      const step = Math.min(Math.max(bytes / 8, 1 << 20), 64 << 20);
-      const want = Math.max(
-        next * this.pageSize,
-        Math.ceil((bytes + step) / this.pageSize) * this.pageSize,
-      );
-      this.pager.storage.grow(Math.min(want, MAX_PAGES * this.pageSize));
-    }
+    if (next > MAX_PAGES) throw new MapKVError('ERR_BAD_VALUE', 'the database would exceed its maximum size');
     this.pageCount = next;
     return first;
+  }
+
+  /** Grows the file to hold `pageCount` pages (an eighth more, 1 to 64 MiB at a time). */
+  private growFile(): void {
+    const filePages = this.pager.filePages();
+    if (this.pageCount <= filePages) return;
+    const bytes = filePages * this.pageSize;
+    // Growing by a step keeps fallocate calls rare without leaving much unused at the end.
+    const step = Math.min(Math.max(bytes / 8, 1 << 20), 64 << 20);
+    const want = Math.max(this.pageCount * this.pageSize, Math.ceil((bytes + step) / this.pageSize) * this.pageSize);
+    this.pager.storage.grow(Math.min(want, MAX_PAGES * this.pageSize));
   }
 
   /** A page for the freelist itself: from the pool or the end of the file, never a refill. */
   private allocListPage(): number {
     const p = this.pool.pop() ?? this.extend(1);
     this.dirty.set(p, this.level);
+    this.buffers.set(p, this.pager.takeBuffer());
     return p;
   }
 
@@ -401,19 +436,26 @@ export class WriteTxn implements PageWriter {
     return { first: dirPages[0]!, freePages };
   }
 
-  /** Checksums every page this transaction wrote; returns their byte ranges, coalesced. */
+  /**
+   * Grows the file if needed, checksums every page this transaction wrote and copies it into
+   * the writable mapping; returns their byte ranges, coalesced. A failed grow (ENOSPC) throws
+   * before any byte of the file changed.
+   */
   private sealPages(): FlushRange[] {
     const ps = this.pageSize;
+    this.growFile();
     const pages = [...this.dirty.keys()].sort((a, b) => a - b);
-    const interior = new Set<number>();
-    for (const [first, n] of this.runs) for (let i = 1; i < n; i++) interior.add(first + i);
-    for (const p of pages) {
-      if (interior.has(p)) continue;
-      const n = this.runs.get(p) ?? 1;
-      const b = this.pager.writeView(p);
-      const o = this.pager.offsetOf(p);
-      writeU32(b, o + H_CHECKSUM, n === 1 ? crc32c(b, o + 4, o + ps) : this.runChecksum(p, n));
+    for (const [p, buf] of this.buffers) {
+      writeU32(buf, H_CHECKSUM, crc32c(buf, 4, buf.length));
+      if (buf.length === ps) {
+        const view = this.pager.writeView(p);
+        view.set(buf, this.pager.offsetOf(p));
+        this.pager.returnBuffer(buf);
+      } else {
+        this.pager.writeRunBytes(p, 0, buf);
+      }
     }
+    this.buffers.clear();
     const ranges: FlushRange[] = [];
     for (const p of pages) {
       const last = ranges[ranges.length - 1];
@@ -423,9 +465,6 @@ export class WriteTxn implements PageWriter {
     return ranges;
   }
 
-  private runChecksum(first: number, pages: number): number {
-    return runChecksum(this.pager, first, pages);
-  }
 }
 
 /** CRC32C of bytes [4, pages * pageSize) of a run, across segment edges. */
