@@ -58,7 +58,7 @@ void ThrowRangeError(Napi::Env env, const std::string& message) {
   Napi::RangeError::New(env, message).ThrowAsJavaScriptException();
 }
 
-void ThrowSystemError(Napi::Env env, int err, const char* syscall) {
+Napi::Error SystemError(Napi::Env env, int err, const char* syscall) {
   // libuv's names and messages are the ones Node's own errors carry ('ENOSPC', "no space left
   // on device"); libuv error numbers are the negated errno values on Unix.
   const char* code = uv_err_name(-err);
@@ -67,7 +67,11 @@ void ThrowSystemError(Napi::Env env, int err, const char* syscall) {
   error.Set("errno", Napi::Number::New(env, -err));
   error.Set("code", Napi::String::New(env, code));
   error.Set("syscall", Napi::String::New(env, syscall));
-  error.ThrowAsJavaScriptException();
+  return error;
+}
+
+void ThrowSystemError(Napi::Env env, int err, const char* syscall) {
+  SystemError(env, err, syscall).ThrowAsJavaScriptException();
 }
 
 bool ReadSafeInteger(const Napi::CallbackInfo& info, size_t index, const char* name,

@@ -64,6 +64,52 @@ Napi::Value Fdatasync(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// fdatasyncAsync(fd): Promise<void>. The same flush as fdatasync on a libuv thread-pool thread,
+// so the event loop keeps running while the disk works. The caller keeps `fd` open until the
+// promise settles (the engine awaits every flush before it closes the file).
+class FdatasyncWorker : public Napi::AsyncWorker {
+ public:
+  FdatasyncWorker(Napi::Env env, int fd)
+      : Napi::AsyncWorker(env, "mapkv.fdatasync"), fd_(fd), deferred_(Napi::Promise::Deferred::New(env)) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    int result;
+    do {
+      // SAFETY: runs off the JS thread and touches no JS value; fd is a non-negative int
+      // (checked on the JS thread) and the kernel checks that it is open (EBADF).
+      result = fdatasync(fd_);
+    } while (result != 0 && errno == EINTR);
+    error_ = result == 0 ? 0 : errno;
+  }
+
+  void OnOK() override {
+    if (error_ != 0) {
+      deferred_.Reject(SystemError(Env(), error_, "fdatasync").Value());
+    } else {
+      deferred_.Resolve(Env().Undefined());
+    }
+  }
+
+ private:
+  int fd_;
+  int error_ = 0;
+  Napi::Promise::Deferred deferred_;
+};
+
+Napi::Value FdatasyncAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  if (!ReadFd(info, 0, &fd)) return env.Undefined();
+  // Owned by node-addon-api: deleted after OnOK runs.
+  auto* worker = new FdatasyncWorker(env, fd);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
 // flock(fd, exclusive, wait): boolean. With wait false, returns false when another open file
 // description holds a conflicting lock; with wait true, blocks until the lock is taken.
 Napi::Value Flock(const Napi::CallbackInfo& info) {
@@ -124,6 +170,7 @@ void InitFile(Napi::Env env, Napi::Object exports) {
   exports.Set("pageSize", Napi::Function::New(env, GetPageSize, "pageSize"));
   exports.Set("fallocate", Napi::Function::New(env, Fallocate, "fallocate"));
   exports.Set("fdatasync", Napi::Function::New(env, Fdatasync, "fdatasync"));
+  exports.Set("fdatasyncAsync", Napi::Function::New(env, FdatasyncAsync, "fdatasyncAsync"));
   exports.Set("flock", Napi::Function::New(env, Flock, "flock"));
   exports.Set("funlock", Napi::Function::New(env, Funlock, "funlock"));
   exports.Set("fileSize", Napi::Function::New(env, FileSize, "fileSize"));

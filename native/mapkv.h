@@ -26,6 +26,8 @@ void ThrowTypeError(Napi::Env env, const std::string& message);
 void ThrowRangeError(Napi::Env env, const std::string& message);
 // Throws a Node-shaped system error for errno value `err` (positive) raised by `syscall`.
 void ThrowSystemError(Napi::Env env, int err, const char* syscall);
+// The same error as a value, for rejecting a promise.
+Napi::Error SystemError(Napi::Env env, int err, const char* syscall);
 
 // ---- arguments (errors.cc) -------------------------------------------------------------------
 // Each reader returns false after throwing a JS exception; the caller then returns undefined.

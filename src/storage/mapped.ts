@@ -193,6 +193,17 @@ export class MappedStorage implements Storage {
     }
   }
 
+  /** fdatasync of the file on a thread-pool thread. */
+  async syncAsync(): Promise<void> {
+    this.checkWritable();
+    this.fault('sync');
+    try {
+      await native.fdatasyncAsync(this.fd);
+    } catch (err) {
+      throw this.withPath(err);
+    }
+  }
+
   /**
    * Unmaps (and so detaches) every view, then closes the file. Idempotent. Every view is
    * unmapped even if one fails; the first error is thrown after the file is closed.

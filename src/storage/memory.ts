@@ -169,6 +169,12 @@ export class MemoryStorage implements Storage {
     this.makeAllDurable();
   }
 
+  /** Like `sync`; the bytes written before the call are durable when the promise resolves. */
+  async syncAsync(): Promise<void> {
+    this.sync();
+    await Promise.resolve();
+  }
+
   /**
    * Detaches every segment's buffer (a stale view reads length 0, like an unmapped one) and
    * drops the durable image. Idempotent; later calls other than `close` throw ERR_CLOSED.

@@ -75,6 +75,11 @@ export interface NativeBinding {
 
   /** fdatasync: the file's data and size reach the disk. */
   fdatasync(fd: number): void;
+  /**
+   * fdatasync on a libuv thread-pool thread: the promise settles when the flush is done (or
+   * rejects with the system error). Keep `fd` open until it settles.
+   */
+  fdatasyncAsync(fd: number): Promise<void>;
 
   /**
    * flock with LOCK_EX (exclusive) or LOCK_SH, plus LOCK_NB when `wait` is false. Returns true

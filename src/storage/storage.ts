@@ -58,6 +58,12 @@ export interface Storage {
   sync(): void;
 
   /**
+   * `sync` without blocking the event loop: what was written before the call is durable when
+   * the promise resolves. The fault hook runs at the call (a fault rejects the promise).
+   */
+  syncAsync(): Promise<void>;
+
+  /**
    * Unmaps every view and detaches it, so a stale Uint8Array reads as length 0 instead of
    * freed memory. Idempotent.
    */

@@ -119,3 +119,24 @@ describe('flock', () => {
     }
   });
 });
+
+describe('fdatasyncAsync', () => {
+  it('resolves after flushing, and rejects with EBADF for a closed fd', async () => {
+    const dir = fs.mkdtempSync(`${os.tmpdir()}/mapkv-fdasync-`);
+    try {
+      const file = `${dir}/f`;
+      const fd = fs.openSync(file, 'w+');
+      fs.writeSync(fd, Buffer.from('durable'));
+      await expect(native.fdatasyncAsync(fd)).resolves.toBeUndefined();
+      fs.closeSync(fd);
+      expect(fs.readFileSync(file, 'utf8')).toBe('durable');
+      await expect(native.fdatasyncAsync(fd)).rejects.toMatchObject({
+        code: 'EBADF',
+        syscall: 'fdatasync',
+      });
+      expect(() => native.fdatasyncAsync(-1)).toThrow(RangeError);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
