@@ -70,7 +70,14 @@ export function checkEnvironment(env: Environment, r: SnapshotReader): CheckResu
       }
       const d = readDescriptor(ref.buf, ref.start);
       guard(`database '${name}'`, () => {
-        indexFor(d.kind).check(r, d, c, `database '${name}'`);
+        let index;
+        try {
+          index = indexFor(d.kind);
+        } catch {
+          c.problem(`database '${name}' has an unknown kind ${d.kind}`);
+          return;
+        }
+        index.check(r, d, c, `database '${name}'`);
       });
     }
   });
@@ -96,7 +103,8 @@ export function checkEnvironment(env: Environment, r: SnapshotReader): CheckResu
   const ov = env.pager.readView(other);
   const oo = env.pager.offsetOf(other);
   const reading = readMeta(ov, oo, other, env.pageSize);
-  if (!reading.ok && reading.reason !== 'not-mkv') c.problem(`meta page ${other}: ${reading.detail}`);
+  if (!reading.ok && reading.reason !== 'not-mkv')
+    c.problem(`meta page ${other}: ${reading.detail}`);
   else if (!reading.ok && ov.subarray(oo, oo + env.pageSize).some((x) => x !== 0)) {
     c.problem(`meta page ${other} is neither a meta page nor blank`);
   }

@@ -17,6 +17,7 @@ import {
   BRANCH_RECORD_HEADER,
   H_COUNT,
   H_FRAG,
+  H_PGNO,
   H_TYPE,
   H_UPPER,
   HEADER_SIZE,
@@ -55,6 +56,9 @@ export function checkNode(
   }
   // The slot array must fit the page; each record's offset and length are checked where the
   // record is read (leafSearch, branchSearch, leafValue, recordSize callers on the write path).
+  // A page holds its own number: a page written to the wrong place, or swapped with another,
+  // fails here even though its checksum (which covers only its own bytes) is right.
+  if (readU32(b, o + H_PGNO) !== pgno) corrupt(`page ${pgno} carries the number of another page`);
   const n = nodeCount(b, o);
   if (HEADER_SIZE + 2 * n > pageSize || (type === PageType.Branch && n === 0)) {
     corrupt(`page ${pgno} has a slot array that does not fit`);
@@ -65,10 +69,20 @@ export function checkNode(
  * checkNode plus the heap bounds the write path relies on (`upper`, `frag`): a damaged page is
  * refused before a write could land outside it.
  */
-export function checkNodeForWrite(b: Uint8Array, o: number, pageSize: number, type: PageType, pgno: number): void {
+export function checkNodeForWrite(
+  b: Uint8Array,
+  o: number,
+  pageSize: number,
+  type: PageType,
+  pgno: number,
+): void {
   checkNode(b, o, pageSize, type, pgno);
   const upper = readU32(b, o + H_UPPER);
-  if (upper < HEADER_SIZE + 2 * nodeCount(b, o) || upper > pageSize || readU32(b, o + H_FRAG) > pageSize) {
+  if (
+    upper < HEADER_SIZE + 2 * nodeCount(b, o) ||
+    upper > pageSize ||
+    readU32(b, o + H_FRAG) > pageSize
+  ) {
     corrupt(`page ${pgno} has a record heap that does not fit`);
   }
 }
@@ -114,7 +128,13 @@ export function compareBytes(
  * common prefixes with `k` (the keys are sorted), so each comparison starts past that prefix:
  * keys with long shared prefixes cost a few byte compares each, not their whole length.
  */
-export function leafSearch(b: Uint8Array, o: number, pageSize: number, k: Uint8Array, kl: number): number {
+export function leafSearch(
+  b: Uint8Array,
+  o: number,
+  pageSize: number,
+  k: Uint8Array,
+  kl: number,
+): number {
   let lo = 0;
   let hi = nodeCount(b, o);
   let loPrefix = 0;
@@ -126,7 +146,8 @@ export function leafSearch(b: Uint8Array, o: number, pageSize: number, k: Uint8A
     const r = b[s]! | (b[s + 1]! << 8);
     const p = o + r;
     const len = b[p]! | (b[p + 1]! << 8);
-    if (r < minRec || r + LEAF_RECORD_HEADER + len > pageSize) corrupt('a leaf record lies outside its page');
+    if (r < minRec || r + LEAF_RECORD_HEADER + len > pageSize)
+      corrupt('a leaf record lies outside its page');
     const key = p + LEAF_RECORD_HEADER;
     const n = kl < len ? kl : len;
     let i = loPrefix < hiPrefix ? loPrefix : hiPrefix;
@@ -147,7 +168,13 @@ export function leafSearch(b: Uint8Array, o: number, pageSize: number, k: Uint8A
  * Index of the child to follow in a branch for key `k`: the last record whose key is <= k
  * (record 0 stands for -infinity). Uses the same common-prefix skip as leafSearch.
  */
-export function branchSearch(b: Uint8Array, o: number, pageSize: number, k: Uint8Array, kl: number): number {
+export function branchSearch(
+  b: Uint8Array,
+  o: number,
+  pageSize: number,
+  k: Uint8Array,
+  kl: number,
+): number {
   let lo = 1;
   let hi = nodeCount(b, o);
   let loPrefix = 0;
@@ -159,7 +186,8 @@ export function branchSearch(b: Uint8Array, o: number, pageSize: number, k: Uint
     const r = b[s]! | (b[s + 1]! << 8);
     const p = o + r;
     const len = b[p]! | (b[p + 1]! << 8);
-    if (r < minRec || r + BRANCH_RECORD_HEADER + len > pageSize) corrupt('a branch record lies outside its page');
+    if (r < minRec || r + BRANCH_RECORD_HEADER + len > pageSize)
+      corrupt('a branch record lies outside its page');
     const key = p + BRANCH_RECORD_HEADER;
     const n = kl < len ? kl : len;
     let i = loPrefix < hiPrefix ? loPrefix : hiPrefix;

@@ -16,6 +16,7 @@ import {
   FIRST_DATA_PAGE,
   H_AUX,
   H_COUNT,
+  H_PGNO,
   HEADER_SIZE,
   PageType,
   readU16,
@@ -61,7 +62,9 @@ export function readFreeDirectory(
     dirPages.push(p);
     const b = pager.readView(p);
     const o = pager.offsetOf(p);
-    if (b[o + 4] !== PageType.FreeDirectory) corrupt(`page ${p} should be a free directory page`);
+    if (b[o + 4] !== PageType.FreeDirectory || readU32(b, o + H_PGNO) !== p) {
+      corrupt(`page ${p} should be a free directory page`);
+    }
     const n = readU16(b, o + H_COUNT);
     if (n > cap) corrupt(`free directory page ${p} has ${n} entries`);
     for (let i = 0; i < n; i++) {
@@ -81,7 +84,11 @@ export function readFreeDirectory(
 export function readChunk(pager: Pager, chunk: FreeChunk, pageCount: number): number[] {
   const b = pager.readView(chunk.pgno);
   const o = pager.offsetOf(chunk.pgno);
-  if (b[o + 4] !== PageType.FreeChunk || readU16(b, o + H_COUNT) !== chunk.count) {
+  if (
+    b[o + 4] !== PageType.FreeChunk ||
+    readU16(b, o + H_COUNT) !== chunk.count ||
+    readU32(b, o + H_PGNO) !== chunk.pgno
+  ) {
     corrupt(`page ${chunk.pgno} should be a free chunk of ${chunk.count} pages`);
   }
   const out: number[] = new Array<number>(chunk.count);

@@ -5,7 +5,7 @@
  * cached: a segment's view never moves while the storage is open (Storage contract).
  */
 import { corrupt } from '../errors';
-import { H_AUX, H_TYPE, PageType, readU32 } from '../format/layout';
+import { H_AUX, H_PGNO, H_TYPE, PageType, readU32 } from '../format/layout';
 import type { Storage } from '../storage/storage';
 
 export class Pager {
@@ -134,7 +134,11 @@ export class Pager {
   checkOverflowHead(first: number, pages: number): void {
     const b = this.readView(first);
     const o = this.offsetOf(first);
-    if (b[o + H_TYPE] !== PageType.Overflow || readU32(b, o + H_AUX) !== pages) {
+    if (
+      b[o + H_TYPE] !== PageType.Overflow ||
+      readU32(b, o + H_AUX) !== pages ||
+      readU32(b, o + H_PGNO) !== first
+    ) {
       corrupt(`page ${first} is not the head of a ${pages}-page overflow run`);
     }
   }
