@@ -36,6 +36,7 @@ import {
   branchSearch,
   checkNode,
   checkNodeForWrite,
+  checkRecords,
   compactNode,
   leafSearch,
   nodeCount,
@@ -98,7 +99,9 @@ export function treeGet(
 /** Fills `out` with the value of leaf record `i` (inline, or read from its overflow run). */
 export function leafValue(r: PageReader, b: Uint8Array, o: number, i: number, out: ValueRef): void {
   const ps = r.pageSize;
-  const p = o + slotAt(b, o, i);
+  const rec = slotAt(b, o, i);
+  if (rec > ps - LEAF_RECORD_HEADER) corrupt('a leaf record lies outside its page');
+  const p = o + rec;
   const klen = readU16(b, p);
   const vlen = readU32(b, p + 3);
   const vp = p + LEAF_RECORD_HEADER + klen;
@@ -464,6 +467,7 @@ function rebalance(w: PageWriter, d: DbDescriptor, level: number, pgno: number):
   if (nodeUsed(b, o, ps) >= (ps - HEADER_SIZE) / 4) return;
 
   let pb = w.pageW(parent);
+  checkRecords(pb, w.at, ps, false, parent);
   const pn = nodeCount(pb, w.at);
   if (pn < 2) return;
   // Merge the right one of (this, sibling) into the left one.

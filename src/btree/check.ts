@@ -65,6 +65,10 @@ function walk(
     const children: number[] = [];
     for (let i = 0; i < n; i++) {
       const rec = slotAt(b, o, i);
+      if (rec > ps - (leaf ? LEAF_RECORD_HEADER : 6)) {
+        c.problem(`${label}: page ${pgno} record ${i} lies outside the page`);
+        return;
+      }
       const p = o + rec;
       const klen = readU16(b, p);
       const kStart = p + (leaf ? LEAF_RECORD_HEADER : 6);

@@ -12,7 +12,15 @@ import type { DbDescriptor } from '../format/meta';
 import type { IndexCursor } from '../indexes';
 import type { PageReader } from '../txn/pages';
 import { type ValueRef, checkTreeShape, leafValue } from './btree';
-import { branchChild, branchSearch, checkNode, leafSearch, nodeCount, slotAt } from './node';
+import {
+  branchChild,
+  branchSearch,
+  checkNode,
+  checkRecords,
+  leafSearch,
+  nodeCount,
+  slotAt,
+} from './node';
 
 export class TreeCursor implements IndexCursor {
   private readonly pg: number[] = new Array<number>(MAX_DEPTH).fill(0);
@@ -54,6 +62,7 @@ export class TreeCursor implements IndexCursor {
     for (let level = 0; level < this.depth - 1; level++) {
       const b = r.page(pgno);
       checkNode(b, r.at, ps, PageType.Branch, pgno);
+      checkRecords(b, r.at, ps, false, pgno);
       const i = branchSearch(b, r.at, ps, k, kl);
       this.pg[level] = pgno;
       this.idx[level] = i;
@@ -147,6 +156,8 @@ export class TreeCursor implements IndexCursor {
     for (let l = level; l < this.depth - 1; l++) {
       const b = r.page(pgno);
       checkNode(b, r.at, ps, PageType.Branch, pgno);
+      // next()/prev() later read any record of this page: check them all once here.
+      checkRecords(b, r.at, ps, false, pgno);
       const i = side === 'first' ? 0 : nodeCount(b, r.at) - 1;
       this.pg[l] = pgno;
       this.idx[l] = i;
@@ -167,6 +178,7 @@ export class TreeCursor implements IndexCursor {
       corrupt('a tree walk visits more leaves than the file has pages');
     const b = this.r.page(pgno);
     checkNode(b, this.r.at, this.r.pageSize, PageType.Leaf, pgno);
+    checkRecords(b, this.r.at, this.r.pageSize, true, pgno);
     this.pg[level] = pgno;
     this.leafBuf = b;
     this.leafOff = this.r.at;

@@ -87,6 +87,31 @@ export function checkNodeForWrite(
   }
 }
 
+/**
+ * Checks that every record of a node lies inside the page (header, key and, for a leaf, the
+ * inline value or overflow pointer). Cursors call it once per page they enter, so stepping
+ * through the records afterwards reads only bytes of the page.
+ */
+export function checkRecords(
+  b: Uint8Array,
+  o: number,
+  pageSize: number,
+  leaf: boolean,
+  pgno: number,
+): void {
+  const n = nodeCount(b, o);
+  const minRec = HEADER_SIZE + 2 * n;
+  const head = leaf ? LEAF_RECORD_HEADER : BRANCH_RECORD_HEADER;
+  for (let i = 0; i < n; i++) {
+    const r = slotAt(b, o, i);
+    if (r < minRec || r > pageSize - head) corrupt(`page ${pgno} has a record outside the page`);
+    const p = o + r;
+    let end = r + head + (b[p]! | (b[p + 1]! << 8));
+    if (leaf) end += b[p + 2]! & VALUE_OVERFLOW ? 4 : readU32(b, p + 3);
+    if (end > pageSize) corrupt(`page ${pgno} has a record outside the page`);
+  }
+}
+
 /** Compares key `k[0, kl)` with `b[p, p + len)`: negative, zero or positive like memcmp. */
 export function compareKey(
   k: Uint8Array,
@@ -144,10 +169,13 @@ export function leafSearch(
     const mid = (lo + hi) >>> 1;
     const s = o + HEADER_SIZE + 2 * mid;
     const r = b[s]! | (b[s + 1]! << 8);
+    // The record header must lie inside the page before its key length is even read: the page
+    // may be the file's last, and a byte past it may be past the end of the file (SIGBUS).
+    if (r < minRec || r > pageSize - LEAF_RECORD_HEADER)
+      corrupt('a leaf record lies outside its page');
     const p = o + r;
     const len = b[p]! | (b[p + 1]! << 8);
-    if (r < minRec || r + LEAF_RECORD_HEADER + len > pageSize)
-      corrupt('a leaf record lies outside its page');
+    if (r + LEAF_RECORD_HEADER + len > pageSize) corrupt('a leaf record lies outside its page');
     const key = p + LEAF_RECORD_HEADER;
     const n = kl < len ? kl : len;
     let i = loPrefix < hiPrefix ? loPrefix : hiPrefix;
@@ -184,10 +212,11 @@ export function branchSearch(
     const mid = (lo + hi) >>> 1;
     const s = o + HEADER_SIZE + 2 * mid;
     const r = b[s]! | (b[s + 1]! << 8);
+    if (r < minRec || r > pageSize - BRANCH_RECORD_HEADER)
+      corrupt('a branch record lies outside its page');
     const p = o + r;
     const len = b[p]! | (b[p + 1]! << 8);
-    if (r < minRec || r + BRANCH_RECORD_HEADER + len > pageSize)
-      corrupt('a branch record lies outside its page');
+    if (r + BRANCH_RECORD_HEADER + len > pageSize) corrupt('a branch record lies outside its page');
     const key = p + BRANCH_RECORD_HEADER;
     const n = kl < len ? kl : len;
     let i = loPrefix < hiPrefix ? loPrefix : hiPrefix;

@@ -332,7 +332,8 @@ export class WriteTxn implements PageWriter {
   private extend(pages: number): number {
     const first = this.pageCount;
     const next = first + pages;
-    if (next > MAX_PAGES) throw new MapKVError('ERR_BAD_VALUE', 'the database would exceed its maximum size');
+    if (next > MAX_PAGES)
+      throw new MapKVError('ERR_BAD_VALUE', 'the database would exceed its maximum size');
     this.pageCount = next;
     return first;
   }
@@ -344,7 +345,10 @@ export class WriteTxn implements PageWriter {
     const bytes = filePages * this.pageSize;
     // Growing by a step keeps fallocate calls rare without leaving much unused at the end.
     const step = Math.min(Math.max(bytes / 8, 1 << 20), 64 << 20);
-    const want = Math.max(this.pageCount * this.pageSize, Math.ceil((bytes + step) / this.pageSize) * this.pageSize);
+    const want = Math.max(
+      this.pageCount * this.pageSize,
+      Math.ceil((bytes + step) / this.pageSize) * this.pageSize,
+    );
     this.pager.storage.grow(Math.min(want, MAX_PAGES * this.pageSize));
   }
 
@@ -361,6 +365,13 @@ export class WriteTxn implements PageWriter {
     const chunkCap = chunkCapacity(ps);
     const dirCap = directoryCapacity(ps);
     const freed = this.freed;
+    // The freelist's own pages come from the pool (never from a refill in the middle of
+    // writing the list), so top the pool up from ready chunks first: otherwise each commit
+    // would extend the file by a few pages while free ones wait in chunks.
+    const want = 3 + Math.ceil((this.chunks.length + 2) / dirCap);
+    while (this.pool.length < want && this.refill()) {
+      /* refilled */
+    }
     for (const p of this.oldDirPages) freed.push(p);
     for (const p of this.consumedChunkPages) freed.push(p);
     const chunks = this.chunks;
@@ -464,7 +475,6 @@ export class WriteTxn implements PageWriter {
     }
     return ranges;
   }
-
 }
 
 /** CRC32C of bytes [4, pages * pageSize) of a run, across segment edges. */

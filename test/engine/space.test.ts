@@ -36,7 +36,8 @@ describe('space reuse', () => {
       db.transactionSync((txn) => {
         // The round is a fixed-width string so every round's values have the same size.
         const r = String(round).padStart(3, '0');
-        for (let i = 0; i < 10_000; i++) txn.put(keyOf(i), { n: i, round: r, pad: 'x'.repeat(i % 40) });
+        for (let i = 0; i < 10_000; i++)
+          txn.put(keyOf(i), { n: i, round: r, pad: 'x'.repeat(i % 40) });
       });
       sizes.push(statSync(file).size);
       pages.push(db.stats().pages);
@@ -93,6 +94,29 @@ describe('space reuse', () => {
     for (let round = 13; round < 40; round++) write(round);
     expect(db.stats().pages).toBe(afterRelease);
     expect(afterRelease).toBeLessThanOrEqual(grownWhileHeld);
+    expect(db.check().ok).toBe(true);
+    await db.close();
+  }, 120_000);
+
+  it('after a long-held snapshot closes, commits reuse the freed pages instead of growing the file', async () => {
+    const file = tempFile();
+    const db = open<string, number>(file, { sync: 'none', keyEncoding: 'string' });
+    db.transactionSync((txn) => {
+      for (let i = 0; i < 20_000; i++) txn.put(keyOf(i), i);
+    });
+    const snap = db.snapshot();
+    for (let r = 0; r < 30; r++) {
+      db.transactionSync((txn) => {
+        for (let i = 0; i < 20_000; i += 3) txn.put(keyOf(i), r);
+      });
+    }
+    snap.close();
+    const pinnedPages = db.stats().pages;
+    expect(db.stats().freePages).toBeGreaterThan(1_000);
+    // Regression: the freelist's own pages used to extend the file on every commit while
+    // thousands of free pages waited in chunks.
+    for (let r = 0; r < 3_000; r++) db.putSync(keyOf((r * 7919) % 20_000), r);
+    expect(db.stats().pages).toBe(pinnedPages);
     expect(db.check().ok).toBe(true);
     await db.close();
   }, 120_000);
