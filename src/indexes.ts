@@ -7,6 +7,7 @@ import { checkTree } from './btree/check';
 import { TreeCursor } from './btree/cursor';
 import { MapKVError } from './errors';
 import { DbKind, type DbDescriptor } from './format/meta';
+import { hashIndex } from './hash/index';
 import type { PageReader, PageWriter } from './txn/pages';
 
 /** Positioned iteration over an index of one snapshot. */
@@ -56,7 +57,10 @@ export const btreeIndex: Index = {
   check: checkTree,
 };
 
-const kinds = new Map<DbKind, Index>([[DbKind.BTree, btreeIndex]]);
+const kinds = new Map<DbKind, Index>([
+  [DbKind.BTree, btreeIndex],
+  [DbKind.Hash, hashIndex],
+]);
 
 /** Registers the implementation of an index kind. */
 export function registerIndex(kind: DbKind, index: Index): void {

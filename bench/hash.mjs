@@ -1,0 +1,270 @@
+// Point-read benchmark of mapkv's hash sub-database against a mapkv B+tree and lmdb-js.
+//
+//   npm run build:ts && node --expose-gc bench/hash.mjs [--quick] [--rounds=3] [--gets=N] [--dir=path]
+//
+// Loads the benchmark data set (keys 'key' + 8 zero-padded digits, values
+// { name: 'value', n: i, tags: ['a', 'b'] }) into
+//   (a) a mapkv hash sub-database (openDB('bench', { kind: 'hash' })),
+//   (b) a mapkv B+tree database (the unnamed database of another file),
+//   (c) lmdb-js (compression off, msgpack without records),
+// and, for reference, (d) a mapkv hash sub-database of valueEncoding 'binary' holding exactly
+// lmdb-js's bytes (msgpackr.pack with useRecords: false), decoded by packr.unpack(getBinary(k)),
+// then times random point reads, raw (getBinary: the stored bytes, a copy the caller owns) and
+// decoded (get), in the same process: one warm-up round, then `--rounds` measured rounds in
+// alternating store order; the median is reported, with ratios against lmdb-js.
+//
+// mapkv is loaded from ../dist/index.js (build it first). mapkv's 'msgpack' encoding stores
+// values with records (each value carrying its record definition), lmdb-js with msgpackr
+// `useRecords: false`: decoding mapkv's bytes costs more, not less; (d) shows the same read
+// path on lmdb-js's exact bytes. Random keys come from a seeded PRNG: every store reads the
+// same keys.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { Packr } from 'msgpackr';
+
+const require = createRequire(import.meta.url);
+const here = path.dirname(fileURLToPath(import.meta.url));
+const mapkv = require(path.join(here, '../dist/index.js'));
+const lmdb = require('lmdb');
+
+const args = Object.fromEntries(
+  process.argv.slice(2).map((a) => {
+    const [k, v] = a.replace(/^--/, '').split('=');
+    return [k, v ?? true];
+  }),
+);
+const quick = args.quick === true;
+const N = Number(args.n ?? (quick ? 100_000 : 1_000_000));
+const GETS = Number(args.gets ?? (quick ? 300_000 : 1_000_000));
+const ROUNDS = Number(args.rounds ?? 3);
+const base = args.dir ?? os.tmpdir();
+
+const packr = new Packr({ useRecords: false });
+const keyOf = (i) => 'key' + String(i).padStart(8, '0');
+const valueOf = (i) => ({ name: 'value', n: i, tags: ['a', 'b'] });
+
+/** mulberry32: seeded, so every store reads the same sequence of keys. */
+function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const fmt = (x) => Math.round(x).toLocaleString('en-US');
+
+function main() {
+  const dir = fs.mkdtempSync(path.join(base, 'mapkv-bench-hash-'));
+  try {
+    run(dir);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function run(dir) {
+  console.log(
+    `node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'}; N = ${fmt(N)} keys, ` +
+      `${fmt(GETS)} random gets per measurement, ${ROUNDS} rounds + warm-up`,
+  );
+  const keys = new Array(N);
+  for (let i = 0; i < N; i++) keys[i] = keyOf(i);
+  const next = prng(42);
+  const order = new Array(GETS);
+  for (let i = 0; i < GETS; i++) order[i] = keys[Math.floor(next() * N)];
+
+  const stores = [
+    openHash(dir, keys),
+    openTree(dir, keys),
+    openLmdb(dir, keys),
+    openHashPlain(dir, keys),
+  ];
+  for (const s of stores) {
+    const bytes = s.getRaw(keys[7]).length;
+    console.log(
+      `${s.name.padEnd(11)} load ${fmt(s.loadOps)} puts/s; stored value ${bytes} bytes` +
+        (s.note ? `; ${s.note}` : ''),
+    );
+  }
+  // Each store must read back what was written.
+  for (const s of stores) {
+    for (const i of [0, 1, N >> 1, N - 1]) {
+      const v = s.get(keys[i]);
+      if (v?.n !== i || v.name !== 'value') throw new Error(`${s.name} read ${keys[i]} wrong`);
+    }
+    if (s.get('missing') !== undefined) throw new Error(`${s.name} found a missing key`);
+  }
+
+  const results = new Map(stores.map((s) => [s.name, { raw: [], decoded: [] }]));
+  for (let round = -1; round < ROUNDS; round++) {
+    const count = round < 0 ? GETS >> 2 : GETS;
+    for (let j = 0; j < stores.length; j++) {
+      const s = stores[(j + Math.max(round, 0)) % stores.length];
+      globalThis.gc?.();
+      const raw = timeRaw(s, order, count);
+      globalThis.gc?.();
+      const decoded = timeDecoded(s, order, count);
+      if (round >= 0) {
+        results.get(s.name).raw.push(raw);
+        results.get(s.name).decoded.push(decoded);
+      }
+    }
+  }
+
+  console.log('');
+  console.log('store        getBinary ops/s    get ops/s   (median; runs)');
+  const med = {};
+  for (const s of stores) {
+    const r = results.get(s.name);
+    med[s.name] = { raw: median(r.raw), decoded: median(r.decoded) };
+    console.log(
+      `${s.name.padEnd(11)} ${fmt(med[s.name].raw).padStart(13)} ${fmt(med[s.name].decoded).padStart(12)}` +
+        `   raw [${r.raw.map(fmt).join(', ')}] decoded [${r.decoded.map(fmt).join(', ')}]`,
+    );
+  }
+  const h = med['mapkv-hash'];
+  const l = med.lmdb;
+  const t = med['mapkv-btree'];
+  console.log('');
+  console.log(
+    `mapkv hash / lmdb-js:     getBinary ${(h.raw / l.raw).toFixed(2)}x (target >= 3x), ` +
+      `get ${(h.decoded / l.decoded).toFixed(2)}x (target >= 2x)`,
+  );
+  console.log(
+    `mapkv hash / mapkv btree: getBinary ${(h.raw / t.raw).toFixed(2)}x, ` +
+      `get ${(h.decoded / t.decoded).toFixed(2)}x`,
+  );
+  const p = med['hash-plain'];
+  console.log(
+    `hash-plain / lmdb-js:     getBinary ${(p.raw / l.raw).toFixed(2)}x, ` +
+      `get (packr.unpack of the same bytes) ${(p.decoded / l.decoded).toFixed(2)}x`,
+  );
+  for (const s of stores) s.close();
+}
+
+function timeRaw(s, order, count) {
+  const getRaw = s.getRaw;
+  let sum = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < count; i++) sum += getRaw(order[i]).length;
+  const ms = performance.now() - t0;
+  if (sum < count) throw new Error(`${s.name}: short reads`);
+  return (count / ms) * 1000;
+}
+
+function timeDecoded(s, order, count) {
+  const get = s.get;
+  let sum = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < count; i++) sum += get(order[i]).tags.length;
+  const ms = performance.now() - t0;
+  if (sum !== 2 * count) throw new Error(`${s.name}: wrong values`);
+  return (count / ms) * 1000;
+}
+
+function load(keys, putAll) {
+  const t0 = performance.now();
+  putAll();
+  return (keys.length / (performance.now() - t0)) * 1000;
+}
+
+function openHash(dir, keys) {
+  const root = mapkv.open(path.join(dir, 'hash.mkv'), { sync: 'full' });
+  const db = root.openDB('bench', {
+    kind: 'hash',
+    keyEncoding: 'string',
+    valueEncoding: 'msgpack',
+  });
+  const loadOps = load(keys, () =>
+    db.transactionSync((txn) => {
+      for (let i = 0; i < keys.length; i++) txn.put(keys[i], valueOf(i));
+    }),
+  );
+  const check = root.check();
+  if (!check.ok) throw new Error(`hash db check failed: ${check.problems.slice(0, 3).join('; ')}`);
+  return {
+    name: 'mapkv-hash',
+    loadOps,
+    note: `file ${fmt(root.stats().pages)} pages`,
+    getRaw: (k) => db.getBinary(k),
+    get: (k) => db.get(k),
+    close: () => root.close(),
+  };
+}
+
+function openHashPlain(dir, keys) {
+  const root = mapkv.open(path.join(dir, 'plain.mkv'), { sync: 'full' });
+  const db = root.openDB('bench', { kind: 'hash', keyEncoding: 'string', valueEncoding: 'binary' });
+  const loadOps = load(keys, () =>
+    db.transactionSync((txn) => {
+      for (let i = 0; i < keys.length; i++) txn.put(keys[i], packr.pack(valueOf(i)));
+    }),
+  );
+  return {
+    name: 'hash-plain',
+    loadOps,
+    note: "valueEncoding 'binary' with packr.pack bytes; get = packr.unpack(getBinary(k))",
+    getRaw: (k) => db.getBinary(k),
+    get: (k) => {
+      const b = db.getBinary(k);
+      return b === undefined ? undefined : packr.unpack(b);
+    },
+    close: () => root.close(),
+  };
+}
+
+function openTree(dir, keys) {
+  const db = mapkv.open(path.join(dir, 'tree.mkv'), {
+    sync: 'full',
+    keyEncoding: 'string',
+    valueEncoding: 'msgpack',
+  });
+  const loadOps = load(keys, () =>
+    db.transactionSync((txn) => {
+      for (let i = 0; i < keys.length; i++) txn.put(keys[i], valueOf(i));
+    }),
+  );
+  return {
+    name: 'mapkv-btree',
+    loadOps,
+    note: `file ${fmt(db.stats().pages)} pages`,
+    getRaw: (k) => db.getBinary(k),
+    get: (k) => db.get(k),
+    close: () => db.close(),
+  };
+}
+
+function openLmdb(dir, keys) {
+  const db = lmdb.open({
+    path: path.join(dir, 'lmdb'),
+    compression: false,
+    encoding: 'msgpack',
+    encoder: { useRecords: false },
+    overlappingSync: false,
+  });
+  const loadOps = load(keys, () =>
+    db.transactionSync(() => {
+      for (let i = 0; i < keys.length; i++) db.put(keys[i], valueOf(i));
+    }),
+  );
+  const same = Buffer.compare(db.getBinary(keys[3]), packr.pack(valueOf(3))) === 0;
+  return {
+    name: 'lmdb',
+    loadOps,
+    note: same ? 'bytes = packr.pack (useRecords: false)' : 'bytes differ from packr.pack',
+    getRaw: (k) => db.getBinary(k),
+    get: (k) => db.get(k),
+    close: () => db.close(),
+  };
+}
+
+main();

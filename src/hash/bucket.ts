@@ -1,0 +1,327 @@
+/**
+ * Bucket pages: slotted pages whose slots carry the records' hashes.
+ *
+ *   32  slot[count]: u32 hash, u16 record offset   (6 bytes each, in (hash, key) order)
+ *   ... free space ...
+ *   upper .. pageSize: records, packed from the end of the page
+ *
+ * A record is a B+tree leaf record, byte for byte: u16 keyLength, u8 flags, u32 valueLength,
+ * key, then the value or (flag VALUE_OVERFLOW) the u32 first page of its overflow run. `upper`
+ * is the lowest record byte and `frag` counts dead record bytes inside the heap, reclaimed by
+ * compaction, as in B+tree pages.
+ *
+ * A lookup reads the slot array only, and the one record whose hash matches: hashes are
+ * uniform over the bucket's range, so the slot of hash h lies near count * (h's offset in the
+ * range); the search starts there and walks a few slots (one or two cache lines) instead of
+ * binary-searching records spread over the page.
+ *
+ * Every function reading a page it did not check in full (checkBucketForWrite) checks the
+ * offsets it follows (invariant 5); the write path checks a bucket in full before changing it.
+ */
+import { corrupt } from '../errors';
+import {
+  H_AUX,
+  H_COUNT,
+  H_FLAGS,
+  H_FRAG,
+  H_TYPE,
+  H_UPPER,
+  HEADER_SIZE,
+  LEAF_RECORD_HEADER,
+  PageType,
+  VALUE_OVERFLOW,
+  initPageHeader,
+  readU32,
+  writeU16,
+  writeU32,
+} from '../format/layout';
+import type { PageReader } from '../txn/pages';
+import { type ValueRef, overflowPages } from '../btree/btree';
+import { compareKey } from '../btree/node';
+import { HASH_BITS } from './layout';
+
+/** Bytes per slot: u32 hash, u16 record offset. */
+export const SLOT_SIZE = 6;
+
+/** Writes an empty bucket of local depth `depth` at `b[o]`. */
+export function initBucket(
+  b: Uint8Array,
+  o: number,
+  pgno: number,
+  txnId: number,
+  pageSize: number,
+  depth: number,
+): void {
+  initPageHeader(b, o, PageType.HashBucket, pgno, txnId, pageSize);
+  b.fill(0, o + HEADER_SIZE, o + pageSize);
+  writeU32(b, o + H_AUX, depth);
+}
+
+export function bucketCount(b: Uint8Array, o: number): number {
+  return b[o + H_COUNT]! | (b[o + H_COUNT + 1]! << 8);
+}
+
+/** The local depth of the bucket or holder at `b[o]`. */
+export function bucketDepth(b: Uint8Array, o: number): number {
+  return readU32(b, o + H_AUX);
+}
+
+/** The hash of slot `i`. */
+export function slotHash(b: Uint8Array, o: number, i: number): number {
+  const s = o + HEADER_SIZE + SLOT_SIZE * i;
+  return (b[s]! | (b[s + 1]! << 8) | (b[s + 2]! << 16) | (b[s + 3]! << 24)) >>> 0;
+}
+
+/** The record offset (inside the page) of slot `i`. */
+export function slotRecord(b: Uint8Array, o: number, i: number): number {
+  const s = o + HEADER_SIZE + SLOT_SIZE * i + 4;
+  return b[s]! | (b[s + 1]! << 8);
+}
+
+/** Size of the record at byte `p` (header, key and inline value or overflow pointer). */
+export function recordBytes(b: Uint8Array, p: number): number {
+  const klen = b[p]! | (b[p + 1]! << 8);
+  if ((b[p + 2]! & VALUE_OVERFLOW) !== 0) return LEAF_RECORD_HEADER + klen + 4;
+  return LEAF_RECORD_HEADER + klen + readU32(b, p + 3);
+}
+
+/** Free bytes for new records and slots once the page is compacted. */
+export function bucketRoom(b: Uint8Array, o: number): number {
+  return (
+    readU32(b, o + H_UPPER) - (HEADER_SIZE + SLOT_SIZE * bucketCount(b, o)) + readU32(b, o + H_FRAG)
+  );
+}
+
+/** Bytes in use by slots and live records. */
+export function bucketUsed(b: Uint8Array, o: number, pageSize: number): number {
+  return pageSize - HEADER_SIZE - bucketRoom(b, o);
+}
+
+/**
+ * Checks what a read of the bucket at `b[o]` relies on: its type and flags, its depth, and
+ * that the slot array fits. Records are checked one by one where they are read.
+ */
+export function checkBucket(b: Uint8Array, o: number, pageSize: number, pgno: number): void {
+  if (b[o + H_TYPE] !== PageType.HashBucket || b[o + H_FLAGS] !== 0) {
+    corrupt(`page ${pgno} should be a hash bucket`);
+  }
+  if (HEADER_SIZE + SLOT_SIZE * bucketCount(b, o) > pageSize || bucketDepth(b, o) > HASH_BITS) {
+    corrupt(`hash bucket ${pgno} has a header that does not fit`);
+  }
+}
+
+/**
+ * Checks a bucket in full before it is changed, copied or walked: every record inside the
+ * heap, and the heap's byte count (live records + dead bytes) equal to its size. Code that
+ * moves records (compaction, splits, merges) then cannot reach outside the page.
+ */
+export function checkBucketForWrite(
+  b: Uint8Array,
+  o: number,
+  pageSize: number,
+  pgno: number,
+): void {
+  checkBucket(b, o, pageSize, pgno);
+  const n = bucketCount(b, o);
+  const upper = readU32(b, o + H_UPPER);
+  const frag = readU32(b, o + H_FRAG);
+  if (upper < HEADER_SIZE + SLOT_SIZE * n || upper > pageSize || frag > pageSize - upper) {
+    corrupt(`hash bucket ${pgno} has a record heap that does not fit`);
+  }
+  let live = 0;
+  for (let i = 0; i < n; i++) {
+    const r = slotRecord(b, o, i);
+    if (r < upper || r + LEAF_RECORD_HEADER > pageSize) {
+      corrupt(`hash bucket ${pgno} has a record outside its heap`);
+    }
+    const size = recordBytes(b, o + r);
+    if (r + size > pageSize) corrupt(`hash bucket ${pgno} has a record outside its page`);
+    live += size;
+  }
+  if (live + frag !== pageSize - upper) corrupt(`hash bucket ${pgno} miscounts its heap`);
+}
+
+/**
+ * Finds (h, k[0, kl)) in bucket `b[o]`. Returns the record's index when present, else `~i`
+ * where `i` is the first slot that sorts after it. Key bytes are compared only for slots
+ * whose hash equals `h`.
+ */
+export function bucketSearch(
+  b: Uint8Array,
+  o: number,
+  pageSize: number,
+  h: number,
+  k: Uint8Array,
+  kl: number,
+): number {
+  const n = b[o + H_COUNT]! | (b[o + H_COUNT + 1]! << 8);
+  const slots = o + HEADER_SIZE;
+  const minRec = HEADER_SIZE + SLOT_SIZE * n;
+  if (minRec > pageSize) corrupt('a hash bucket has a slot array that does not fit');
+  if (n === 0) return ~0;
+  // Where h falls in the bucket's hash range, scaled to the slot count: the bucket's depth
+  // bits are its prefix, the bits below them are uniform.
+  const depth = b[o + H_AUX]!;
+  // The top 16 bits of h's offset in the range, times n (< 2^14): an exact small integer.
+  let i = depth >= HASH_BITS ? 0 : (((h << depth) >>> 16) * n) >>> 16;
+  if (i >= n) i = n - 1;
+  let s = slots + SLOT_SIZE * i;
+  let sh = (b[s]! | (b[s + 1]! << 8) | (b[s + 2]! << 16) | (b[s + 3]! << 24)) >>> 0;
+  if (sh < h) {
+    // Forwards to the first slot whose hash is >= h.
+    do {
+      i++;
+      s += SLOT_SIZE;
+      if (i === n) return ~n;
+      sh = (b[s]! | (b[s + 1]! << 8) | (b[s + 2]! << 16) | (b[s + 3]! << 24)) >>> 0;
+    } while (sh < h);
+  } else {
+    // Backwards while the slot before also has a hash >= h.
+    while (i > 0) {
+      const t = s - SLOT_SIZE;
+      const th = (b[t]! | (b[t + 1]! << 8) | (b[t + 2]! << 16) | (b[t + 3]! << 24)) >>> 0;
+      if (th < h) break;
+      i--;
+      s = t;
+      sh = th;
+    }
+  }
+  // Slots i.. with hash h, in key order.
+  while (sh === h) {
+    const r = b[s + 4]! | (b[s + 5]! << 8);
+    const p = o + r;
+    const len = b[p]! | (b[p + 1]! << 8);
+    if (r < minRec || r + LEAF_RECORD_HEADER + len > pageSize) {
+      corrupt('a hash record lies outside its page');
+    }
+    const c = compareKey(k, kl, b, p + LEAF_RECORD_HEADER, len);
+    if (c === 0) return i;
+    if (c < 0) break;
+    if (++i === n) break;
+    s += SLOT_SIZE;
+    sh = (b[s]! | (b[s + 1]! << 8) | (b[s + 2]! << 16) | (b[s + 3]! << 24)) >>> 0;
+  }
+  return ~i;
+}
+
+/** Fills `out` with the value of record `i` of bucket `b[o]` (inline, or its overflow run). */
+export function bucketValue(
+  r: PageReader,
+  b: Uint8Array,
+  o: number,
+  i: number,
+  out: ValueRef,
+): void {
+  const ps = r.pageSize;
+  const p = o + slotRecord(b, o, i);
+  const klen = b[p]! | (b[p + 1]! << 8);
+  const vlen = readU32(b, p + 3);
+  const vp = p + LEAF_RECORD_HEADER + klen;
+  if ((b[p + 2]! & VALUE_OVERFLOW) === 0) {
+    if (vp + vlen > o + ps) corrupt('a value runs past the end of its page');
+    out.buf = b;
+    out.start = vp;
+    out.end = vp + vlen;
+    return;
+  }
+  if (vp + 4 > o + ps) corrupt('an overflow pointer runs past the end of its page');
+  const run = r.runBytes(readU32(b, vp), overflowPages(vlen, ps), HEADER_SIZE, vlen);
+  out.buf = run.buf;
+  out.start = run.start;
+  out.end = run.start + vlen;
+}
+
+/**
+ * Reserves room for a record of `size` bytes with hash `h` as slot `i`, shifting later slots;
+ * returns the page offset where the caller writes the record. The caller checked bucketRoom.
+ */
+export function reserveSlot(
+  b: Uint8Array,
+  o: number,
+  i: number,
+  size: number,
+  h: number,
+  scratch: Uint8Array,
+  pageSize: number,
+): number {
+  const n = bucketCount(b, o);
+  let upper = readU32(b, o + H_UPPER);
+  if (upper - (HEADER_SIZE + SLOT_SIZE * n) < size + SLOT_SIZE) {
+    compactBucket(b, o, scratch, pageSize);
+    upper = readU32(b, o + H_UPPER);
+  }
+  upper -= size;
+  const s = o + HEADER_SIZE + SLOT_SIZE * i;
+  b.copyWithin(s + SLOT_SIZE, s, o + HEADER_SIZE + SLOT_SIZE * n);
+  writeU32(b, s, h);
+  writeU16(b, s + 4, upper);
+  writeU16(b, o + H_COUNT, n + 1);
+  writeU32(b, o + H_UPPER, upper);
+  return upper;
+}
+
+/** Removes slot `i`; its record's bytes become dead bytes. */
+export function removeSlot(b: Uint8Array, o: number, i: number): void {
+  const n = bucketCount(b, o);
+  const size = recordBytes(b, o + slotRecord(b, o, i));
+  const s = o + HEADER_SIZE + SLOT_SIZE * i;
+  b.copyWithin(s, s + SLOT_SIZE, o + HEADER_SIZE + SLOT_SIZE * n);
+  writeU16(b, o + H_COUNT, n - 1);
+  writeU32(b, o + H_FRAG, readU32(b, o + H_FRAG) + size);
+}
+
+/** Rewrites the heap without dead bytes, keeping slot order. */
+function compactBucket(b: Uint8Array, o: number, scratch: Uint8Array, pageSize: number): void {
+  scratch.set(b.subarray(o, o + pageSize), 0);
+  const n = bucketCount(b, o);
+  let upper = pageSize;
+  for (let i = 0; i < n; i++) {
+    const r = slotRecord(scratch, 0, i);
+    const size = recordBytes(scratch, r);
+    upper -= size;
+    b.set(scratch.subarray(r, r + size), o + upper);
+    writeU16(b, o + HEADER_SIZE + SLOT_SIZE * i + 4, upper);
+  }
+  writeU32(b, o + H_UPPER, upper);
+  writeU32(b, o + H_FRAG, 0);
+}
+
+/** Appends the record `src[p, p + size)` with hash `h` as the last slot of bucket `b[o]`. */
+export function appendSlot(
+  b: Uint8Array,
+  o: number,
+  src: Uint8Array,
+  p: number,
+  size: number,
+  h: number,
+): void {
+  const n = bucketCount(b, o);
+  const upper = readU32(b, o + H_UPPER) - size;
+  b.set(src.subarray(p, p + size), o + upper);
+  const s = o + HEADER_SIZE + SLOT_SIZE * n;
+  writeU32(b, s, h);
+  writeU16(b, s + 4, upper);
+  writeU16(b, o + H_COUNT, n + 1);
+  writeU32(b, o + H_UPPER, upper);
+}
+
+/**
+ * Appends to bucket `b[o]` the records of `src` (a bucket image at offset 0, checked by
+ * checkBucketForWrite) whose hash bit `bit` (counted from the top) is `side`; with `bit` < 0,
+ * all of them. Order is kept.
+ */
+export function appendRecords(
+  b: Uint8Array,
+  o: number,
+  src: Uint8Array,
+  bit: number,
+  side: number,
+): void {
+  const n = bucketCount(src, 0);
+  for (let j = 0; j < n; j++) {
+    const h = slotHash(src, 0, j);
+    if (bit >= 0 && ((h >>> (31 - bit)) & 1) !== side) continue;
+    const r = slotRecord(src, 0, j);
+    appendSlot(b, o, src, r, recordBytes(src, r), h);
+  }
+}
