@@ -14,6 +14,8 @@ import {
   readDescriptor,
   writeDescriptor,
 } from './format/meta';
+import { resolve as resolvePath } from 'node:path';
+import type { Options as MsgpackOptions } from 'msgpackr';
 import type { ValueRef } from './btree/btree';
 import { treeGet, treePut } from './btree/btree';
 import {
@@ -103,6 +105,8 @@ export class Store {
   constructor(
     readonly env: Environment,
     readonly path: string,
+    /** msgpackr options of every msgpack database of this file (open option `msgpack`). */
+    readonly msgpack: MsgpackOptions | undefined = undefined,
   ) {
     this.maxKey = maxKeySize(env.pageSize);
     this.keyScratch = new Uint8Array(this.maxKey);
@@ -145,15 +149,41 @@ export class Store {
       this.batch = [];
       const ops = this.batch;
       this.batchDone = new Promise<void>((resolve) => {
-        setImmediate(() => {
-          this.batch = null;
-          this.batchDone = null;
-          this.runBatch(ops);
-          resolve();
-        });
+        setImmediate(() => this.startBatch(ops, resolve, 0, 0));
       });
     }
     this.batch.push(op);
+  }
+
+  /**
+   * Takes the writer lock for a batch without blocking the event loop: while another process,
+   * worker or handle holds it, retries after a growing setTimeout (writes queued meanwhile
+   * join this batch, keeping their order), and fails the batch with ERR_LOCKED once
+   * `lockTimeout` has passed.
+   */
+  private startBatch(ops: BatchOp[], resolve: () => void, since: number, pause: number): void {
+    let txn: WriteTxn | null = null;
+    let failure: unknown = undefined;
+    if (!this.closed) {
+      try {
+        txn = this.env.tryBeginWrite();
+        if (txn === null) {
+          const first = since === 0 ? Date.now() : since;
+          if (Date.now() - first < this.env.lockTimeout) {
+            const next = Math.min(Math.max(pause * 2, 1), 25);
+            setTimeout(() => this.startBatch(ops, resolve, first, next), next);
+            return;
+          }
+          failure = this.env.lockedError();
+        }
+      } catch (err) {
+        failure = err;
+      }
+    }
+    this.batch = null;
+    this.batchDone = null;
+    this.runBatch(ops, txn, failure);
+    resolve();
   }
 
   /** Resolves when the writes queued so far are committed (or failed). */
@@ -161,7 +191,7 @@ export class Store {
     while (this.batchDone !== null) await this.batchDone;
   }
 
-  private runBatch(ops: BatchOp[]): void {
+  private runBatch(ops: BatchOp[], txn: WriteTxn | null, failure: unknown): void {
     if (this.closed) {
       const err = new MapKVError(
         'ERR_CLOSED',
@@ -170,11 +200,8 @@ export class Store {
       for (const op of ops) op.reject(err);
       return;
     }
-    let txn: WriteTxn;
-    try {
-      txn = this.env.beginWrite();
-    } catch (err) {
-      for (const op of ops) op.reject(err);
+    if (txn === null) {
+      for (const op of ops) op.reject(failure);
       return;
     }
     const results: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
@@ -343,7 +370,7 @@ export class DatabaseBase<K = unknown, V = unknown> {
     this.name = name;
     this.kind = kind;
     this.keys_ = createKeyEncoder(keyEncoding);
-    this.values_ = createValueEncoder(valueEncoding);
+    this.values_ = createValueEncoder(valueEncoding, store.msgpack);
     this.index = indexFor(kind);
   }
 
@@ -533,10 +560,7 @@ export class DatabaseBase<K = unknown, V = unknown> {
   /** Number of entries, or of entries in a range. */
   count(opts: RangeOptions<K> = {}): number {
     this.store.assertOpen();
-    const { start, end, prefix, limit } = opts;
-    if (start === undefined && end === undefined && prefix === undefined && limit === undefined) {
-      return this.readLatest().desc.entries;
-    }
+    if (isWholeRange(this.planRange(opts))) return this.readLatest().desc.entries;
     let n = 0;
     for (const _ of this.keys(opts)) n++;
     return n;
@@ -632,6 +656,7 @@ export class DatabaseBase<K = unknown, V = unknown> {
       if (desc.keyEncoding === 0) {
         desc.keyEncoding = KEY_ENCODING_IDS[this.keys_.name];
         desc.valueEncoding = VALUE_ENCODING_IDS[this.values_.name];
+        txn.metaChanged = true;
       }
       return { desc, index: this.index, touched: () => undefined };
     }
@@ -659,9 +684,12 @@ export class DatabaseBase<K = unknown, V = unknown> {
 
 type IterMode = 'entries' | 'keys' | 'values';
 
-/** An iterator inside a write transaction checks it is still open and re-seeks on change. */
+/**
+ * What an iterator checks before each step: that its snapshot or transaction is still open,
+ * and (inside a write transaction) whether the tree changed so it must re-seek.
+ */
 interface TxnLiveness {
-  txn: WriteTxn;
+  txn: WriteTxn | null;
   assertLive(): void;
 }
 
@@ -671,6 +699,11 @@ export interface RangePlan {
   hi: Uint8Array | null;
   reverse: boolean;
   limit: number;
+}
+
+/** A plan with no bounds and no limit: its count is the descriptor's entry count. */
+function isWholeRange(plan: RangePlan): boolean {
+  return plan.lo === null && plan.hi === null && plan.limit === Infinity;
 }
 
 function compareArrays(a: Uint8Array, b: Uint8Array): number {
@@ -722,7 +755,7 @@ class RangeIterator<K, V> implements IterableIterator<unknown> {
     private readonly live: TxnLiveness | null = null,
   ) {
     this.cursor = ctx.index.cursor(ctx.r, ctx.desc, pageLimitOf(ctx.r));
-    this.version = live?.txn.version ?? 0;
+    this.version = live?.txn?.version ?? 0;
     if (release !== null) pinRegistry.register(this, release, this);
   }
 
@@ -741,7 +774,7 @@ class RangeIterator<K, V> implements IterableIterator<unknown> {
     if (!this.started) {
       this.started = true;
       ok = reverse ? c.seekBefore(hi, hi?.length ?? 0) : c.seek(lo, lo?.length ?? 0);
-    } else if (this.live !== null && this.live.txn.version !== this.version) {
+    } else if (this.live?.txn && this.live.txn.version !== this.version) {
       // The transaction changed the tree: find our place again after the last key returned.
       this.version = this.live.txn.version;
       const fresh = this.db.writeContext(this.live.txn);
@@ -764,7 +797,7 @@ class RangeIterator<K, V> implements IterableIterator<unknown> {
     if (!reverse && hi !== null && compareSpan(kb, ks, kl, hi) >= 0) return this.finish();
     if (reverse && lo !== null && compareSpan(kb, ks, kl, lo) < 0) return this.finish();
     this.count++;
-    if (this.live !== null) this.lastKey = kb.slice(ks, ks + kl);
+    if (this.live?.txn) this.lastKey = kb.slice(ks, ks + kl);
     const mode = this.mode;
     if (mode === 'keys') return { done: false, value: this.db.keys_.decode(kb, ks, ks + kl) };
     c.value(VALUE_REF);
@@ -924,9 +957,7 @@ export class SnapshotView<K, V> {
   }
 
   count(opts: RangeOptions<K> = {}): number {
-    const { start, end, prefix, limit } = opts;
-    if (start === undefined && end === undefined && prefix === undefined && limit === undefined)
-      return this.ctx().desc.entries;
+    if (isWholeRange(this.db.planRange(opts))) return this.ctx().desc.entries;
     let n = 0;
     for (const _ of this.keys(opts)) n++;
     return n;
@@ -939,7 +970,12 @@ export class SnapshotView<K, V> {
       [Symbol.iterator]: () => {
         const ctx = this.ctx();
         const own = new SnapshotReaderCopy(ctx.r);
-        return new RangeIterator(this.db, { ...ctx, r: own }, plan, mode, null);
+        return new RangeIterator(this.db, { ...ctx, r: own }, plan, mode, null, {
+          txn: null,
+          assertLive: () => {
+            if (this.isClosed()) throw new MapKVError('ERR_TXN_DONE', 'the snapshot is closed');
+          },
+        });
       },
     };
   }
@@ -1027,6 +1063,9 @@ export class Transaction<K = unknown, V = unknown> {
     const kl = this.database.encodeKey(key);
     const vb = this.database.values_.encode(value);
     const ctx = this.database.writeContext(this.txn);
+    // A write may move records inside a page this transaction already owns: iterators over
+    // the transaction see the version change and re-seek.
+    this.txn.version++;
     ctx.index.put(this.txn, ctx.desc, this.database.store.keyScratch, kl, vb, vb.length);
     ctx.touched();
   }
@@ -1035,6 +1074,7 @@ export class Transaction<K = unknown, V = unknown> {
     this.live();
     const kl = this.database.encodeKey(key);
     const ctx = this.database.writeContext(this.txn);
+    this.txn.version++;
     const existed = ctx.index.remove(this.txn, ctx.desc, this.database.store.keyScratch, kl);
     if (existed) ctx.touched();
     return existed;
@@ -1054,8 +1094,7 @@ export class Transaction<K = unknown, V = unknown> {
 
   count(opts: RangeOptions<K> = {}): number {
     this.live();
-    const { start, end, prefix, limit } = opts;
-    if (start === undefined && end === undefined && prefix === undefined && limit === undefined) {
+    if (isWholeRange(this.database.planRange(opts))) {
       return this.database.writeContext(this.txn).desc.entries;
     }
     let n = 0;
@@ -1128,6 +1167,25 @@ export interface OpenOptions {
   segmentSize?: number;
   /** Pre-fault the whole file into memory at open (MAP_POPULATE): a warm start. */
   populate?: boolean;
+  /**
+   * msgpackr options for 'msgpack' values, merged over the defaults (records inline in each
+   * value, moreTypes, copyBuffers). `{ useRecords: false }` stores plain msgpack, smaller and
+   * faster to decode, but then Maps and plain objects both decode as objects.
+   */
+  msgpack?: MsgpackOptions;
+  /**
+   * Milliseconds a write waits for the writer lock (held by a write in another process,
+   * worker or handle of the file) before failing with ERR_LOCKED. putSync and
+   * transactionSync block meanwhile; put, remove and transaction retry with timers and never
+   * block the event loop. Default 10000; Infinity waits forever.
+   */
+  lockTimeout?: number;
+  /**
+   * Size of the reader table in the lock file: how many handles (in all processes and
+   * workers) may have the file open at once; an open past it fails with ERR_READERS_FULL.
+   * The table keeps the largest size any open asked for. Default 126.
+   */
+  maxReaders?: number;
 }
 
 /** The root handle of an open file: the unnamed database plus file-wide operations. */
@@ -1221,7 +1279,7 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V> {
   stats(): DatabaseStats {
     this.store.assertOpen();
     const env = this.store.env;
-    const m = env.meta;
+    const m = env.latest().meta;
     return {
       pageSize: env.pageSize,
       fileSize: env.storage.size,
@@ -1261,6 +1319,16 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V> {
     this.store.assertOpen();
     if (typeof path !== 'string' || path.length === 0)
       throw new MapKVError('ERR_BAD_OPTION', 'backup needs a file path');
+    const target = resolvePath(path);
+    if (
+      target === resolvePath(this.store.path) ||
+      target === resolvePath(`${this.store.path}-lock`)
+    ) {
+      throw new MapKVError(
+        'ERR_BAD_OPTION',
+        'a backup cannot overwrite the database itself or its lock file',
+      );
+    }
     const env = this.store.env;
     const r = env.pin();
     try {

@@ -11,6 +11,8 @@ import { isValidPageSize } from './format/layout';
 import { MappedStorage } from './storage/mapped';
 import type { Storage } from './storage/storage';
 import { type CommitHooks, Environment } from './txn/env';
+import { DEFAULT_MAX_READERS, LockFile } from './txn/lockfile';
+import { MAX_READERS } from './txn/readers';
 
 const KNOWN_OPTIONS = new Set([
   'readOnly',
@@ -21,6 +23,9 @@ const KNOWN_OPTIONS = new Set([
   'verifyChecksums',
   'segmentSize',
   'populate',
+  'msgpack',
+  'lockTimeout',
+  'maxReaders',
 ]);
 
 /**
@@ -59,12 +64,26 @@ export function openOn<K = unknown, V = unknown>(
   hooks?: CommitHooks,
 ): Database<K, V> {
   validateOptions(options);
-  const env = Environment.open(storage, {
-    ...(options.pageSize !== undefined ? { pageSize: options.pageSize } : {}),
-    sync: options.sync ?? 'full',
-    verifyChecksums: options.verifyChecksums === true,
-    ...(hooks !== undefined ? { hooks } : {}),
-  });
+  // A real file is shared through its lock file `${path}-lock` (writer lock, reader table);
+  // a MemoryStorage (path '') belongs to this handle alone.
+  const lock =
+    storage.path === ''
+      ? undefined
+      : openLockFile(storage.path, storage.readOnly, options.maxReaders ?? DEFAULT_MAX_READERS);
+  let env: Environment;
+  try {
+    env = Environment.open(storage, {
+      ...(options.pageSize !== undefined ? { pageSize: options.pageSize } : {}),
+      sync: options.sync ?? 'full',
+      verifyChecksums: options.verifyChecksums === true,
+      ...(hooks !== undefined ? { hooks } : {}),
+      ...(lock !== undefined ? { lock } : {}),
+      ...(options.lockTimeout !== undefined ? { lockTimeout: options.lockTimeout } : {}),
+    });
+  } catch (err) {
+    lock?.close();
+    throw err;
+  }
   try {
     const main = env.meta.main;
     const keyEncoding = resolveEncoding(
@@ -81,9 +100,31 @@ export function openOn<K = unknown, V = unknown>(
       options.valueEncoding,
       'main',
     );
-    return new Database<K, V>(new Store(env, path), keyEncoding, valueEncoding);
+    const db = new Database<K, V>(
+      new Store(env, path, options.msgpack),
+      keyEncoding,
+      valueEncoding,
+    );
+    // Fix the encodings in the file at once, so a later open with other options is refused
+    // even if nothing was ever written.
+    if (!storage.readOnly && main.keyEncoding === 0)
+      db.store.runSync((txn) => db.writeContext(txn));
+    return db;
   } catch (err) {
     env.close();
+    throw err;
+  }
+}
+
+/**
+ * The lock file of the database at `path`. A read-only open on a read-only file system gets
+ * none (undefined): nobody can write the file there, so there is no writer to coordinate with.
+ */
+function openLockFile(path: string, readOnly: boolean, maxReaders: number): LockFile | undefined {
+  try {
+    return LockFile.open(path, { maxReaders });
+  } catch (err) {
+    if (readOnly && (err as NodeJS.ErrnoException).code === 'EROFS') return undefined;
     throw err;
   }
 }
@@ -123,6 +164,27 @@ function validateOptions(o: OpenOptions): void {
     throw new MapKVError(
       'ERR_BAD_OPTION',
       `valueEncoding must be one of ${VALUE_ENCODING_NAMES.join(', ')}`,
+    );
+  }
+  if (o.msgpack !== undefined && (typeof o.msgpack !== 'object' || o.msgpack === null)) {
+    throw new MapKVError('ERR_BAD_OPTION', 'msgpack must be an object of msgpackr options');
+  }
+  if (
+    o.lockTimeout !== undefined &&
+    (typeof o.lockTimeout !== 'number' || Number.isNaN(o.lockTimeout) || o.lockTimeout < 0)
+  ) {
+    throw new MapKVError(
+      'ERR_BAD_OPTION',
+      `lockTimeout must be a number of milliseconds >= 0 (Infinity: wait forever), got ${String(o.lockTimeout)}`,
+    );
+  }
+  if (
+    o.maxReaders !== undefined &&
+    !(Number.isInteger(o.maxReaders) && o.maxReaders >= 1 && o.maxReaders <= MAX_READERS)
+  ) {
+    throw new MapKVError(
+      'ERR_BAD_OPTION',
+      `maxReaders must be an integer from 1 to ${MAX_READERS}, got ${String(o.maxReaders)}`,
     );
   }
   if (o.segmentSize !== undefined) {

@@ -6,9 +6,31 @@
  * too); only then is the meta written into slot txnId % 2 and flushed. A crash before the meta
  * flush leaves the previous meta, whose pages the transaction never touched (invariant 1); a
  * torn meta fails its checksum and open takes the other slot.
+ *
+ * Many handles, in many processes and worker_threads, may have one file open. They share it
+ * through the lock file (lockfile.ts, readers.ts):
+ * - A write transaction holds the writer lock from beginWrite to commit/abort. Having taken
+ *   it, the writer maps any growth, re-reads both metas and takes the newest valid one, so it
+ *   always builds on the latest commit of any process, and reuses only pages freed by txns no
+ *   live reader slot pins (invariant 4).
+ * - Reads of the latest commit pin it in this handle's slot, lazily: the pin is taken by the
+ *   first read of an event-loop turn, moved forward when a read finds a newer commit, and
+ *   released when the turn ends. Whether anything was committed is a plain read of the meta
+ *   pages' checksum and txn-id words, so a read makes no native call while nothing changes.
+ * - A new meta is written with its checksum word last, behind a fence, so a reader that sees
+ *   the new checksum sees the whole page; a changed meta is checksum-validated before use, and
+ *   a torn one (being written, or left by a writer that died) is passed over for the other.
  */
 import { MapKVError, corrupt } from '../errors';
-import { FIRST_DATA_PAGE, MAX_DEPTH, META_PAGES, isValidPageSize, readU32 } from '../format/layout';
+import {
+  FIRST_DATA_PAGE,
+  MAX_DEPTH,
+  MAX_PAGE_SIZE,
+  META_PAGES,
+  isValidPageSize,
+  readU32,
+  readU64,
+} from '../format/layout';
 import {
   DbKind,
   type DbDescriptor,
@@ -18,8 +40,10 @@ import {
   readMeta,
   writeMeta,
 } from '../format/meta';
+import { native } from '../storage/native';
 import type { Storage } from '../storage/storage';
 import { type FreeChunk, readFreeDirectory } from './freelist';
+import { DEFAULT_LOCK_TIMEOUT, type LockFile, sleep } from './lockfile';
 import { Pager } from './pager';
 import { SnapshotReader } from './snapshot';
 import { WriteTxn } from './write';
@@ -38,25 +62,75 @@ export interface EnvOptions {
   sync: SyncMode;
   verifyChecksums: boolean;
   hooks?: CommitHooks;
+  /**
+   * The lock file shared with every other handle of the file: writer lock and reader table.
+   * The environment owns it from here on (close() closes it). Absent: the storage belongs to
+   * this environment alone (MemoryStorage, a backup's private target).
+   */
+  lock?: LockFile;
+  /** Milliseconds beginWrite waits for the writer lock before ERR_LOCKED (default 10 s). */
+  lockTimeout?: number;
 }
 
 /** Encoding ids as stored in descriptors. */
 export const KEY_ENCODING_IDS = { ordered: 1, string: 2, binary: 3, uint32: 4 } as const;
 export const VALUE_ENCODING_IDS = { msgpack: 1, json: 2, string: 3, binary: 4 } as const;
 
+/** Word index, in a meta page read as u32 words, of the checksum (H_CHECKSUM, byte 0). */
+const CHECKSUM_WORD = 0;
+/** Word index of the low half of the txn id (format/meta.ts: u64 txnId at byte 48). */
+const TXN_WORD = 12;
+
+/** Closes the lock file of an environment dropped without close(): frees its reader slot. */
+const lockRegistry = new FinalizationRegistry<LockFile>((lock) => {
+  try {
+    lock.close();
+  } catch {
+    // Nothing to report to: the handle is gone.
+  }
+});
+
 export class Environment {
   readonly pager: Pager;
   readonly pageSize: number;
+  /** The latest commit this handle knows of (refreshed by latest() and beginWrite()). */
   meta: MetaState;
   sync: SyncMode;
   readonly verifyChecksums: boolean;
   hooks: CommitHooks;
   /** The open write transaction, if any (one at a time: invariant 7). */
   writer: WriteTxn | null = null;
-  /** Snapshots pinned in this process: txn id -> count. */
+  /** Milliseconds a write waits for the writer lock before ERR_LOCKED. */
+  readonly lockTimeout: number;
+  /** The lock file; null when the storage is this environment's alone. */
+  readonly lock: LockFile | null;
+  /** Snapshots pinned through this handle: txn id -> count. */
   private readonly pins = new Map<number, number>();
-  private freeCache: { txnId: number; chunks: FreeChunk[]; dirPages: number[] } | null = null;
+  private freeCache: { meta: MetaState; chunks: FreeChunk[]; dirPages: number[] } | null = null;
+  /** The reader of `meta`. */
   private current: SnapshotReader;
+  /** The two meta pages as u32 words (views of the read mapping). */
+  private readonly words0: Uint32Array;
+  private readonly words1: Uint32Array;
+  /** Checksum and txn-id words of both meta pages when this handle last read them. */
+  private ck0 = -1;
+  private tx0 = -1;
+  private ck1 = -1;
+  private tx1 = -1;
+  /** The same words of `meta`'s own page when it was validated. */
+  private metaCk = -1;
+  private metaTx = -1;
+  /** Txn id the latest-read pin holds, 0 when none; released when the event-loop turn ends. */
+  private pinned = 0;
+  private releaseScheduled = false;
+  /** What this handle's reader slot holds: the oldest txn id it pins, 0 for none. */
+  private published = 0;
+  /** The newest commit known durable: pages freed after it are reused only after a flush. */
+  private durableTxn = 0;
+  private closed = false;
+  private readonly metaScratch: Uint8Array;
+  /** A private copy of a meta page being validated. */
+  private readonly metaCopy: Uint8Array;
 
   private constructor(
     readonly storage: Storage,
@@ -69,12 +143,28 @@ export class Environment {
     this.sync = opts.sync;
     this.verifyChecksums = opts.verifyChecksums;
     this.hooks = opts.hooks ?? {};
+    this.lock = opts.lock ?? null;
+    this.lockTimeout = opts.lockTimeout ?? DEFAULT_LOCK_TIMEOUT;
+    this.metaScratch = new Uint8Array(meta.pageSize);
+    this.metaCopy = new Uint8Array(meta.pageSize);
     this.pager.ensureCovers(meta.pageCount);
     this.current = new SnapshotReader(this.pager, meta, this.verifyChecksums);
+    this.words0 = this.metaWords(0);
+    this.words1 = this.metaWords(1);
+    // The seen words start unknown (-1), so the first read validates the metas again: a
+    // commit may have landed since open chose `meta`.
+    if (this.lock !== null) lockRegistry.register(this, this.lock, this);
   }
 
   /** Opens the environment on `storage`, creating the two metas of an empty file. */
   static open(storage: Storage, opts: EnvOptions): Environment {
+    const lock = opts.lock;
+    if (lock !== undefined) {
+      const { meta, created } = chooseShared(storage, lock, opts);
+      const env = new Environment(storage, meta, opts);
+      if (created) env.durableTxn = meta.txnId;
+      return env;
+    }
     if (storage.size === 0 || isBlankFile(storage)) {
       if (storage.readOnly)
         throw new MapKVError('ERR_CORRUPT', 'the database file is empty and opened read-only');
@@ -83,17 +173,24 @@ export class Environment {
     return new Environment(storage, chooseMeta(storage, opts.pageSize), opts);
   }
 
-  /** A reader over the latest committed state, for one synchronous read. */
+  /**
+   * A reader over the latest commit (of any process), for reads until the event-loop turn
+   * ends. Makes no native call while nothing was committed since the last read.
+   */
   latest(): SnapshotReader {
-    if (this.current.meta !== this.meta)
-      this.current = new SnapshotReader(this.pager, this.meta, this.verifyChecksums);
+    if (this.metaMoved()) this.reload();
+    if (this.pinned !== this.meta.txnId) this.pinLatest();
     return this.current;
   }
 
   /** Pins the latest state until `unpin`; pages it reaches are not reused meanwhile. */
   pin(): SnapshotReader {
     const r = this.latest();
-    this.pins.set(r.meta.txnId, (this.pins.get(r.meta.txnId) ?? 0) + 1);
+    const id = r.meta.txnId;
+    this.pins.set(id, (this.pins.get(id) ?? 0) + 1);
+    // The latest-read pin holds `id`, so the slot already protects it; this only keeps the
+    // slot right once that pin is released.
+    this.publish();
     return r;
   }
 
@@ -102,10 +199,15 @@ export class Environment {
     const n = (this.pins.get(id) ?? 0) - 1;
     if (n <= 0) this.pins.delete(id);
     else this.pins.set(id, n);
+    this.publish();
   }
 
-  /** The oldest txn id any pinned snapshot in this process reads (or the latest). */
+  /**
+   * The oldest txn id a snapshot pins - in any thread or process when the file is shared -
+   * or the latest commit's id. A writer calls it holding the writer lock.
+   */
   oldestReader(): number {
+    if (this.lock !== null) return this.lock.table.oldest(this.meta.txnId);
     let oldest = this.meta.txnId;
     for (const id of this.pins.keys()) if (id < oldest) oldest = id;
     return oldest;
@@ -117,28 +219,32 @@ export class Environment {
     return n;
   }
 
+  /**
+   * Begins the write transaction, waiting up to `lockTimeout` for the writer lock (ERR_LOCKED
+   * after that).
+   */
   beginWrite(): WriteTxn {
-    if (this.storage.readOnly)
-      throw new MapKVError('ERR_READ_ONLY', 'the database was opened read-only');
-    if (this.writer !== null) {
-      throw new MapKVError('ERR_LOCKED', 'a write transaction is already open on this database');
+    return this.startWrite(true)!;
+  }
+
+  /** Begins the write transaction if the writer lock is free now; null when it is not. */
+  tryBeginWrite(): WriteTxn | null {
+    return this.startWrite(false);
+  }
+
+  /** The ERR_LOCKED error of a write that waited `lockTimeout` for the writer lock. */
+  lockedError(): MapKVError {
+    if (this.lock === null) {
+      return new MapKVError('ERR_LOCKED', 'a write transaction is already open on this database');
     }
-    const free = this.freelist();
-    // Every commit this process acknowledged is durable (sync 'full') or in the page cache
-    // (sync 'none'), so only pinned snapshots limit reuse.
-    const txn = new WriteTxn(
-      this.pager,
-      this.meta,
-      free,
-      this.oldestReader(),
-      this.verifyChecksums,
-    );
-    this.writer = txn;
-    return txn;
+    return this.lock.lockedError(this.lockTimeout);
   }
 
   abort(txn: WriteTxn): void {
-    if (this.writer === txn) this.writer = null;
+    if (this.writer === txn) {
+      this.writer = null;
+      this.lock?.unlock();
+    }
   }
 
   /** Commits `txn`: data pages durable, then the meta, then the meta durable. */
@@ -162,7 +268,7 @@ export class Environment {
       // The slot holds the fallback commit. Keep its bytes: if the flush of the new meta
       // fails, they go back, so this process and others stay at the last good commit.
       const previous = view.slice(at, at + this.pageSize);
-      writeMeta(view, at, slot, plan.meta);
+      this.writeMetaPage(view, at, slot, plan.meta);
       try {
         this.hooks.afterMetaWrite?.();
         if (full) this.storage.flush([{ offset: slot * this.pageSize, length: this.pageSize }]);
@@ -171,31 +277,312 @@ export class Environment {
         throw err;
       }
       this.meta = plan.meta;
+      this.current = new SnapshotReader(this.pager, plan.meta, this.verifyChecksums);
+      this.recordSeen();
+      this.metaCk = slot === 0 ? this.ck0 : this.ck1;
+      this.metaTx = slot === 0 ? this.tx0 : this.tx1;
+      if (full) {
+        this.durableTxn = plan.meta.txnId;
+        this.lock?.setDurable(plan.meta.txnId);
+      }
     } finally {
       this.writer = null;
+      this.lock?.unlock();
     }
   }
 
-  /** The committed freelist of the latest meta (cached per txn id). */
+  /** The committed freelist of the latest meta (cached per meta). */
   freelist(): { chunks: FreeChunk[]; dirPages: number[] } {
     const m = this.meta;
-    if (this.freeCache === null || this.freeCache.txnId !== m.txnId) {
+    if (this.freeCache === null || this.freeCache.meta !== m) {
       const { chunks, dirPages } = readFreeDirectory(this.pager, m.freeDir, m.pageCount);
-      this.freeCache = { txnId: m.txnId, chunks, dirPages };
+      this.freeCache = { meta: m, chunks, dirPages };
     }
     return this.freeCache;
   }
 
+  /** Releases the reader slot and the lock file, then unmaps and closes the file. */
   close(): void {
-    this.storage.close();
+    if (this.closed) {
+      this.storage.close();
+      return;
+    }
+    this.closed = true;
+    try {
+      if (this.lock !== null) {
+        lockRegistry.unregister(this);
+        this.lock.close();
+      }
+    } finally {
+      this.storage.close();
+    }
+  }
+
+  // --- shared-file internals ---
+
+  private startWrite(wait: boolean): WriteTxn | null {
+    if (this.storage.readOnly)
+      throw new MapKVError('ERR_READ_ONLY', 'the database was opened read-only');
+    if (this.writer !== null) {
+      throw new MapKVError('ERR_LOCKED', 'a write transaction is already open on this database');
+    }
+    const lock = this.lock;
+    if (lock !== null) {
+      if (wait) lock.lock(this.lockTimeout);
+      else if (!lock.tryLock()) return null;
+    }
+    try {
+      if (lock !== null) {
+        // Build on the latest commit of any process: when another committed since this handle
+        // last looked, map what it grew the file by and re-read the metas. (Growth without a
+        // commit - a writer that died - is harmless: growing over it allocates nothing new.)
+        native.fence();
+        if (this.metaMoved()) {
+          this.storage.refresh();
+          this.reload();
+        }
+        this.ensureDurableBase(lock);
+        // This handle's latest-read pin guards readers used inside one synchronous call, none
+        // of which is running now: let it not hold back this handle's own writes (a read in
+        // the txn pins again, at the base, which the txn never overwrites).
+        if (this.pinned !== 0) {
+          this.pinned = 0;
+          this.publish();
+        }
+      }
+      const txn = new WriteTxn(
+        this.pager,
+        this.meta,
+        this.freelist(),
+        this.oldestReader(),
+        this.verifyChecksums,
+      );
+      this.writer = txn;
+      return txn;
+    } catch (err) {
+      lock?.unlock();
+      throw err;
+    }
+  }
+
+  /**
+   * Under sync 'full', pages freed by a commit are reused only once that commit is durable
+   * (invariant 4). Another handle's commit under sync 'none' may not be: flush it first.
+   */
+  private ensureDurableBase(lock: LockFile): void {
+    const t = this.meta.txnId;
+    if (this.sync !== 'full' || this.durableTxn === t) return;
+    if (lock.durableTxn() !== t) {
+      this.storage.sync();
+      lock.setDurable(t);
+    }
+    this.durableTxn = t;
+  }
+
+  /** A meta page's words, as a view of the read mapping. */
+  private metaWords(slot: number): Uint32Array {
+    const v = this.pager.readView(slot);
+    return new Uint32Array(v.buffer, v.byteOffset + this.pager.offsetOf(slot), this.pageSize >> 2);
+  }
+
+  /** Whether a meta page changed since this handle last read them: four plain loads. */
+  private metaMoved(): boolean {
+    const a = this.words0;
+    const b = this.words1;
+    return (
+      a[CHECKSUM_WORD] !== this.ck0 ||
+      a[TXN_WORD] !== this.tx0 ||
+      b[CHECKSUM_WORD] !== this.ck1 ||
+      b[TXN_WORD] !== this.tx1
+    );
+  }
+
+  private recordSeen(): void {
+    const a = this.words0;
+    const b = this.words1;
+    this.ck0 = a[CHECKSUM_WORD]!;
+    this.tx0 = a[TXN_WORD]!;
+    this.ck1 = b[CHECKSUM_WORD]!;
+    this.tx1 = b[TXN_WORD]!;
+  }
+
+  /** Re-reads the meta pages and adopts the newest valid commit. */
+  private reload(): void {
+    for (let attempt = 0; ; attempt++) {
+      // Words first: a page that changes while it is validated is looked at again next time.
+      this.recordSeen();
+      if (this.lock !== null) native.fence();
+      const m = this.newestMeta();
+      if (m !== null) {
+        if (m !== this.meta) this.adopt(m);
+        return;
+      }
+      // Both pages failed: two commits landed while we read. Read again.
+      if (attempt >= 1000) corrupt('neither meta page holds a valid commit');
+      if (attempt >= 10) sleep(0.1);
+    }
+  }
+
+  /**
+   * The newest checksum-valid meta in the file (`this.meta` itself when that is still it),
+   * or null when neither page validates.
+   */
+  private newestMeta(): MetaState | null {
+    const v0 = this.pager.readView(0);
+    const v1 = this.pager.readView(1);
+    const o0 = this.pager.offsetOf(0);
+    const o1 = this.pager.offsetOf(1);
+    const first = readU64(v1, o1 + TXN_WORD * 4) > readU64(v0, o0 + TXN_WORD * 4) ? 1 : 0;
+    const cur = this.meta.txnId % 2;
+    for (const slot of [first, 1 - first]) {
+      if (slot === cur) {
+        const ck = slot === 0 ? this.ck0 : this.ck1;
+        const tx = slot === 0 ? this.tx0 : this.tx1;
+        if (ck === this.metaCk && tx === this.metaTx) return this.meta;
+      }
+      const view = slot === 0 ? v0 : v1;
+      const off = slot === 0 ? o0 : o1;
+      const available = Math.min(this.storage.size - slot * this.pageSize, this.pageSize);
+      // Validate and parse a private copy: a writer may rewrite the page while we read it
+      // (two commits during one reload), and fields read after the checksum was checked
+      // could then belong to another commit.
+      const copy = this.metaCopy;
+      copy.set(view.subarray(off, off + this.pageSize));
+      const r = readMeta(copy, 0, slot, Math.max(0, available));
+      if (r.ok && r.meta.pageSize === this.pageSize) {
+        this.metaCk = slot === 0 ? this.ck0 : this.ck1;
+        this.metaTx = slot === 0 ? this.tx0 : this.tx1;
+        return r.meta;
+      }
+    }
+    return null;
+  }
+
+  /** Makes `m` the latest commit this handle knows, mapping the file's growth first. */
+  private adopt(m: MetaState): void {
+    this.pager.ensureCovers(m.pageCount);
+    validateMeta(m, this.pager.filePages());
+    this.meta = m;
+    this.current = new SnapshotReader(this.pager, m, this.verifyChecksums);
+  }
+
+  /**
+   * Pins `meta` for reads of the latest commit until the event-loop turn ends. When that
+   * lowers what the slot holds (from nothing), the meta is read again after a fence: if it
+   * still names the pinned txn, every writer that commits after it sees the pin; if it moved
+   * on, the newer meta was read after the (lower) pin was visible, and is pinned instead.
+   */
+  private pinLatest(): void {
+    if (this.lock === null) {
+      this.pinned = this.meta.txnId;
+      return;
+    }
+    if (!this.releaseScheduled) {
+      this.releaseScheduled = true;
+      setImmediate(this.releaseLatest).unref();
+    }
+    for (;;) {
+      this.pinned = this.meta.txnId;
+      if (!this.publish()) return;
+      native.fence();
+      if (!this.metaMoved()) return;
+      this.reload();
+      if (this.pinned === this.meta.txnId) return;
+    }
+  }
+
+  private readonly releaseLatest = (): void => {
+    this.releaseScheduled = false;
+    if (this.closed) return;
+    this.pinned = 0;
+    this.publish();
+  };
+
+  /**
+   * Stores the oldest txn id this handle pins in its slot. Returns true when that lowered the
+   * slot (a pin where there was none): the caller must then re-check the meta.
+   */
+  private publish(): boolean {
+    const lock = this.lock;
+    if (lock === null || this.closed) return false;
+    let want = this.pinned;
+    for (const id of this.pins.keys()) if (want === 0 || id < want) want = id;
+    const prev = this.published;
+    if (want === prev) return false;
+    lock.publish(want);
+    this.published = want;
+    if (want === 0 || (prev !== 0 && want > prev)) return false;
+    if (!lock.ownsSlot()) {
+      // Another process took the slot for a dead one's (pid namespaces that differ?):
+      // take a new one and publish there.
+      lock.claim();
+      this.published = 0;
+      return this.publish();
+    }
+    return true;
+  }
+
+  /** Writes meta page `slot` with its checksum word last, so readers never trust a torn one. */
+  private writeMetaPage(view: Uint8Array, at: number, slot: number, m: MetaState): void {
+    if (this.lock === null) {
+      writeMeta(view, at, slot, m);
+      return;
+    }
+    const s = this.metaScratch;
+    writeMeta(s, 0, slot, m);
+    // The checksum is the page's first word (H_CHECKSUM = 0).
+    view.set(s.subarray(4), at + 4);
+    native.fence();
+    view.set(s.subarray(0, 4), at);
+    native.fence();
   }
 }
 
-/** A file whose first two pages are all zero: created but never initialised (crash at create). */
+/**
+ * Chooses the meta of a shared file at open. A file that is empty, blank or without a valid
+ * meta may be being created by another process right now: it is looked at again under the
+ * writer lock, which a creator holds until both metas are written.
+ */
+function chooseShared(
+  storage: Storage,
+  lock: LockFile,
+  opts: EnvOptions,
+): { meta: MetaState; created: boolean } {
+  if (storage.size !== 0 && !isBlankFile(storage)) {
+    try {
+      return { meta: chooseMeta(storage, opts.pageSize), created: false };
+    } catch (err) {
+      if (!(err instanceof MapKVError) || err.code !== 'ERR_CORRUPT') throw err;
+    }
+  }
+  lock.lock(opts.lockTimeout ?? DEFAULT_LOCK_TIMEOUT);
+  try {
+    storage.refresh();
+    if (storage.size === 0 || isBlankFile(storage)) {
+      if (storage.readOnly)
+        throw new MapKVError('ERR_CORRUPT', 'the database file is empty and opened read-only');
+      return { meta: initialize(storage, opts.pageSize ?? 4096), created: true };
+    }
+    return { meta: chooseMeta(storage, opts.pageSize), created: false };
+  } finally {
+    lock.unlock();
+  }
+}
+
+/**
+ * A file created but never initialised (crash at create): no longer than initialize() makes it
+ * (16 pages of at most 64 KiB) and all zero. A file whose metas alone are zero is damage, not
+ * a blank file to initialise over; so is a file with a meta in slot 1 only (with pages over
+ * 4 KiB a backup writes only the slot of its commit, and slot 1 is not at byte 4096).
+ */
 function isBlankFile(storage: Storage): boolean {
-  if (storage.size < 2 * 4096) return false;
-  const v = storage.readSegment(0);
-  for (let i = 0; i < 2 * 4096; i += 4) if (readU32(v, i) !== 0) return false;
+  const size = storage.size;
+  if (size < 2 * 4096 || size > 16 * 65536) return false;
+  for (let seg = 0; seg * storage.segmentSize < size; seg++) {
+    const v = storage.readSegment(seg);
+    const end = Math.min(storage.segmentSize, size - seg * storage.segmentSize);
+    for (let i = 0; i < end; i += 4) if (readU32(v, i) !== 0) return false;
+  }
   return true;
 }
 
@@ -227,10 +614,13 @@ function initialize(storage: Storage, pageSize: number): MetaState {
 function chooseMeta(storage: Storage, wantPageSize: number | undefined): MetaState {
   const v = storage.readSegment(0);
   const size = storage.size;
-  const ps = peekPageSize(v, 0) || (size >= 8192 ? peekPageSize(v, 4096) : 0) || 4096;
+  const ps = peekPageSize(v, 0) || slotOnePageSize(v, size) || 4096;
   const readings = [0, 1].map((slot) => {
     const off = slot * ps;
-    return readMeta(v, off, slot, Math.max(0, Math.min(size, storage.segmentSize) - off));
+    const available = Math.max(0, Math.min(size, storage.segmentSize) - off);
+    // A private copy: another process may be writing this page (see newestMeta).
+    const copy = v.slice(off, off + Math.min(available, MAX_PAGE_SIZE));
+    return readMeta(copy, 0, slot, available);
   });
   const valid = readings.flatMap((r) => (r.ok ? [r.meta] : []));
   if (valid.length === 0) {
@@ -254,6 +644,17 @@ function chooseMeta(storage: Storage, wantPageSize: number | undefined): MetaSta
   }
   validateMeta(meta, Math.floor(size / meta.pageSize));
   return meta;
+}
+
+/**
+ * The page size when slot 0 is blank or damaged: a meta in slot 1 sits at byte offset equal
+ * to its own page size, so try each possible size.
+ */
+function slotOnePageSize(v: Uint8Array, size: number): number {
+  for (let ps = 4096; ps <= 65536 && 2 * ps <= size; ps *= 2) {
+    if (peekPageSize(v, ps) === ps) return ps;
+  }
+  return 0;
 }
 
 /** Checks the numbers of a checksum-valid meta against the file. */

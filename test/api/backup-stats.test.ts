@@ -1,0 +1,369 @@
+// backup(), stats(), check() and the package entry points (require and import of 'mapkv').
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+
+import { open, type Database } from '../../src/index';
+import {
+  ApiFolder,
+  REPO_ROOT,
+  ensureDist,
+  expectHealthy,
+  key,
+  nextTurn,
+} from '../helpers/api-helpers';
+
+let folder: ApiFolder;
+
+beforeEach(() => {
+  folder = new ApiFolder();
+});
+
+afterEach(async () => {
+  await folder.cleanup();
+});
+
+/** Every entry of the root and of the named sub-databases, as plain data. */
+function dump(db: Database<any, any>, subs: string[]): Record<string, Array<[unknown, unknown]>> {
+  const out: Record<string, Array<[unknown, unknown]>> = {
+    '': [...db.range()].map((e) => [e.key, e.value]),
+  };
+  for (const name of subs) {
+    const sub = db.openDB(name);
+    out[name] = [...sub.range()].map((e): [unknown, unknown] => [e.key, e.value]);
+  }
+  return out;
+}
+
+/** A database with data in the root and in sub-databases 'users' and 'nums', with free pages. */
+function populated(): Database<any, any> {
+  const db = folder.open({ sync: 'none' });
+  const users = db.openDB('users', { keyEncoding: 'string', valueEncoding: 'json' });
+  const nums = db.openDB('nums', { keyEncoding: 'uint32', valueEncoding: 'binary' });
+  db.transactionSync((txn) => {
+    for (let i = 0; i < 2000; i++) txn.put(key(i), { i, pad: 'p'.repeat(i % 400) });
+    for (let i = 0; i < 300; i++) txn.db(users).put(`user${i}`, { name: `n${i}`, tags: [i] });
+    for (let i = 0; i < 100; i++) txn.db(nums).put(i, Buffer.alloc(i * 50, i));
+    txn.put('big', Buffer.alloc(300_000, 9));
+  });
+  // Removals and rewrites leave free pages in the file.
+  db.transactionSync((txn) => {
+    for (let i = 0; i < 2000; i += 3) txn.remove(key(i));
+    txn.remove('big');
+    for (let i = 0; i < 300; i += 2) txn.db(users).put(`user${i}`, { name: `renamed${i}` });
+  });
+  return db;
+}
+
+describe('backup', () => {
+  it('backup(path) and backup(path, {compact: true}) produce files that open with the same data, all sub-databases too', async () => {
+    const subs = ['nums', 'users'];
+    const db = populated();
+    const expected = dump(db, subs);
+    expect(db.stats().freePages).toBeGreaterThan(0);
+    const plain = folder.file('backups/plain.mkv'); // the folder is created
+    const compact = folder.file('backups/compact.mkv');
+    await db.backup(plain);
+    await db.backup(compact, { compact: true });
+    for (const file of [plain, compact]) {
+      const copy = folder.open({}, file);
+      expect(dump(copy, subs)).toEqual(expected);
+      expect(copy.openDB('users').keyEncoding).toBe('string');
+      expect(copy.openDB('users').valueEncoding).toBe('json');
+      expect(copy.openDB('nums').keyEncoding).toBe('uint32');
+      expect(copy.stats().entries).toBe(db.stats().entries);
+      expectHealthy(copy);
+      // A copy is a normal database: it takes writes.
+      copy.putSync('new', 1);
+      expectHealthy(copy);
+    }
+    expect(fs.statSync(compact).size).toBeLessThanOrEqual(fs.statSync(plain).size);
+    expect(fs.statSync(compact).size).toBeLessThanOrEqual(db.stats().fileSize);
+    expectHealthy(db);
+  });
+
+  it('a compact copy holds no free pages', async () => {
+    const db = populated();
+    const compact = folder.file('compact.mkv');
+    await db.backup(compact, { compact: true });
+    const copy = folder.open({ readOnly: true }, compact);
+    expect(copy.stats().freePages).toBe(0);
+    expect(copy.stats().pages).toBeLessThan(db.stats().pages);
+  });
+
+  for (const pageSize of [16384, 65536]) {
+    it(`keeps the page size ${pageSize} of the source, whatever the parity of the last txnId`, async () => {
+      const db = folder.open({ pageSize });
+      for (let commit = 0; commit < 2; commit++) {
+        db.putSync('a', commit);
+        const txnId = db.stats().txnId;
+        for (const compact of [false, true]) {
+          const file = folder.file(`copy-${txnId}-${compact}.mkv`);
+          await db.backup(file, { compact });
+          // Read-only first: a writable open of a misread copy could re-initialise it.
+          const ro = open(file, { readOnly: true });
+          try {
+            expect(ro.stats().pageSize).toBe(pageSize);
+            expect(ro.get('a')).toBe(commit);
+          } finally {
+            await ro.close();
+          }
+          const copy = folder.open({}, file);
+          expect(copy.stats().pageSize).toBe(pageSize);
+          expect(copy.get('a')).toBe(commit);
+          await copy.close();
+        }
+      }
+    });
+  }
+
+  it('overwrites an existing file at the target path', async () => {
+    const db = folder.open();
+    db.putSync('a', 1);
+    const file = folder.file('copy.mkv');
+    fs.writeFileSync(file, Buffer.alloc(1_000_000, 0xee));
+    await db.backup(file);
+    const copy = folder.open({}, file);
+    expect([...copy.range()]).toEqual([{ key: 'a', value: 1 }]);
+    expectHealthy(copy);
+  });
+
+  it('of an empty database opens as an empty database', async () => {
+    const db = folder.open();
+    for (const compact of [false, true]) {
+      const file = folder.file(`empty-${compact}.mkv`);
+      await db.backup(file, { compact });
+      const copy = folder.open({}, file);
+      expect(copy.count()).toBe(0);
+      expectHealthy(copy);
+    }
+  });
+
+  it('works on a read-only open', async () => {
+    const db = folder.open();
+    db.putSync('a', 1);
+    await db.close();
+    const ro = folder.open({ readOnly: true });
+    const file = folder.file('ro-copy.mkv');
+    await ro.backup(file);
+    const copy = folder.open({}, file);
+    expect(copy.get('a')).toBe(1);
+  });
+
+  it("a backup to the database's own path is refused and loses no later write", async () => {
+    const db = folder.open();
+    db.putSync('a', 1);
+    const inode = fs.statSync(db.path).ino;
+    let failure: unknown = null;
+    await db.backup(db.path).catch((err: unknown) => {
+      failure = err;
+    });
+    db.putSync('b', 2);
+    await db.close();
+    expect(fs.statSync(db.path).ino).toBe(inode);
+    const again = folder.open();
+    expect(again.get('a')).toBe(1);
+    expect(again.get('b')).toBe(2);
+    expect(failure).toMatchObject({ code: 'ERR_BAD_OPTION' });
+  });
+
+  for (const compact of [false, true]) {
+    it(`a backup${compact ? ' (compact)' : ''} started while async puts continue equals the state at its start`, async () => {
+      const db = folder.open<string, unknown>({ sync: 'none' });
+      // Big enough that the copy takes many event-loop turns (1 MiB chunks / 10k entries).
+      db.transactionSync((txn) => {
+        for (let i = 0; i < 30_000; i++) txn.put(key(i, 6), { i, pad: 'x'.repeat(200) });
+      });
+      const atStart = [...db.range()];
+      const file = folder.file(`live-${compact}.mkv`);
+      const backup = db.backup(file, { compact });
+      let done = false;
+      void backup.then(
+        () => (done = true),
+        () => (done = true),
+      );
+      // Keep writing while the backup runs: overwrites, removes and inserts.
+      let turn = 0;
+      const writes: Promise<unknown>[] = [];
+      while (!done && turn < 500) {
+        for (let j = 0; j < 50; j++) {
+          const i = (turn * 50 + j) % 30_000;
+          writes.push(j % 5 === 0 ? db.remove(key(i, 6)) : db.put(key(i, 6), { i, turn }));
+          writes.push(db.put(`new-${turn}-${j}`, turn));
+        }
+        turn++;
+        await nextTurn();
+      }
+      await backup;
+      await Promise.all(writes);
+      expect(turn).toBeGreaterThan(0);
+      const copy = folder.open<string, unknown>({ readOnly: true }, file);
+      expect(copy.count()).toBe(atStart.length);
+      expect([...copy.range()]).toEqual(atStart);
+      expectHealthy(copy);
+      expectHealthy(db);
+      expect(db.stats().openSnapshots).toBe(0);
+    });
+  }
+});
+
+describe('stats', () => {
+  it('reports numbers for every documented field, and the sync mode', () => {
+    const db = folder.open();
+    const s = db.stats();
+    for (const field of [
+      'pageSize',
+      'fileSize',
+      'pages',
+      'freePages',
+      'entries',
+      'depth',
+      'txnId',
+      'openSnapshots',
+      'maxKeySize',
+      'segmentSize',
+    ] as const) {
+      expect(typeof s[field], field).toBe('number');
+      expect(Number.isInteger(s[field]), field).toBe(true);
+      expect(s[field], field).toBeGreaterThanOrEqual(0);
+    }
+    expect(s.sync).toBe('full');
+    expect(s.pageSize).toBe(4096);
+    expect(s.entries).toBe(0);
+    expect(s.depth).toBe(0);
+    expect(s.fileSize).toBe(fs.statSync(db.path).size);
+    expect(s.pages * s.pageSize).toBeLessThanOrEqual(s.fileSize);
+    expect(s.maxKeySize).toBeGreaterThan(100);
+  });
+
+  it('entries and txnId move as commits happen (and only then)', async () => {
+    const db = folder.open();
+    const t0 = db.stats().txnId;
+    db.putSync('a', 1);
+    expect(db.stats()).toMatchObject({ entries: 1, txnId: t0 + 1 });
+    expect(db.stats().depth).toBeGreaterThanOrEqual(1);
+    db.putSync('a', 2); // overwrite: same count
+    expect(db.stats()).toMatchObject({ entries: 1, txnId: t0 + 2 });
+    db.putSync('b', 2);
+    expect(db.stats()).toMatchObject({ entries: 2, txnId: t0 + 3 });
+    expect(db.removeSync('a')).toBe(true);
+    expect(db.stats()).toMatchObject({ entries: 1, txnId: t0 + 4 });
+    // Nothing changed: no commit.
+    expect(db.removeSync('nope')).toBe(false);
+    expect(db.stats().txnId).toBe(t0 + 4);
+    db.transactionSync(() => undefined);
+    expect(db.stats().txnId).toBe(t0 + 4);
+    db.transactionSync((txn) => {
+      for (let i = 0; i < 10; i++) txn.put(i, i);
+    });
+    expect(db.stats()).toMatchObject({ entries: 11, txnId: t0 + 5 });
+    await Promise.all([db.put('c', 1), db.put('d', 1), db.remove('b')]);
+    expect(db.stats()).toMatchObject({ entries: 12, txnId: t0 + 6 });
+    // Sub-database entries are not the root's.
+    db.openDB('s').putSync('x', 1);
+    expect(db.stats().entries).toBe(12);
+    const last = db.stats().txnId;
+    expect(last).toBeGreaterThan(t0 + 6);
+    await db.close();
+    const again = folder.open();
+    expect(again.stats()).toMatchObject({ entries: 12, txnId: last });
+  });
+
+  it('fileSize follows the file and depth grows with the tree', () => {
+    const db = folder.open({ sync: 'none' });
+    db.transactionSync((txn) => {
+      for (let i = 0; i < 20_000; i++) txn.put(key(i, 6), 'v'.repeat(40));
+    });
+    const s = db.stats();
+    expect(s.entries).toBe(20_000);
+    expect(s.depth).toBeGreaterThanOrEqual(2);
+    expect(s.fileSize).toBe(fs.statSync(db.path).size);
+    expect(s.pages * s.pageSize).toBeLessThanOrEqual(s.fileSize);
+    expect(s.freePages).toBeLessThan(s.pages);
+  });
+
+  it('reports the page size of the file and the maxKeySize tied to it', () => {
+    const small = folder.open({ pageSize: 4096 }, folder.file('a.mkv'));
+    const large = folder.open({ pageSize: 65536 }, folder.file('b.mkv'));
+    expect(small.stats().pageSize).toBe(4096);
+    expect(large.stats().pageSize).toBe(65536);
+    expect(large.stats().maxKeySize).toBeGreaterThan(small.stats().maxKeySize);
+  });
+});
+
+describe('check', () => {
+  it('returns { ok: true, problems: [] } on a new file and after heavy use', async () => {
+    const db = folder.open({ sync: 'none' });
+    expect(db.check()).toEqual({ ok: true, problems: [] });
+    const s = db.openDB('s');
+    for (let round = 0; round < 5; round++) {
+      db.transactionSync((txn) => {
+        for (let i = 0; i < 2000; i++) {
+          const k = key((i * 7 + round * 13) % 3000);
+          if ((i + round) % 4 === 0) txn.remove(k);
+          else txn.put(k, 'v'.repeat((i * round) % 700));
+          txn.db(s).put(k, round);
+        }
+      });
+      expect(db.check()).toEqual({ ok: true, problems: [] });
+    }
+    await db.close();
+    const again = folder.open({ readOnly: true });
+    expect(again.check()).toEqual({ ok: true, problems: [] });
+  });
+});
+
+describe('package entry', () => {
+  beforeAll(() => {
+    ensureDist();
+  });
+
+  it("require('mapkv') exposes open and MapKVError", () => {
+    const r = spawnSync(
+      process.execPath,
+      ['-e', "const m=require('mapkv'); console.log(typeof m.open, typeof m.MapKVError)"],
+      { cwd: REPO_ROOT, encoding: 'utf8' },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('function function');
+  });
+
+  it("import { open } from 'mapkv' works from an ES module", () => {
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        "import {open, MapKVError} from 'mapkv'; console.log(typeof open, typeof MapKVError)",
+      ],
+      { cwd: REPO_ROOT, encoding: 'utf8' },
+    );
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('function function');
+  });
+
+  it('the built package opens a file, writes, reads and throws MapKVError instances', () => {
+    const file = folder.file('pkg.mkv');
+    const script = `
+      const { open, MapKVError } = require('mapkv');
+      const db = open(process.argv[1]);
+      db.putSync('a', { b: 1 });
+      let code = null;
+      try { db.putSync(undefined, 1); } catch (e) { code = e instanceof MapKVError && e.code; }
+      console.log(JSON.stringify([db.get('a'), code]));
+      db.close();
+    `;
+    const r = spawnSync(process.execPath, ['-e', script, file], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+    });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual([{ b: 1 }, 'ERR_BAD_KEY']);
+    const db = open(file, { readOnly: true });
+    try {
+      expect(db.get('a')).toEqual({ b: 1 });
+    } finally {
+      void db.close();
+    }
+  });
+});
