@@ -98,6 +98,11 @@ export class Store {
   readonly maxKey: number;
   private batch: BatchOp[] | null = null;
   private batchDone: Promise<void> | null = null;
+  /** The promise the puts of the queued batch share (created with the batch's first put). */
+  private shared: SharedCommit | null = null;
+  private readonly sharedOf = new WeakMap<BatchOp[], SharedCommit>();
+  /** The batch being committed (its flushes may still run), or null. */
+  private committing: Promise<void> | null = null;
   /** Descriptors of named databases in the latest commit, by name (txn-id stamped). */
   private catalogCache = new Map<string, DbDescriptor | null>();
   private catalogCacheTxn = -1;
@@ -144,12 +149,39 @@ export class Store {
 
   // --- batched async writes ---
 
+  /**
+   * Queues a put. Puts cannot fail on their own (they were validated when called), so every
+   * put of a batch shares one promise: the batch's commit. No promise per put.
+   */
+  enqueuePut(op: BatchOp): Promise<void> {
+    this.enqueue(op);
+    let shared = this.shared;
+    if (shared === null) {
+      let resolve!: () => void;
+      let reject!: (e: unknown) => void;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      shared = { promise, resolve, reject };
+      this.shared = shared;
+      this.sharedOf.set(this.batch!, shared);
+    }
+    return shared.promise;
+  }
+
   enqueue(op: BatchOp): void {
     if (this.batch === null) {
+      this.shared = null;
       this.batch = [];
       const ops = this.batch;
+      const previous = this.committing;
       this.batchDone = new Promise<void>((resolve) => {
-        setImmediate(() => this.startBatch(ops, resolve, 0, 0));
+        // Group commit: while the previous batch's flush runs, this batch keeps collecting
+        // writes; it starts once that commit is over, on the next turn.
+        const go = (): void => void setImmediate(() => this.startBatch(ops, resolve, 0, 0));
+        if (previous === null) go();
+        else void previous.then(go, go);
       });
     }
     this.batch.push(op);
@@ -181,27 +213,39 @@ export class Store {
       }
     }
     this.batch = null;
-    this.batchDone = null;
-    this.runBatch(ops, txn, failure);
-    resolve();
+    const committing = this.runBatch(ops, txn, failure);
+    this.committing = committing;
+    void committing.then(() => {
+      if (this.committing === committing) this.committing = null;
+      if (this.batchDone !== null && this.batch === null) this.batchDone = null;
+      resolve();
+    });
   }
 
   /** Resolves when the writes queued so far are committed (or failed). */
   async drain(): Promise<void> {
-    while (this.batchDone !== null) await this.batchDone;
+    while (this.batchDone !== null || this.committing !== null) {
+      await (this.batchDone ?? this.committing);
+    }
   }
 
-  private runBatch(ops: BatchOp[], txn: WriteTxn | null, failure: unknown): void {
+  /** Applies a batch and commits it; settles every op's promise. Never rejects. */
+  private async runBatch(ops: BatchOp[], txn: WriteTxn | null, failure: unknown): Promise<void> {
+    const shared = this.sharedOf.get(ops);
+    const rejectAll = (err: unknown): void => {
+      shared?.reject(err);
+      for (const op of ops) if (op.type !== 'put') op.reject(err);
+    };
     if (this.closed) {
       const err = new MapKVError(
         'ERR_CLOSED',
         'the database was closed before the write committed',
       );
-      for (const op of ops) op.reject(err);
+      rejectAll(err);
       return;
     }
     if (txn === null) {
-      for (const op of ops) op.reject(failure);
+      rejectAll(failure);
       return;
     }
     const results: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
@@ -243,21 +287,36 @@ export class Store {
           ctx.touched();
         }
       }
-      this.commit(txn);
+      this.writeCatalog(txn);
     } catch (error) {
       this.env.abort(txn);
-      for (const op of ops) op.reject(error);
+      rejectAll(error);
+      return;
+    }
+    try {
+      await this.env.commitAsync(txn);
+    } catch (error) {
+      rejectAll(error);
       return;
     }
     for (let i = 0; i < ops.length; i++) {
       const r = results[i]!;
-      if (r.ok) ops[i]!.resolve(r.value);
-      else ops[i]!.reject(r.error);
+      const op = ops[i]!;
+      if (op.type === 'put') continue;
+      if (r.ok) op.resolve(r.value);
+      else op.reject(r.error);
     }
+    shared?.resolve();
   }
 
   /** Writes changed named descriptors into the catalog, then commits. */
   commit(txn: WriteTxn): void {
+    this.writeCatalog(txn);
+    this.env.commit(txn);
+  }
+
+  /** Writes the descriptors of the named databases this transaction changed. */
+  private writeCatalog(txn: WriteTxn): void {
     for (const [name, desc] of txn.named) {
       if (!txn.namedDirty.has(name)) continue;
       const kb = encodeName(name);
@@ -265,7 +324,6 @@ export class Store {
       writeDescriptor(vb, 0, desc);
       treePut(txn, txn.catalog, kb, kb.length, vb, vb.length);
     }
-    this.env.commit(txn);
   }
 
   /** Runs `fn` in its own write transaction and commits it. */
@@ -289,8 +347,6 @@ type BatchOp =
       db: DatabaseBase<unknown, unknown>;
       key: Uint8Array;
       value: Uint8Array;
-      resolve: (v: unknown) => void;
-      reject: (e: unknown) => void;
     }
   | {
       type: 'remove';
@@ -306,6 +362,13 @@ type BatchOp =
       resolve: (v: unknown) => void;
       reject: (e: unknown) => void;
     };
+
+/** One promise for all the puts of a batch. */
+interface SharedCommit {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
 
 function isThenable(v: unknown): boolean {
   return (
@@ -420,16 +483,16 @@ export class DatabaseBase<K = unknown, V = unknown> {
       this.assertWritable();
       const kb = this.encodeKey(key);
       const keyBytes = this.store.keyScratch.slice(0, kb);
-      const valueBytes = this.values_.encode(value).slice();
-      return new Promise<void>((resolve, reject) => {
-        this.store.enqueue({
-          type: 'put',
-          db: this as DatabaseBase<unknown, unknown>,
-          key: keyBytes,
-          value: valueBytes,
-          resolve: resolve as (v: unknown) => void,
-          reject,
-        });
+      // A copy: the encoder may return a view of a buffer it reuses, and Buffer#slice would
+      // be a view too.
+      const encoded = this.values_.encode(value);
+      const valueBytes = new Uint8Array(encoded.length);
+      valueBytes.set(encoded);
+      return this.store.enqueuePut({
+        type: 'put',
+        db: this as DatabaseBase<unknown, unknown>,
+        key: keyBytes,
+        value: valueBytes,
       });
     } catch (err) {
       return Promise.reject(err);

@@ -46,9 +46,28 @@ import { type FreeChunk, readFreeDirectory } from './freelist';
 import { DEFAULT_LOCK_TIMEOUT, type LockFile, sleep } from './lockfile';
 import { Pager } from './pager';
 import { SnapshotReader } from './snapshot';
-import { WriteTxn } from './write';
+import { type CommitPlan, WriteTxn } from './write';
 
 export type SyncMode = 'full' | 'none';
+
+/** A meta written into its slot, with the bytes it replaced (restored if its flush fails). */
+interface WrittenMeta {
+  slot: number;
+  view: Uint8Array;
+  at: number;
+  previous: Uint8Array;
+}
+
+/** An async commit between its data flush and its publication. */
+interface InFlight {
+  txn: WriteTxn;
+  plan: CommitPlan;
+  written: WrittenMeta | null;
+  /** Set when the commit is over: published, failed, or finished by a synchronous writer. */
+  done: boolean;
+  /** The error of a synchronous finish that failed, for the async caller. */
+  error: unknown;
+}
 
 /** Test-only pauses inside the commit protocol, for crash tests. */
 export interface CommitHooks {
@@ -106,6 +125,8 @@ export class Environment {
   readonly lock: LockFile | null;
   /** Snapshots pinned through this handle: txn id -> count. */
   private readonly pins = new Map<number, number>();
+  /** The async commit whose flushes are running, if any (it still holds the writer lock). */
+  private inflight: InFlight | null = null;
   private freeCache: { meta: MetaState; chunks: FreeChunk[]; dirPages: number[] } | null = null;
   /** The reader of `meta`. */
   private current: SnapshotReader;
@@ -255,40 +276,133 @@ export class Environment {
       if (!txn.changed) return;
       const plan = txn.prepareCommit();
       const full = this.sync === 'full';
-      if (full) {
-        // On Linux msync(MS_SYNC) of a range is an fsync of the file (vfs_fsync_range), so
-        // one msync per dirty range would cost one journal commit each. One fdatasync writes
-        // back every dirty page of the file, and the file's new size when it grew.
-        this.storage.sync();
-      }
+      // On Linux msync(MS_SYNC) of a range is an fsync of the file (vfs_fsync_range), so one
+      // msync per dirty range would cost one journal commit each. One fdatasync writes back
+      // every dirty page of the file, and the file's new size when it grew.
+      if (full) this.storage.sync();
       this.hooks.afterDataFlush?.();
-      const slot = plan.meta.txnId % 2;
-      const view = this.pager.writeView(slot);
-      const at = this.pager.offsetOf(slot);
-      // The slot holds the fallback commit. Keep its bytes: if the flush of the new meta
-      // fails, they go back, so this process and others stay at the last good commit.
-      const previous = view.slice(at, at + this.pageSize);
-      this.writeMetaPage(view, at, slot, plan.meta);
+      const written = this.writeMetaFor(plan);
       try {
         this.hooks.afterMetaWrite?.();
-        if (full) this.storage.flush([{ offset: slot * this.pageSize, length: this.pageSize }]);
+        if (full) {
+          this.storage.flush([{ offset: written.slot * this.pageSize, length: this.pageSize }]);
+        }
       } catch (err) {
-        view.set(previous, at);
+        this.restoreMeta(written);
         throw err;
       }
-      this.meta = plan.meta;
-      this.current = new SnapshotReader(this.pager, plan.meta, this.verifyChecksums);
-      this.recordSeen();
-      this.metaCk = slot === 0 ? this.ck0 : this.ck1;
-      this.metaTx = slot === 0 ? this.tx0 : this.tx1;
-      if (full) {
-        this.durableTxn = plan.meta.txnId;
-        this.lock?.setDurable(plan.meta.txnId);
-      }
+      this.publishCommit(plan);
     } finally {
-      this.writer = null;
-      this.lock?.unlock();
+      this.endWrite();
     }
+  }
+
+  /**
+   * The same protocol as `commit`, with both flushes on a thread-pool thread, so the event
+   * loop runs on while the disk works: reads see the previous commit until this one is
+   * durable, and async writes queue up for the next commit (group commit). A synchronous
+   * writer arriving meanwhile finishes this commit synchronously first (`finishInFlight`).
+   */
+  async commitAsync(txn: WriteTxn): Promise<void> {
+    if (this.writer !== txn)
+      throw new MapKVError('ERR_TXN_DONE', 'the transaction is already finished');
+    let plan: CommitPlan;
+    try {
+      if (!txn.changed || this.sync !== 'full') {
+        this.commit(txn);
+        return;
+      }
+      plan = txn.prepareCommit();
+    } catch (err) {
+      if (this.writer === txn) this.endWrite();
+      throw err;
+    }
+    const f: InFlight = { txn, plan, written: null, done: false, error: undefined };
+    this.inflight = f;
+    try {
+      await this.storage.syncAsync();
+      if (f.done) return this.settled(f);
+      this.hooks.afterDataFlush?.();
+      f.written = this.writeMetaFor(plan);
+      this.hooks.afterMetaWrite?.();
+      await this.storage.syncAsync();
+      if (f.done) return this.settled(f);
+      this.publishCommit(plan);
+      f.done = true;
+    } catch (err) {
+      // A failure after a synchronous writer finished the commit is moot: it was flushed.
+      if (f.done) return this.settled(f);
+      if (f.written !== null) this.restoreMeta(f.written);
+      f.done = true;
+      throw err;
+    } finally {
+      if (this.inflight === f) {
+        this.inflight = null;
+        this.endWrite();
+      }
+    }
+  }
+
+  /** The outcome of an async commit that a synchronous writer completed. */
+  private settled(f: InFlight): void {
+    if (f.error !== undefined) throw f.error;
+  }
+
+  /** Completes the in-flight async commit with blocking flushes (a sync writer needs the lock). */
+  private finishInFlight(): void {
+    const f = this.inflight!;
+    try {
+      if (f.written === null) {
+        this.storage.sync();
+        this.hooks.afterDataFlush?.();
+        f.written = this.writeMetaFor(f.plan);
+        this.hooks.afterMetaWrite?.();
+      }
+      this.storage.sync();
+      this.publishCommit(f.plan);
+    } catch (err) {
+      if (f.written !== null) this.restoreMeta(f.written);
+      f.error = err;
+    } finally {
+      f.done = true;
+      this.inflight = null;
+      this.endWrite();
+    }
+  }
+
+  /** Writes the commit's meta into its slot, keeping the slot's previous bytes. */
+  private writeMetaFor(plan: CommitPlan): WrittenMeta {
+    const slot = plan.meta.txnId % 2;
+    const view = this.pager.writeView(slot);
+    const at = this.pager.offsetOf(slot);
+    // The slot holds the fallback commit. Keep its bytes: if the flush of the new meta fails,
+    // they go back, so this process and others stay at the last good commit.
+    const previous = view.slice(at, at + this.pageSize);
+    this.writeMetaPage(view, at, slot, plan.meta);
+    return { slot, view, at, previous };
+  }
+
+  private restoreMeta(w: WrittenMeta): void {
+    w.view.set(w.previous, w.at);
+  }
+
+  /** Makes a durable (or, under sync 'none', written) commit the one readers see. */
+  private publishCommit(plan: CommitPlan): void {
+    const slot = plan.meta.txnId % 2;
+    this.meta = plan.meta;
+    this.current = new SnapshotReader(this.pager, plan.meta, this.verifyChecksums);
+    this.recordSeen();
+    this.metaCk = slot === 0 ? this.ck0 : this.ck1;
+    this.metaTx = slot === 0 ? this.tx0 : this.tx1;
+    if (this.sync === 'full') {
+      this.durableTxn = plan.meta.txnId;
+      this.lock?.setDurable(plan.meta.txnId);
+    }
+  }
+
+  private endWrite(): void {
+    this.writer = null;
+    this.lock?.unlock();
   }
 
   /** The committed freelist of the latest meta (cached per meta). */
@@ -323,6 +437,9 @@ export class Environment {
   private startWrite(wait: boolean): WriteTxn | null {
     if (this.storage.readOnly)
       throw new MapKVError('ERR_READ_ONLY', 'the database was opened read-only');
+    if (this.writer !== null && this.inflight !== null && this.writer === this.inflight.txn) {
+      this.finishInFlight();
+    }
     if (this.writer !== null) {
       throw new MapKVError('ERR_LOCKED', 'a write transaction is already open on this database');
     }
