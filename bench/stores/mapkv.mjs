@@ -13,7 +13,8 @@ let mapkv;
 
 export default {
   name: 'mapkv',
-  settings: "sync: 'full', keyEncoding: 'string', valueEncoding: 'msgpack', msgpack: { useRecords: false }",
+  settings:
+    "sync: 'full', keyEncoding: 'string', valueEncoding: 'msgpack', msgpack: { useRecords: false }",
 
   /** Loads dist/index.js; throws a readable reason when the engine is missing or incomplete. */
   load() {

@@ -58,7 +58,10 @@ export function createKeyEncoder(name: KeyEncodingName): KeyEncoder {
 /**
  * A new value encoder called `name`. Throws MapKVError ERR_BAD_OPTION for any other name.
  */
-export function createValueEncoder(name: ValueEncodingName, msgpack?: MsgpackOptions): ValueEncoder {
+export function createValueEncoder(
+  name: ValueEncodingName,
+  msgpack?: MsgpackOptions,
+): ValueEncoder {
   switch (name) {
     case 'msgpack':
       return createMsgpackValueEncoder(msgpack);

@@ -25,7 +25,11 @@ import type { ValueEncoder } from './types';
 export function createMsgpackValueEncoder(overrides: MsgpackOptions = {}): ValueEncoder {
   // Copies of the options: msgpackr's constructors may write to the object they are given.
   // The caller's overrides (open option `msgpack`) win, except that functions stay refused.
-  const options: MsgpackOptions = { ...MSGPACK_OPTIONS, ...overrides, writeFunction: MSGPACK_OPTIONS.writeFunction! };
+  const options: MsgpackOptions = {
+    ...MSGPACK_OPTIONS,
+    ...overrides,
+    writeFunction: MSGPACK_OPTIONS.writeFunction!,
+  };
   const packr = new Packr({ ...options });
   // Decoding goes through its own Unpackr: a Packr's record table is packing state, and
   // reading a value's inline record definitions must not touch it.
