@@ -701,8 +701,17 @@ export class DatabaseBase<K = unknown, V = unknown> {
   /** @internal The descriptor and reader for the latest commit. */
   readLatest(): ReadContext {
     this.store.assertOpen();
-    return this.readContextOf(this.store.env.latest(), true);
+    const r = this.store.env.latest();
+    // The context of a snapshot never changes: reuse it until the latest commit moves, so a
+    // read allocates nothing and looks the sub-database up once per commit.
+    const cached = this.latestContext;
+    if (cached !== null && cached.r === r) return cached;
+    const ctx = this.readContextOf(r, true);
+    this.latestContext = ctx;
+    return ctx;
   }
+
+  private latestContext: ReadContext | null = null;
 
   /** @internal */
   readContextOf(r: SnapshotReader, latest = false): ReadContext {

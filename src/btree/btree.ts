@@ -35,6 +35,7 @@ import {
   branchChild,
   branchSearch,
   checkNode,
+  checkNodeDeep,
   checkNodeForWrite,
   checkRecords,
   compactNode,
@@ -142,16 +143,21 @@ function touchPath(w: PageWriter, d: DbDescriptor, k: Uint8Array, kl: number): n
   const ps = w.pageSize;
   checkTreeShape(d);
   let pgno = w.touch(d.root);
+  // A page copied now comes from a commit: check it in full before changing it. A page this
+  // transaction already owns was checked when it was copied.
+  let copied = pgno !== d.root;
   d.root = pgno;
   for (let level = 0; level < d.depth - 1; level++) {
     let b = w.pageW(pgno);
-    checkNodeForWrite(b, w.at, ps, PageType.Branch, pgno);
+    if (copied) checkNodeDeep(b, w.at, ps, false, pgno);
+    else checkNodeForWrite(b, w.at, ps, PageType.Branch, pgno);
     const i = branchSearch(b, w.at, ps, k, kl);
     pathPg[level] = pgno;
     pathIdx[level] = i;
     const child = branchChild(b, w.at, i);
     const copy = w.touch(child);
-    if (copy !== child) {
+    copied = copy !== child;
+    if (copied) {
       b = w.pageW(pgno);
       setBranchChild(b, w.at, i, copy);
     }
@@ -159,7 +165,8 @@ function touchPath(w: PageWriter, d: DbDescriptor, k: Uint8Array, kl: number): n
   }
   pathPg[d.depth - 1] = pgno;
   const b = w.pageW(pgno);
-  checkNodeForWrite(b, w.at, ps, PageType.Leaf, pgno);
+  if (copied) checkNodeDeep(b, w.at, ps, true, pgno);
+  else checkNodeForWrite(b, w.at, ps, PageType.Leaf, pgno);
   return pgno;
 }
 
@@ -481,7 +488,7 @@ function rebalance(w: PageWriter, d: DbDescriptor, level: number, pgno: number):
   checkNodeForWrite(lb0, w.at, ps, leaf ? PageType.Leaf : PageType.Branch, leftPg);
   const leftUsed = nodeUsed(lb0, w.at, ps);
   const rb0 = w.page(rightPg);
-  checkNodeForWrite(rb0, w.at, ps, leaf ? PageType.Leaf : PageType.Branch, rightPg);
+  checkNodeDeep(rb0, w.at, ps, leaf, rightPg);
   const rightUsed = nodeUsed(rb0, w.at, ps);
   if (leftUsed + rightUsed + (leaf ? 0 : sepLen) > ps - HEADER_SIZE) return;
 
@@ -493,6 +500,7 @@ function rebalance(w: PageWriter, d: DbDescriptor, level: number, pgno: number):
 
   const left = w.touch(leftPg);
   if (left !== leftPg) {
+    checkNodeDeep(w.pageW(left), w.at, ps, leaf, left);
     pb = w.pageW(parent);
     setBranchChild(pb, w.at, leftIdx, left);
   }

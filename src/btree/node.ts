@@ -112,6 +112,29 @@ export function checkRecords(
   }
 }
 
+/**
+ * The full check of a committed node the write path is about to copy and change: every record
+ * inside the page, and the live records plus the dead bytes exactly filling the heap. Splits,
+ * merges and compaction copy records by their stated sizes, so overlapping records in a
+ * damaged page must be refused here (ERR_CORRUPT), not met later as a RangeError.
+ */
+export function checkNodeDeep(
+  b: Uint8Array,
+  o: number,
+  pageSize: number,
+  leaf: boolean,
+  pgno: number,
+): void {
+  checkNodeForWrite(b, o, pageSize, leaf ? PageType.Leaf : PageType.Branch, pgno);
+  checkRecords(b, o, pageSize, leaf, pgno);
+  const n = nodeCount(b, o);
+  let live = 0;
+  for (let i = 0; i < n; i++) live += recordSize(b, o, slotAt(b, o, i), leaf);
+  if (live + readU32(b, o + H_FRAG) !== pageSize - readU32(b, o + H_UPPER)) {
+    corrupt(`page ${pgno} has records that overlap or leave its heap`);
+  }
+}
+
 /** Compares key `k[0, kl)` with `b[p, p + len)`: negative, zero or positive like memcmp. */
 export function compareKey(
   k: Uint8Array,

@@ -72,6 +72,7 @@ import {
   slotRecord,
 } from './bucket';
 import { checkHashFormat, ensureHashKey, hashOf } from './hashkey';
+import { checkHolderTree } from './holder';
 import {
   AUX_FORMAT,
   BUCKET_COLLISIONS,
@@ -646,6 +647,7 @@ function holderPut(
   vl: number,
 ): boolean {
   const tree = readHolder(w.pageW(pgno), w.at, pgno, h, w.pageCountLimit());
+  if (copied) checkHolderTree(w, tree);
   const added = treePut(w, tree, k, kl, v, vl);
   writeHolder(w, pgno, tree);
   return added;
@@ -662,6 +664,7 @@ function holderRemove(
 ): void {
   const ps = w.pageSize;
   const tree = readHolder(w.pageW(pgno), w.at, pgno, h, w.pageCountLimit());
+  if (copied) checkHolderTree(w, tree);
   if (!treeRemove(w, tree, k, kl)) corrupt('a key vanished between two reads');
   writeHolder(w, pgno, tree);
   if (tree.depth > 1) return;
