@@ -13,10 +13,9 @@
 // decoded (get), in the same process: one warm-up round, then `--rounds` measured rounds in
 // alternating store order; the median is reported, with ratios against lmdb-js.
 //
-// mapkv is loaded from ../dist/index.js (build it first). mapkv's 'msgpack' encoding stores
-// values with records (each value carrying its record definition), lmdb-js with msgpackr
-// `useRecords: false`: decoding mapkv's bytes costs more, not less; (d) shows the same read
-// path on lmdb-js's exact bytes. Random keys come from a seeded PRNG: every store reads the
+// mapkv is loaded from ../dist/index.js (build it first). Every store holds msgpackr bytes
+// without records (mapkv's open option `msgpack: { useRecords: false }`); (d) reads lmdb-js's
+// exact bytes through getBinary and decodes them in JS. Random keys come from a seeded PRNG: every store reads the
 // same keys.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -178,7 +177,11 @@ function load(keys, putAll) {
 }
 
 function openHash(dir, keys) {
-  const root = mapkv.open(path.join(dir, 'hash.mkv'), { sync: 'full' });
+  // msgpack without records, as every store of the benchmark (bench/README.md).
+  const root = mapkv.open(path.join(dir, 'hash.mkv'), {
+    sync: 'full',
+    msgpack: { useRecords: false },
+  });
   const db = root.openDB('bench', {
     kind: 'hash',
     keyEncoding: 'string',
@@ -224,6 +227,7 @@ function openHashPlain(dir, keys) {
 
 function openTree(dir, keys) {
   const db = mapkv.open(path.join(dir, 'tree.mkv'), {
+    msgpack: { useRecords: false },
     sync: 'full',
     keyEncoding: 'string',
     valueEncoding: 'msgpack',
