@@ -197,7 +197,7 @@ function buildLeafRecord(
 }
 
 /** Writes a value into a new overflow run; returns the run's first page. */
-function writeOverflow(w: PageWriter, v: Uint8Array, vl: number): number {
+export function writeOverflow(w: PageWriter, v: Uint8Array, vl: number): number {
   const ps = w.pageSize;
   const pages = overflowPages(vl, ps);
   const first = w.allocRun(pages);
@@ -210,8 +210,11 @@ function writeOverflow(w: PageWriter, v: Uint8Array, vl: number): number {
   return first;
 }
 
-/** Frees the overflow run of leaf record at page offset `p`, if it has one. */
-function freeRecordOverflow(w: PageWriter, b: Uint8Array, p: number): void {
+/**
+ * Frees the overflow run of the leaf record at byte `p` (B+tree leaf and hash bucket records
+ * share the layout), if it has one.
+ */
+export function freeRecordOverflow(w: PageWriter, b: Uint8Array, p: number): void {
   if ((b[p + 2]! & VALUE_OVERFLOW) === 0) return;
   const klen = readU16(b, p);
   const vlen = readU32(b, p + 3);

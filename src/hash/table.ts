@@ -45,14 +45,21 @@ import {
   VALUE_OVERFLOW,
   initPageHeader,
   maxInlineRecord,
-  readU16,
   readU32,
   writeU16,
   writeU32,
 } from '../format/layout';
 import { DbKind, type DbDescriptor } from '../format/meta';
 import type { PageReader, PageWriter } from '../txn/pages';
-import { type ValueRef, overflowPages, treeGet, treePut, treeRemove } from '../btree/btree';
+import {
+  type ValueRef,
+  freeRecordOverflow,
+  overflowPages,
+  treeGet,
+  treePut,
+  treeRemove,
+  writeOverflow,
+} from '../btree/btree';
 import { appendRecordCopy, checkNode, nodeCount, nodeUsed, slotAt } from '../btree/node';
 import {
   SLOT_SIZE,
@@ -765,29 +772,4 @@ function buildRecord(w: PageWriter, k: Uint8Array, kl: number, v: Uint8Array, vl
   recBuf[2] = VALUE_OVERFLOW;
   writeU32(recBuf, at, writeOverflow(w, v, vl));
   return at + 4;
-}
-
-/** Writes a value into a new overflow run (the B+tree's run format); returns its first page. */
-function writeOverflow(w: PageWriter, v: Uint8Array, vl: number): number {
-  const ps = w.pageSize;
-  const pages = overflowPages(vl, ps);
-  const first = w.allocRun(pages);
-  const b = w.pageW(first);
-  initPageHeader(b, w.at, PageType.Overflow, first, w.txnId, ps);
-  writeU32(b, w.at + H_AUX, pages);
-  writeU32(b, w.at + H_UPPER, 0);
-  w.writeRun(first, HEADER_SIZE, vl === v.length ? v : v.subarray(0, vl));
-  w.zeroRun(first, HEADER_SIZE + vl, pages * ps);
-  return first;
-}
-
-/** Frees the overflow run of the record at byte `p`, if it has one. */
-function freeRecordOverflow(w: PageWriter, b: Uint8Array, p: number): void {
-  if ((b[p + 2]! & VALUE_OVERFLOW) === 0) return;
-  const klen = readU16(b, p);
-  const vlen = readU32(b, p + 3);
-  const first = readU32(b, p + LEAF_RECORD_HEADER + klen);
-  const pages = overflowPages(vlen, w.pageSize);
-  w.runBytes(first, pages, 0, 0); // validates the run before it is freed
-  w.freeRun(first, pages);
 }
