@@ -780,6 +780,10 @@ export function validateMeta(m: MetaState, filePages: number): void {
     corrupt(`the meta counts ${m.pageCount} pages but the file holds ${filePages}`);
   }
   for (const d of [m.main, m.catalog]) checkDescriptor(d, m.pageCount);
+  // The unnamed database and the catalog are B+trees in every version-1 file.
+  if (m.main.kind !== DbKind.BTree || m.catalog.kind !== DbKind.BTree) {
+    corrupt(`the meta names index kinds ${m.main.kind} and ${m.catalog.kind}`);
+  }
   if (m.freeDir !== 0 && (m.freeDir < FIRST_DATA_PAGE || m.freeDir >= m.pageCount)) {
     corrupt(`the free directory page ${m.freeDir} is outside the file`);
   }

@@ -125,7 +125,9 @@ export class WriteTxn implements PageWriter {
 
   pageW(pgno: number): Uint8Array {
     const own = this.buffers.get(pgno);
-    if (own === undefined) throw new Error(`internal: page ${pgno} is not writable in this txn`);
+    // Only pages this transaction allocated are written. Asking for another means the file
+    // lied: a free chunk listed a page that is in use (see allocPage).
+    if (own === undefined) corrupt(`page ${pgno} is listed free but is in use`);
     this.at = 0;
     return own;
   }
@@ -158,6 +160,7 @@ export class WriteTxn implements PageWriter {
     const src = this.page(pgno);
     const so = this.at;
     const copy = this.allocPage();
+    if (copy === pgno) corrupt(`the freelist lists page ${pgno}, which is in use`);
     const dst = this.pageW(copy);
     dst.set(src.subarray(so, so + this.pageSize), 0);
     writeU32(dst, H_PGNO, copy);
@@ -172,6 +175,8 @@ export class WriteTxn implements PageWriter {
     // A chunk may be empty (see writeFreelist), so refill until a page turns up.
     while (p === undefined && this.refill()) p = this.pool.pop();
     if (p === undefined) p = this.extend(1);
+    // A page handed out twice means a free chunk listed a page in use or listed it twice.
+    if (this.dirty.has(p)) corrupt(`the freelist lists page ${p}, which is in use`);
     this.dirty.set(p, this.level);
     this.buffers.set(p, this.pager.takeBuffer());
     return p;

@@ -46,7 +46,9 @@ describe('accounts invariant', () => {
       const children = Array.from({ length: PROCESSES }, (_, p) =>
         Child.start('accounts', file, RUN_MS, seed + p, WORKERS, p === 0 ? 'full' : 'none'),
       );
-      const results = (await Promise.all(children.map((c) => c.result<ThreadResult[]>()))).flat();
+      const results = (
+        await Promise.all(children.map((c) => c.result<ThreadResult[]>(RUN_MS)))
+      ).flat();
 
       const violations = results.flatMap((r) => r.violations);
       expect(violations, `seed ${seed}`).toEqual([]);

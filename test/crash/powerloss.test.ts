@@ -39,11 +39,11 @@ interface RunConfig {
 }
 
 /** Opens an image read-only and reads every database in `names`. */
-function readImage(
+async function readImage(
   image: Uint8Array,
   cfg: RunConfig,
   names: string[],
-): { dbs: Map<string, { key: unknown; value: unknown }[]>; problems: string[] } {
+): Promise<{ dbs: Map<string, { key: unknown; value: unknown }[]>; problems: string[] }> {
   const storage = MemoryStorage.fromImage(image, { segmentSize: cfg.segmentSize, readOnly: true });
   const db = openOn<string, unknown>(storage, '', {});
   try {
@@ -57,7 +57,8 @@ function readImage(
     }
     return { dbs, problems: [...problems, ...db.check().problems] };
   } finally {
-    void db.close();
+    // Awaited: a pending close keeps the storage (and its buffers) alive.
+    await db.close();
   }
 }
 
@@ -167,9 +168,9 @@ describe('power loss (MemoryStorage crash images)', () => {
           capture('after return', () => [workload!.state]);
           for (const c of pending.splice(0)) {
             const where = ctx(step, `${what}, image ${c.where}`);
-            let read: ReturnType<typeof readImage>;
+            let read: Awaited<ReturnType<typeof readImage>>;
             try {
-              read = readImage(c.image, cfg, namesOf(c.allowed));
+              read = await readImage(c.image, cfg, namesOf(c.allowed));
             } catch (err) {
               throw new Error(`${where}: the image does not open or read: ${String(err)}`, {
                 cause: err,
@@ -233,7 +234,7 @@ describe('power loss (MemoryStorage crash images)', () => {
           const image = storage.crashImage(r.next);
           tally.images++;
           try {
-            const read = readImage(image, cfg, namesOf(history));
+            const read = await readImage(image, cfg, namesOf(history));
             const m = match(read.dbs, history.slice().reverse());
             if (read.problems.length > 0) tally.checkFlagged++;
             else if (m.index === 0) tally.sameAsLast++;
@@ -253,7 +254,7 @@ describe('power loss (MemoryStorage crash images)', () => {
     },
     budget(900_000),
   );
-  it('a power loss while open() creates the file leaves a file that opens as a new database', () => {
+  it('a power loss while open() creates the file leaves a file that opens as a new database', async () => {
     const seed = runSeed();
     const problems: string[] = [];
     let images = 0;
@@ -267,7 +268,7 @@ describe('power loss (MemoryStorage crash images)', () => {
       });
       const db = openOn(storage, '', { pageSize: r.pick([4096, 8192]) });
       storage.setFaultHook(undefined);
-      void db.close();
+      await db.close();
       for (const image of taken) {
         images++;
         try {
@@ -275,7 +276,7 @@ describe('power loss (MemoryStorage crash images)', () => {
           if (copy.count() !== 0 || !copy.check().ok)
             problems.push(`run ${run}: not a clean empty db`);
           copy.putSync('x', 1);
-          void copy.close();
+          await copy.close();
         } catch (err) {
           if (problems.length < 10)
             problems.push(`run ${run}, image of ${image.length} bytes: ${String(err)}`);

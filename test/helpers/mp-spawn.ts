@@ -46,9 +46,9 @@ export class Child {
     return new Child(args.map(String));
   }
 
-  /** The first whole line printed that starts with `prefix` (waits for it). */
-  async line(prefix: string): Promise<string> {
-    const deadline = Date.now() + WAIT_MS;
+  /** The first whole line printed that starts with `prefix` (waits up to `waitMs` for it). */
+  async line(prefix: string, waitMs = WAIT_MS): Promise<string> {
+    const deadline = Date.now() + waitMs;
     for (;;) {
       const found = this.out
         .split('\n')
@@ -64,9 +64,12 @@ export class Child {
     }
   }
 
-  /** The parsed JSON of the `RESULT` line, once the child has exited with code 0. */
-  async result<T = unknown>(): Promise<T> {
-    const line = await this.line('RESULT ');
+  /**
+   * The parsed JSON of the `RESULT` line, once the child has exited with code 0. `runMs` is how
+   * long the child was asked to run: the wait is that plus the usual margin.
+   */
+  async result<T = unknown>(runMs = 0): Promise<T> {
+    const line = await this.line('RESULT ', runMs + WAIT_MS);
     const { code } = await this.exited;
     if (code !== 0) throw new Error(`child exited with ${code}: ${this.err}`);
     return JSON.parse(line.slice('RESULT '.length)) as T;
