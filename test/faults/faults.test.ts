@@ -50,7 +50,7 @@ interface Harness {
   /** What a second handle (another process) reads now. */
   otherView(subs: string[]): Promise<Content>;
   /** What a power loss now would leave (MemoryStorage only). */
-  durableView?(subs: string[]): Content;
+  durableView?(subs: string[]): Promise<Content>;
   close(): Promise<void>;
 }
 
@@ -78,19 +78,19 @@ function mappedHarness(sync: 'full' | 'none'): Harness {
 function memoryHarness(sync: 'full' | 'none'): Harness {
   const storage = new MemoryStorage();
   const db = openOn<any, any>(storage, '', { sync });
-  const view = (image: Uint8Array, subs: string[]): Content => {
+  const view = async (image: Uint8Array, subs: string[]): Promise<Content> => {
     const copy = openOn<any, any>(MemoryStorage.fromImage(image, { readOnly: true }), '', {});
     try {
       expect(copy.check().problems).toEqual([]);
       return contentOf(copy, subs);
     } finally {
-      void copy.close();
+      await copy.close();
     }
   };
   return {
     db,
     storage,
-    otherView: (subs) => Promise.resolve(view(storage.currentImage(), subs)),
+    otherView: (subs) => view(storage.currentImage(), subs),
     durableView: sync === 'full' ? (subs) => view(storage.durableImage(), subs) : undefined,
     close: () => db.close(),
   };
@@ -225,7 +225,7 @@ async function runCase(
   expect(db.count(), `${what}: count`).toBe(before['']!.length);
   expect(db.check(), `${what}: check()`).toEqual({ ok: true, problems: [] });
   expect(await h.otherView(subs), `${what}: a second handle`).toEqual(before);
-  if (h.durableView) expect(h.durableView(subs), `${what}: durable image`).toEqual(before);
+  if (h.durableView) expect(await h.durableView(subs), `${what}: durable image`).toEqual(before);
   // The fault is gone: the same call succeeds on the same handle.
   await call.run(db, sub, n);
   expect(db.stats().txnId, `${what}: retry committed`).toBeGreaterThan(txnBefore);

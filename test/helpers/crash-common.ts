@@ -70,7 +70,7 @@ export function crashFolder(tag: string): {
   return {
     dir,
     file: (name) => path.join(dir, name),
-    remove: () => fs.rmSync(dir, { recursive: true, force: true }),
+    remove: () => fs.rmSync(dir, { recursive: true, force: true, maxRetries: 5 }),
   };
 }
 

@@ -104,14 +104,20 @@ async function runItem(item) {
   try {
     // Writes use sync 'none': this harness is about damage, not durability, and fdatasync
     // per commit would make it slow.
-    const opts = { readOnly: item.readOnly, verifyChecksums: item.verifyChecksums };
+    const opts = {
+      readOnly: item.readOnly,
+      verifyChecksums: item.verifyChecksums,
+      keyEncoding: expected.keyEncoding,
+      valueEncoding: expected.valueEncoding,
+    };
     if (!item.readOnly) opts.sync = 'none';
     if (item.segmentSize) opts.segmentSize = item.segmentSize;
     db = open(item.file, opts);
     phase = 'read';
     const handles = { '': db };
+    const encodings = { keyEncoding: expected.keyEncoding, valueEncoding: expected.valueEncoding };
     for (const [name, kind] of Object.entries(expected.subs))
-      handles[name] = db.openDB(name, { kind });
+      handles[name] = db.openDB(name, { kind, ...encodings });
     const got = {};
     for (const [name, h] of Object.entries(handles)) {
       const kind = kinds[name];

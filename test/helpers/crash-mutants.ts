@@ -32,6 +32,13 @@ export type ExpectedEntry = [key: unknown, value: unknown];
 export interface Expected {
   /** Sub-databases to read besides the unnamed one: name -> kind. */
   subs: Record<string, 'btree' | 'hash'>;
+  /**
+   * The encodings of every database, passed to open() and openDB() as an application would:
+   * a damaged descriptor that names another encoding is then ERR_INCOMPATIBLE, not keys of
+   * the wrong type.
+   */
+  keyEncoding: 'ordered';
+  valueEncoding: 'msgpack';
   /** Content of the last commit and of the one before (a damaged newest meta falls back). */
   final: Record<string, ExpectedEntry[]>;
   prev: Record<string, ExpectedEntry[]>;
@@ -108,7 +115,13 @@ export async function buildBase(file: string, pageSize: number, trim = false): P
     bytes = bytes.subarray(0, pageMap(bytes, pageSize).pageCount * pageSize);
     fs.writeFileSync(file, bytes);
   }
-  return { file, bytes, pageSize, expected: { subs, final, prev }, map: pageMap(bytes, pageSize) };
+  return {
+    file,
+    bytes,
+    pageSize,
+    expected: { subs, keyEncoding: 'ordered', valueEncoding: 'msgpack', final, prev },
+    map: pageMap(bytes, pageSize),
+  };
 }
 
 /** What each page of a valid file is. */

@@ -22,7 +22,7 @@ beforeAll(async () => {
 afterAll(() => folder.remove());
 
 /** 'open' / 'check' when the flip was noticed, or the reason it was not. */
-function detect(bytes: Uint8Array): { seen: boolean; how: string } {
+async function detect(bytes: Uint8Array): Promise<{ seen: boolean; how: string }> {
   let db;
   try {
     db = openOn(MemoryStorage.fromImage(bytes, { readOnly: true }), '', {});
@@ -36,14 +36,15 @@ function detect(bytes: Uint8Array): { seen: boolean; how: string } {
   } catch (err) {
     return { seen: false, how: `check() threw instead of reporting: ${String(err)}` };
   } finally {
-    void db.close();
+    // Awaited: a pending close keeps the storage (and its buffers) alive.
+    await db.close();
   }
 }
 
 describe('one flipped bit in a page in use is always reported', () => {
   it(
     'check() reports every flipped bit (or open fails with ERR_CORRUPT)',
-    () => {
+    async () => {
       const seed = runSeed();
       const flips = level(400, 20_000);
       const misses: string[] = [];
@@ -56,7 +57,7 @@ describe('one flipped bit in a page in use is always reported', () => {
         const bit = r.int(ps * 8);
         const bytes = new Uint8Array(base.bytes);
         bytes[p * ps + (bit >> 3)]! ^= 1 << (bit & 7);
-        const d = detect(bytes);
+        const d = await detect(bytes);
         if (d.seen) tally[d.how as 'open' | 'check']++;
         else {
           tally.missed++;

@@ -41,7 +41,7 @@ import {
 } from '../helpers/crash-hostile-run';
 import { type BaseFile, buildBase, mutate } from '../helpers/crash-mutants';
 
-const BATCH = 125;
+const BATCH = 100;
 
 const folder = crashFolder('hostile');
 const bases: BaseFile[] = [];
