@@ -103,7 +103,16 @@ export function checkEnvironment(env: Environment, r: SnapshotReader): CheckResu
   const ov = env.pager.readView(other);
   const oo = env.pager.offsetOf(other);
   const reading = readMeta(ov, oo, other, env.pageSize);
-  if (!reading.ok && reading.reason !== 'not-mkv')
+  const passed = env.passedOver();
+  if (passed !== null) {
+    // A one-flush commit whose pages did not all reach the disk: a crash cut its flush short,
+    // or one of its pages is damaged since. The two look alike, so say both.
+    c.problem(
+      `meta page ${passed.slot} holds txn ${passed.txnId}, passed over at open: a page it ` +
+        `lists does not hold what that commit wrote (a crash during its flush, or damage); ` +
+        `the database is at txn ${meta.txnId}`,
+    );
+  } else if (!reading.ok && reading.reason !== 'not-mkv')
     c.problem(`meta page ${other}: ${reading.detail}`);
   else if (!reading.ok && ov.subarray(oo, oo + env.pageSize).some((x) => x !== 0)) {
     c.problem(`meta page ${other} is neither a meta page nor blank`);

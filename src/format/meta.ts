@@ -14,8 +14,17 @@
  *   68 u32 hashSeed     per-file seed of the hash index
  *   72 [48] main        descriptor of the unnamed database
  *  120 [48] catalog     descriptor of the catalog (name -> descriptor) B+tree
+ *  168 u32 written      pages listed below; 0 when the commit's pages were flushed before
+ *                       this meta was written (nothing to verify)
+ *  172 u32 0
+ *  176 [written] (u32 pgno, u32 checksum): every page (or overflow run, by its first page)
+ *                       the commit wrote, with the checksum it was written with
  *
  * The checksum in the header covers the whole page, so a torn meta write is detected.
+ *
+ * The list is what lets a commit be made durable with one flush: pages and meta are flushed
+ * together, and open() takes this meta only if every listed page holds exactly the bytes the
+ * commit wrote (see commitIntact in src/txn/env.ts); otherwise the commit before it.
  */
 import { crc32c } from './crc32c';
 import {
@@ -118,6 +127,11 @@ export interface MetaState {
   hashSeed: number;
   main: DbDescriptor;
   catalog: DbDescriptor;
+  /**
+   * Pages the commit wrote and their checksums, flattened (pgno, checksum, pgno, ...), when
+   * they were flushed together with this meta; absent when they were durable before it.
+   */
+  written?: readonly number[];
 }
 
 const M_MAGIC = 32;
@@ -130,6 +144,13 @@ const M_FREE_PAGES = 64;
 const M_HASH_SEED = 68;
 const M_MAIN = 72;
 const M_CATALOG = 120;
+const M_WRITTEN = 168;
+const M_WRITTEN_LIST = 176;
+
+/** How many (pgno, checksum) entries a meta page of this size can list. */
+export function writtenCapacity(pageSize: number): number {
+  return Math.floor((pageSize - M_WRITTEN_LIST) / 8);
+}
 
 /** Writes `m` as meta page `slot` (0 or 1) at `b[o]`, checksum included. */
 export function writeMeta(b: Uint8Array, o: number, slot: number, m: MetaState): void {
@@ -145,6 +166,14 @@ export function writeMeta(b: Uint8Array, o: number, slot: number, m: MetaState):
   writeU32(b, o + M_HASH_SEED, m.hashSeed);
   writeDescriptor(b, o + M_MAIN, m.main);
   writeDescriptor(b, o + M_CATALOG, m.catalog);
+  const w = m.written;
+  if (w !== undefined && w.length > 0) {
+    if (w.length > 2 * writtenCapacity(m.pageSize) || w.length % 2 !== 0) {
+      throw new RangeError(`a meta cannot list ${w.length / 2} written pages`);
+    }
+    writeU32(b, o + M_WRITTEN, w.length / 2);
+    for (let i = 0; i < w.length; i++) writeU32(b, o + M_WRITTEN_LIST + 4 * i, w[i]!);
+  }
   writeU32(b, o + H_CHECKSUM, crc32c(b, o + 4, o + m.pageSize));
 }
 
@@ -187,6 +216,15 @@ export function readMeta(b: Uint8Array, o: number, slot: number, available: numb
   if (txnId % 2 !== slot || txnId > Number.MAX_SAFE_INTEGER) {
     return { ok: false, reason: 'invalid', detail: `meta ${slot} holds txn ${txnId}` };
   }
+  const count = readU32(b, o + M_WRITTEN);
+  if (count > writtenCapacity(pageSize)) {
+    return { ok: false, reason: 'invalid', detail: `meta ${slot} lists ${count} written pages` };
+  }
+  let written: number[] | undefined;
+  if (count > 0) {
+    written = new Array<number>(2 * count);
+    for (let i = 0; i < 2 * count; i++) written[i] = readU32(b, o + M_WRITTEN_LIST + 4 * i);
+  }
   return {
     ok: true,
     meta: {
@@ -198,6 +236,7 @@ export function readMeta(b: Uint8Array, o: number, slot: number, available: numb
       hashSeed: readU32(b, o + M_HASH_SEED),
       main: readDescriptor(b, o + M_MAIN),
       catalog: readDescriptor(b, o + M_CATALOG),
+      ...(written !== undefined ? { written } : {}),
     },
   };
 }

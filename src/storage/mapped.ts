@@ -4,9 +4,12 @@
  * The file is mapped in fixed-size segments (invariant 6). Segment `i` gets a read-only
  * MAP_PRIVATE view for readers and, when writable, a read-write MAP_SHARED view for the
  * writer, each `segmentSize` bytes long from file offset `i * segmentSize` even when the file
- * is shorter, so a view never has to move as the file grows. Both views of every segment
- * below `size` are mapped eagerly by `open`, `grow` and `refresh`, so `readSegment` and
- * `writeSegment` make no system call and cannot fail for a segment below `size`.
+ * is shorter, so a view never has to move as the file grows. The read view of every segment
+ * below `size` is mapped eagerly by `open`, `grow` and `refresh`, so `readSegment` makes no
+ * system call and cannot fail for a segment below `size`. A write view is mapped by the first
+ * `writeSegment` of its segment: commits write pages with `writeAt` and only meta pages (in
+ * segment 0) through a view, and each mapping costs an open a V8 garbage collection (its
+ * ArrayBuffer counts as external memory), so a handle that only reads maps none.
  *
  * On Linux a MAP_PRIVATE view is not a snapshot: it sees later writes to pages it has not
  * copied (and readers never write, so it copies none). Snapshots come from copy-on-write
@@ -17,7 +20,7 @@ import { constants as bufferConstants } from 'node:buffer';
 
 import { MapKVError } from '../errors';
 import { native } from './native';
-import { checkByteCount, checkFlushRange, isPowerOfTwo, roundUp } from './ranges';
+import { checkByteCount, checkWrite, checkFlushRange, isPowerOfTwo, roundUp } from './ranges';
 import type { FaultHook, FaultOp, FlushRange, Storage, StorageOptions } from './storage';
 
 /** The advice applied to read views; 'random' suits big files read by key. */
@@ -110,8 +113,32 @@ export class MappedStorage implements Storage {
 
   writeSegment(i: number): Uint8Array {
     this.checkWritable();
-    // A writable storage maps a write view for every segment it maps.
-    return this.segmentAt(i).write!;
+    const segment = this.segmentAt(i);
+    if (segment.write === undefined) {
+      try {
+        segment.writeBuffer = native.map(this.fd, i * this.segmentSize, this.segmentSize, {
+          write: true,
+          shared: true,
+        });
+      } catch (err) {
+        throw this.withPath(err);
+      }
+      segment.write = new Uint8Array(segment.writeBuffer);
+    }
+    return segment.write;
+  }
+
+  /** pwritev of `buffers` at `offset` (libuv loops over partial writes and IOV_MAX). */
+  writeAt(offset: number, buffers: readonly Uint8Array[]): void {
+    this.checkWritable();
+    const length = checkWrite(offset, buffers, this.currentSize);
+    this.fault('write');
+    try {
+      const n = fs.writevSync(this.fd, buffers as Uint8Array[], offset);
+      if (n !== length) throw new Error(`short write: ${n} of ${length} bytes at ${offset}`);
+    } catch (err) {
+      throw this.withPath(err);
+    }
   }
 
   /**
@@ -173,6 +200,8 @@ export class MappedStorage implements Storage {
           const index = Math.floor(at / this.segmentSize);
           const within = at - index * this.segmentSize;
           const piece = Math.min(end - at, this.segmentSize - within);
+          // msync syncs only a MAP_SHARED range: map the write view if it is not yet.
+          this.writeSegment(index);
           native.msync(this.segments[index].writeBuffer!, within, piece, true);
           at += piece;
         }
@@ -245,15 +274,8 @@ export class MappedStorage implements Storage {
       const readBuffer = native.map(this.fd, offset, this.segmentSize, {
         populate: this.populate,
       });
-      let writeBuffer: ArrayBuffer | undefined;
       try {
         native.madvise(readBuffer, 0, this.segmentSize, this.advice);
-        if (!this.readOnly) {
-          writeBuffer = native.map(this.fd, offset, this.segmentSize, {
-            write: true,
-            shared: true,
-          });
-        }
       } catch (err) {
         native.unmap(readBuffer);
         throw err;
@@ -261,8 +283,8 @@ export class MappedStorage implements Storage {
       this.segments.push({
         read: new Uint8Array(readBuffer),
         readBuffer,
-        write: writeBuffer && new Uint8Array(writeBuffer),
-        writeBuffer,
+        write: undefined,
+        writeBuffer: undefined,
       });
     }
   }
@@ -321,7 +343,7 @@ export class MappedStorage implements Storage {
 interface Segment {
   read: Uint8Array;
   readBuffer: ArrayBuffer;
-  /** Absent on a read-only storage. */
+  /** Mapped by the first writeSegment of the segment; never on a read-only storage. */
   write: Uint8Array | undefined;
   writeBuffer: ArrayBuffer | undefined;
 }

@@ -18,7 +18,7 @@
  *   the durable size read as zeros when dropped, like blocks allocated by posix_fallocate.
  */
 import { MapKVError, systemError } from '../errors';
-import { checkByteCount, checkFlushRange, isPowerOfTwo, roundUp } from './ranges';
+import { checkByteCount, checkWrite, checkFlushRange, isPowerOfTwo, roundUp } from './ranges';
 import type { FaultHook, FaultOp, FlushRange, Storage, StorageOptions } from './storage';
 
 /** Options of {@link MemoryStorage}. */
@@ -149,6 +149,24 @@ export class MemoryStorage implements Storage {
   refresh(): number {
     this.checkOpen();
     return this.currentSize;
+  }
+
+  /** Copies `buffers` into the current bytes at `offset` (volatile until flushed). */
+  writeAt(offset: number, buffers: readonly Uint8Array[]): void {
+    this.checkWritable();
+    checkWrite(offset, buffers, this.currentSize);
+    this.fault('write');
+    let at = offset;
+    for (const b of buffers) {
+      for (let done = 0; done < b.length;) {
+        const i = Math.floor(at / this.segmentSize);
+        const within = at - i * this.segmentSize;
+        const piece = Math.min(b.length - done, this.segmentSize - within);
+        this.segments[i].set(b.subarray(done, done + piece), within);
+        done += piece;
+        at += piece;
+      }
+    }
   }
 
   /** Copies the ranges' current bytes into the durable image. */

@@ -31,6 +31,22 @@ export function checkFlushRange(range: FlushRange, pageSize: number, limit: numb
   }
 }
 
+/**
+ * The byte length of `buffers`; throws a RangeError unless `offset` is a byte offset and the
+ * write ends within the first `size` bytes.
+ */
+export function checkWrite(offset: number, buffers: readonly Uint8Array[], size: number): number {
+  checkByteCount(offset, 'write offset');
+  let length = 0;
+  for (const b of buffers) length += b.length;
+  if (offset + length > size) {
+    throw new RangeError(
+      `write range [${offset}, ${offset + length}) passes the end of the storage (${size})`,
+    );
+  }
+  return length;
+}
+
 /** True when `value` is a positive integer power of two. */
 export function isPowerOfTwo(value: number): boolean {
   return Number.isSafeInteger(value) && value > 0 && 2 ** Math.round(Math.log2(value)) === value;

@@ -1,11 +1,15 @@
 /**
  * The environment: one open file, its current meta, its readers and its single writer.
  *
- * Commit protocol under sync 'full' (invariant 3): every page the transaction wrote is made
- * durable (msync of their ranges, or fdatasync when the file grew so its new size is durable
- * too); only then is the meta written into slot txnId % 2 and flushed. A crash before the meta
- * flush leaves the previous meta, whose pages the transaction never touched (invariant 1); a
- * torn meta fails its checksum and open takes the other slot.
+ * Commit protocol under sync 'full' (invariant 3). A commit that wrote few pages (its meta can
+ * list them: see `written` in format/meta.ts) takes one flush: pages, then the meta that lists
+ * each page with its checksum, then one fdatasync for all. At open, a listed meta is taken only
+ * if every page it lists holds the bytes it was written with (`commitIntact`); a crash before
+ * the flush finished may have persisted the meta without some page, and then open takes the
+ * previous meta, which the transaction never touched (invariant 1). A larger commit takes two
+ * flushes: its pages (fdatasync, which also makes the file's new size durable), then the meta
+ * and its own flush; a crash before the meta flush leaves the previous meta. Either way a torn
+ * meta fails its checksum and open takes the other slot.
  *
  * Many handles, in many processes and worker_threads, may have one file open. They share it
  * through the lock file (lockfile.ts, readers.ts):
@@ -22,11 +26,17 @@
  *   a torn one (being written, or left by a writer that died) is passed over for the other.
  */
 import { MapKVError, corrupt } from '../errors';
+import { crc32c } from '../format/crc32c';
 import {
   FIRST_DATA_PAGE,
+  H_AUX,
+  H_CHECKSUM,
+  H_PGNO,
+  H_TYPE,
   MAX_DEPTH,
   MAX_PAGE_SIZE,
   META_PAGES,
+  PageType,
   isValidPageSize,
   readU32,
   readU64,
@@ -46,7 +56,7 @@ import { type FreeChunk, readFreeDirectory } from './freelist';
 import { DEFAULT_LOCK_TIMEOUT, type LockFile, sleep } from './lockfile';
 import { Pager } from './pager';
 import { SnapshotReader } from './snapshot';
-import { type CommitPlan, WriteTxn } from './write';
+import { type CommitPlan, WriteTxn, runChecksum } from './write';
 
 export type SyncMode = 'full' | 'none';
 
@@ -152,6 +162,12 @@ export class Environment {
   private readonly metaScratch: Uint8Array;
   /** A private copy of a meta page being validated. */
   private readonly metaCopy: Uint8Array;
+  /**
+   * The meta open passed over because a page it lists did not hold what the commit wrote
+   * (a commit cut short by a crash): its slot and checksum word. Reloads pass it over too,
+   * until a new commit replaces it.
+   */
+  private rejected: Rejected | null = null;
 
   private constructor(
     readonly storage: Storage,
@@ -181,9 +197,10 @@ export class Environment {
   static open(storage: Storage, opts: EnvOptions): Environment {
     const lock = opts.lock;
     if (lock !== undefined) {
-      const { meta, created } = chooseShared(storage, lock, opts);
+      const { meta, rejected, created } = chooseShared(storage, lock, opts);
       const env = new Environment(storage, meta, opts);
       if (created) env.durableTxn = meta.txnId;
+      env.rejected = rejected;
       return env;
     }
     if (storage.size === 0 || isBlankFile(storage)) {
@@ -191,7 +208,10 @@ export class Environment {
         throw new MapKVError('ERR_CORRUPT', 'the database file is empty and opened read-only');
       return new Environment(storage, initialize(storage, opts.pageSize ?? 4096), opts);
     }
-    return new Environment(storage, chooseMeta(storage, opts.pageSize), opts);
+    const { meta, rejected } = chooseMeta(storage, opts.pageSize);
+    const env = new Environment(storage, meta, opts);
+    env.rejected = rejected;
+    return env;
   }
 
   /**
@@ -202,6 +222,17 @@ export class Environment {
     if (this.metaMoved()) this.reload();
     if (this.pinned !== this.meta.txnId) this.pinLatest();
     return this.current;
+  }
+
+  /**
+   * The commit open passed over because a page it lists does not hold what it wrote, while its
+   * meta is still in the file (the next commit replaces it); null when none.
+   */
+  passedOver(): { slot: number; txnId: number } | null {
+    const rj = this.rejected;
+    if (rj === null) return null;
+    const words = rj.slot === 0 ? this.words0 : this.words1;
+    return words[CHECKSUM_WORD] === rj.checksum ? { slot: rj.slot, txnId: rj.txnId } : null;
   }
 
   /** Pins the latest state until `unpin`; pages it reaches are not reused meanwhile. */
@@ -276,15 +307,17 @@ export class Environment {
       if (!txn.changed) return;
       const plan = txn.prepareCommit();
       const full = this.sync === 'full';
+      const listed = plan.meta.written !== undefined;
       // On Linux msync(MS_SYNC) of a range is an fsync of the file (vfs_fsync_range), so one
       // msync per dirty range would cost one journal commit each. One fdatasync writes back
       // every dirty page of the file, and the file's new size when it grew.
-      if (full) this.storage.sync();
+      if (full && !listed) this.storage.sync();
       this.hooks.afterDataFlush?.();
       const written = this.writeMetaFor(plan);
       try {
         this.hooks.afterMetaWrite?.();
-        if (full) {
+        if (full && listed) this.storage.sync();
+        else if (full) {
           this.storage.flush([{ offset: written.slot * this.pageSize, length: this.pageSize }]);
         }
       } catch (err) {
@@ -320,8 +353,10 @@ export class Environment {
     const f: InFlight = { txn, plan, written: null, done: false, error: undefined };
     this.inflight = f;
     try {
-      await this.storage.syncAsync();
-      if (f.done) return this.settled(f);
+      if (plan.meta.written === undefined) {
+        await this.storage.syncAsync();
+        if (f.done) return this.settled(f);
+      }
       this.hooks.afterDataFlush?.();
       f.written = this.writeMetaFor(plan);
       this.hooks.afterMetaWrite?.();
@@ -353,7 +388,7 @@ export class Environment {
     const f = this.inflight!;
     try {
       if (f.written === null) {
-        this.storage.sync();
+        if (f.plan.meta.written === undefined) this.storage.sync();
         this.hooks.afterDataFlush?.();
         f.written = this.writeMetaFor(f.plan);
         this.hooks.afterMetaWrite?.();
@@ -502,8 +537,13 @@ export class Environment {
     return new Uint32Array(v.buffer, v.byteOffset + this.pager.offsetOf(slot), this.pageSize >> 2);
   }
 
-  /** Whether a meta page changed since this handle last read them: four plain loads. */
+  /**
+   * Whether a meta page changed since this handle last read them: four plain loads. While an
+   * async commit of this handle is in flight (it holds the writer lock, so no other handle can
+   * commit) the only change is its own meta, which readers must not see before it is durable.
+   */
   private metaMoved(): boolean {
+    if (this.inflight !== null) return false;
     const a = this.words0;
     const b = this.words1;
     return (
@@ -552,6 +592,10 @@ export class Environment {
     const first = readU64(v1, o1 + TXN_WORD * 4) > readU64(v0, o0 + TXN_WORD * 4) ? 1 : 0;
     const cur = this.meta.txnId % 2;
     for (const slot of [first, 1 - first]) {
+      const rj = this.rejected;
+      if (rj !== null && rj.slot === slot && (slot === 0 ? this.ck0 : this.ck1) === rj.checksum) {
+        continue;
+      }
       if (slot === cur) {
         const ck = slot === 0 ? this.ck0 : this.ck1;
         const tx = slot === 0 ? this.tx0 : this.tx1;
@@ -664,10 +708,10 @@ function chooseShared(
   storage: Storage,
   lock: LockFile,
   opts: EnvOptions,
-): { meta: MetaState; created: boolean } {
+): Chosen & { created: boolean } {
   if (storage.size !== 0 && !isBlankFile(storage)) {
     try {
-      return { meta: chooseMeta(storage, opts.pageSize), created: false };
+      return { ...chooseMeta(storage, opts.pageSize), created: false };
     } catch (err) {
       if (!(err instanceof MapKVError) || err.code !== 'ERR_CORRUPT') throw err;
     }
@@ -678,9 +722,9 @@ function chooseShared(
     if (storage.size === 0 || isBlankFile(storage)) {
       if (storage.readOnly)
         throw new MapKVError('ERR_CORRUPT', 'the database file is empty and opened read-only');
-      return { meta: initialize(storage, opts.pageSize ?? 4096), created: true };
+      return { meta: initialize(storage, opts.pageSize ?? 4096), rejected: null, created: true };
     }
-    return { meta: chooseMeta(storage, opts.pageSize), created: false };
+    return { ...chooseMeta(storage, opts.pageSize), created: false };
   } finally {
     lock.unlock();
   }
@@ -728,7 +772,24 @@ function initialize(storage: Storage, pageSize: number): MetaState {
   return { ...meta, txnId: 1 };
 }
 
-function chooseMeta(storage: Storage, wantPageSize: number | undefined): MetaState {
+/** A meta passed over at open: its slot, checksum word and commit. */
+interface Rejected {
+  slot: number;
+  checksum: number;
+  txnId: number;
+}
+
+interface Chosen {
+  meta: MetaState;
+  rejected: Rejected | null;
+}
+
+/**
+ * Chooses the commit to open at: the newest checksum-valid meta, unless it lists the pages it
+ * wrote (a one-flush commit) and one of them does not hold the bytes it was written with - a
+ * crash cut its flush short - and then the meta before it.
+ */
+function chooseMeta(storage: Storage, wantPageSize: number | undefined): Chosen {
   const v = storage.readSegment(0);
   const size = storage.size;
   const ps = peekPageSize(v, 0) || slotOnePageSize(v, size) || 4096;
@@ -752,7 +813,18 @@ function chooseMeta(storage: Storage, wantPageSize: number | undefined): MetaSta
     corrupt(readings.map((r) => (r.ok ? '' : r.detail)).join('; '));
   }
   valid.sort((a, b) => b.txnId - a.txnId);
-  const meta = valid[0]!;
+  let rejected: Rejected | null = null;
+  let meta = valid[0]!;
+  if (valid.length === 2 && meta.written !== undefined && !commitIntact(storage, meta)) {
+    // Invariant 1: the commit before never shared a page with the one cut short.
+    const slot = meta.txnId % 2;
+    rejected = {
+      slot,
+      checksum: readU32(v, slot * meta.pageSize + H_CHECKSUM),
+      txnId: meta.txnId,
+    };
+    meta = valid[1]!;
+  }
   if (wantPageSize !== undefined && wantPageSize !== meta.pageSize) {
     throw new MapKVError(
       'ERR_INCOMPATIBLE',
@@ -760,7 +832,43 @@ function chooseMeta(storage: Storage, wantPageSize: number | undefined): MetaSta
     );
   }
   validateMeta(meta, Math.floor(size / meta.pageSize));
-  return meta;
+  if (rejected === null && meta.written !== undefined && !commitIntact(storage, meta)) {
+    corrupt(`a page written by the last commit (txn ${meta.txnId}) fails its checksum`);
+  }
+  return { meta, rejected };
+}
+
+/**
+ * Whether every page a listed commit wrote holds the bytes it was written with: the page's
+ * checksum word is the one the meta recorded, and the page (or overflow run) hashes to it.
+ * Pages and the file's size were flushed together with the meta, so any of them may be
+ * missing after a crash; nothing here trusts a number it has not bounded first.
+ */
+function commitIntact(storage: Storage, meta: MetaState): boolean {
+  const ps = meta.pageSize;
+  const filePages = Math.floor(storage.size / ps);
+  if (meta.pageCount < META_PAGES || meta.pageCount > filePages) return false;
+  try {
+    validateMeta(meta, filePages);
+  } catch {
+    return false;
+  }
+  const pager = new Pager(storage, ps);
+  const list = meta.written!;
+  for (let i = 0; i < list.length; i += 2) {
+    const pgno = list[i]!;
+    const checksum = list[i + 1]!;
+    if (pgno < FIRST_DATA_PAGE || pgno >= meta.pageCount) return false;
+    const b = pager.readView(pgno);
+    const o = pager.offsetOf(pgno);
+    if (readU32(b, o + H_CHECKSUM) !== checksum || readU32(b, o + H_PGNO) !== pgno) return false;
+    if (b[o + H_TYPE] === PageType.Overflow) {
+      const pages = readU32(b, o + H_AUX);
+      if (pages < 1 || pages > meta.pageCount - pgno) return false;
+      if (runChecksum(pager, pgno, pages) !== checksum) return false;
+    } else if (crc32c(b, o + 4, o + ps) !== checksum) return false;
+  }
+  return true;
 }
 
 /**

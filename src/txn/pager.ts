@@ -101,35 +101,6 @@ export class Pager {
     return { buf: out, start: 0 };
   }
 
-  /** Writes `data` into the run at page `first`, from byte `from`, across segment edges. */
-  writeRunBytes(first: number, from: number, data: Uint8Array): void {
-    const startByte = first * this.pageSize + from;
-    let done = 0;
-    while (done < data.length) {
-      const pos = startByte + done;
-      const s = Math.floor(pos / this.storage.segmentSize);
-      const so = pos - s * this.storage.segmentSize;
-      const n = Math.min(data.length - done, this.storage.segmentSize - so);
-      const view = this.writes[s] ?? this.mapWrite(s);
-      view.set(data.subarray(done, done + n), so);
-      done += n;
-    }
-  }
-
-  /** Zeroes `[from, to)` bytes of the run at page `first`. */
-  zeroRunBytes(first: number, from: number, to: number): void {
-    const startByte = first * this.pageSize;
-    let pos = startByte + from;
-    const end = startByte + to;
-    while (pos < end) {
-      const s = Math.floor(pos / this.storage.segmentSize);
-      const so = pos - s * this.storage.segmentSize;
-      const n = Math.min(end - pos, this.storage.segmentSize - so);
-      (this.writes[s] ?? this.mapWrite(s)).fill(0, so, so + n);
-      pos += n;
-    }
-  }
-
   /** Checks an overflow run's first page: type and length, without trusting either. */
   checkOverflowHead(first: number, pages: number): void {
     const b = this.readView(first);

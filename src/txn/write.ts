@@ -8,7 +8,7 @@
  * Until commit, dirty pages live in heap buffers, not in the file: an aborted transaction (a
  * throw, bad input, a full disk at commit) leaves the file byte-for-byte as it was, and the
  * file grows only when a commit needs it. `prepareCommit` grows the file, checksums each dirty
- * page and copies it into the writable mapping in one pass.
+ * page and writes it to the file (pwritev of neighbouring pages) in one pass.
  *
  * Savepoints (used to run several `transaction()` callbacks in one batched commit) raise
  * `level`; a page is written in place only if it was allocated at the current level, so an
@@ -32,11 +32,15 @@ import {
   writeU32,
   writeU64,
 } from '../format/layout';
-import { type DbDescriptor, type MetaState, copyDescriptor } from '../format/meta';
-import type { FlushRange } from '../storage/storage';
+import { type DbDescriptor, type MetaState, copyDescriptor, writtenCapacity } from '../format/meta';
 import { DIR_ENTRY, type FreeChunk, chunkCapacity, directoryCapacity, readChunk } from './freelist';
 import type { PageWriter } from './pages';
 import type { Pager } from './pager';
+
+/** Bytes of pages a commit may ask open() to verify (larger commits flush before the meta). */
+const VERIFY_BUDGET = 2 << 20;
+/** Pages per pwritev: the kernel's IOV_MAX is 1024. */
+const WRITE_GROUP = 1024;
 
 interface Savepoint {
   freedLength: number;
@@ -48,8 +52,6 @@ interface Savepoint {
 /** What a commit hands to the environment to write as the new meta. */
 export interface CommitPlan {
   meta: MetaState;
-  ranges: FlushRange[];
-  grew: boolean;
 }
 
 export class WriteTxn implements PageWriter {
@@ -80,7 +82,6 @@ export class WriteTxn implements PageWriter {
   private readonly oldDirPages: number[];
   private level = 0;
   private readonly savepoints: Savepoint[] = [];
-  private readonly startFilePages: number;
 
   constructor(
     private readonly pager: Pager,
@@ -99,7 +100,6 @@ export class WriteTxn implements PageWriter {
     this.catalog = copyDescriptor(base.catalog);
     this.chunks = free.chunks.slice();
     this.oldDirPages = free.dirPages;
-    this.startFilePages = pager.filePages();
   }
 
   pageCountLimit(): number {
@@ -277,7 +277,7 @@ export class WriteTxn implements PageWriter {
    */
   prepareCommit(): CommitPlan {
     const freeDir = this.writeFreelist();
-    const ranges = this.sealPages();
+    const written = this.sealPages();
     const meta: MetaState = {
       pageSize: this.pageSize,
       txnId: this.txnId,
@@ -287,8 +287,9 @@ export class WriteTxn implements PageWriter {
       hashSeed: this.base.hashSeed,
       main: this.main,
       catalog: this.catalog,
+      ...(written !== null ? { written } : {}),
     };
-    return { meta, ranges, grew: this.pager.filePages() !== this.startFilePages };
+    return { meta };
   }
 
   /** Whether this transaction changed anything at all. */
@@ -453,32 +454,44 @@ export class WriteTxn implements PageWriter {
   }
 
   /**
-   * Grows the file if needed, checksums every page this transaction wrote and copies it into
-   * the writable mapping; returns their byte ranges, coalesced. A failed grow (ENOSPC) throws
-   * before any byte of the file changed.
+   * Grows the file if needed, checksums every page this transaction wrote and writes it to the
+   * file; returns each written page with its checksum when the commit is small enough for its
+   * meta to list them (else null). A failed grow (ENOSPC) throws before any byte of the file
+   * changed.
    */
-  private sealPages(): FlushRange[] {
+  private sealPages(): number[] | null {
     const ps = this.pageSize;
     this.growFile();
-    const pages = [...this.dirty.keys()].sort((a, b) => a - b);
-    for (const [p, buf] of this.buffers) {
-      writeU32(buf, H_CHECKSUM, crc32c(buf, 4, buf.length));
-      if (buf.length === ps) {
-        const view = this.pager.writeView(p);
-        view.set(buf, this.pager.offsetOf(p));
-        this.pager.returnBuffer(buf);
-      } else {
-        this.pager.writeRunBytes(p, 0, buf);
+    // A listed commit is verified page by page at open, so bound the bytes that costs too.
+    let budget = Math.max(32, Math.floor(VERIFY_BUDGET / ps));
+    let written: number[] | null = this.buffers.size <= writtenCapacity(ps) ? [] : null;
+    const firsts = [...this.buffers.keys()].sort((a, b) => a - b);
+    // Neighbouring pages go out in one pwritev; a failed write leaves only pages that no
+    // commit reaches (invariant 1), so the transaction just fails.
+    let group: Uint8Array[] = [];
+    let groupAt = 0;
+    let groupEnd = -1;
+    for (const p of firsts) {
+      const buf = this.buffers.get(p)!;
+      const crc = crc32c(buf, 4, buf.length);
+      writeU32(buf, H_CHECKSUM, crc);
+      if (written !== null) {
+        budget -= buf.length / ps;
+        if (budget < 0) written = null;
+        else written.push(p, crc);
       }
+      if (p !== groupEnd || group.length >= WRITE_GROUP) {
+        if (group.length > 0) this.pager.storage.writeAt(groupAt * ps, group);
+        group = [];
+        groupAt = p;
+      }
+      group.push(buf);
+      groupEnd = p + buf.length / ps;
     }
+    if (group.length > 0) this.pager.storage.writeAt(groupAt * ps, group);
+    for (const buf of this.buffers.values()) if (buf.length === ps) this.pager.returnBuffer(buf);
     this.buffers.clear();
-    const ranges: FlushRange[] = [];
-    for (const p of pages) {
-      const last = ranges[ranges.length - 1];
-      if (last !== undefined && last.offset + last.length === p * ps) last.length += ps;
-      else ranges.push({ offset: p * ps, length: ps });
-    }
-    return ranges;
+    return written;
   }
 }
 

@@ -30,6 +30,8 @@ interface Capture {
   image: Uint8Array;
   allowed: ModelState[];
   where: string;
+  /** Taken after a commit's meta was written and before its flush returned. */
+  inFlight: boolean;
 }
 
 interface RunConfig {
@@ -90,6 +92,8 @@ interface Figures {
   byPoint: Record<string, number>;
   newState: number;
   oldState: number;
+  /** Images whose in-flight commit open passed over (its single flush cut short). */
+  passedOver: number;
   grownImages: number;
 }
 
@@ -108,6 +112,7 @@ describe('power loss (MemoryStorage crash images)', () => {
         byPoint: {},
         newState: 0,
         oldState: 0,
+        passedOver: 0,
         grownImages: 0,
       };
       for (let run = 0; figures.images < target; run++) {
@@ -129,7 +134,7 @@ describe('power loss (MemoryStorage crash images)', () => {
           if (workload === null || !capRng.chance(p)) return;
           const image = storage.crashImage(capRng.next, { tearUnit: cfg.tearUnit });
           if (image.length > storage.durableSize) figures.grownImages++;
-          pending.push({ image, allowed: allowed(), where });
+          pending.push({ image, allowed: allowed(), where, inFlight: phase === 'meta' });
         };
         const old = (): ModelState[] => [workload!.state];
         const either = (): ModelState[] =>
@@ -150,6 +155,9 @@ describe('power loss (MemoryStorage crash images)', () => {
           },
         );
         storage.setFaultHook((op: FaultOp) => {
+          // A commit writes its pages in a few pwritev calls: sample those points less, so
+          // they do not crowd out the rest.
+          if (op === 'write' && !capRng.chance(0.25)) return;
           // Before the meta's flush the meta may be on disk already, torn, or not at all.
           capture(`before ${op} (${phase})`, phase === 'meta' ? either : old);
           // The file grew and its new size is not durable yet: a rare window, sample it more.
@@ -178,7 +186,13 @@ describe('power loss (MemoryStorage crash images)', () => {
             }
             const m = match(read.dbs, c.allowed);
             expect(m.diff, `${where}: the image holds no allowed commit`).toEqual([]);
-            expect(read.problems, `${where}: check()`).toEqual([]);
+            // A commit in flight whose single flush was cut short is passed over at open, and
+            // check() says so (it cannot tell that from a damaged page); nothing else.
+            const problems = read.problems.filter(
+              (p) => !(c.inFlight && m.index === 0 && /passed over at open/.test(p)),
+            );
+            if (problems.length < read.problems.length) figures.passedOver++;
+            expect(problems, `${where}: check()`).toEqual([]);
             figures.images++;
             const point = c.where.replace(/ \(.*\)$/, '');
             figures.byPoint[point] = (figures.byPoint[point] ?? 0) + 1;

@@ -46,6 +46,23 @@ async function until(cond: () => boolean): Promise<void> {
   expect(cond()).toBe(true);
 }
 
+/**
+ * Opens the gate for each flush of a commit until `done` settles: one flush for a commit whose
+ * meta lists its pages, two (data, then meta) for a larger one.
+ */
+async function releaseUntil(storage: GatedStorage, done: Promise<unknown>): Promise<void> {
+  let settled = false;
+  done.then(
+    () => (settled = true),
+    () => (settled = true),
+  );
+  while (!settled) {
+    await until(() => settled || storage.pending === 1);
+    storage.release();
+    await turn();
+  }
+}
+
 function setup(): { storage: GatedStorage; db: ReturnType<typeof openOn<string, number>> } {
   const storage = new GatedStorage({ segmentSize: 65536 });
   const db = openOn<string, number>(storage, '', { keyEncoding: 'string', valueEncoding: 'json' });
@@ -57,23 +74,18 @@ describe('group commit', () => {
     const { storage, db } = setup();
     const before = db.stats().txnId;
     const first = db.put('a', 1);
-    await until(() => storage.pending === 1); // the first commit is flushing its data
+    await until(() => storage.pending === 1); // the first commit is flushing (meta written)
     const later = [db.put('b', 2), db.put('c', 3)];
     await turn();
     const more = db.put('d', 4);
     // Nothing of the first commit is visible before it is durable.
     expect(db.get('a')).toBeUndefined();
-    storage.release(); // data flushed
-    await until(() => storage.pending === 1); // meta flush
-    storage.release();
-    await first;
+    await releaseUntil(storage, first);
     expect(db.get('a')).toBe(1);
     // b, c and d waited for the first commit and now commit together.
-    await until(() => storage.pending === 1);
-    storage.release();
-    await until(() => storage.pending === 1);
-    storage.release();
-    await Promise.all([...later, more]);
+    const rest = Promise.all([...later, more]);
+    await releaseUntil(storage, rest);
+    await rest;
     expect(db.stats().txnId).toBe(before + 2);
     expect([db.get('b'), db.get('c'), db.get('d')]).toEqual([2, 3, 4]);
     expect(db.check().ok).toBe(true);
@@ -104,6 +116,8 @@ describe('group commit', () => {
     const p1 = db.put('lost', 1);
     const p2 = db.remove('kept');
     await until(() => storage.pending === 1);
+    // Readers see the last commit while the flush runs, and after it failed.
+    expect(db.get('kept')).toBe(1);
     storage.release();
     await expect(p1).rejects.toMatchObject({ code: 'EIO' });
     await expect(p2).rejects.toMatchObject({ code: 'EIO' });
@@ -111,10 +125,7 @@ describe('group commit', () => {
     expect(db.get('lost')).toBeUndefined();
     expect(db.get('kept')).toBe(1);
     const p3 = db.put('after', 3);
-    await until(() => storage.pending === 1);
-    storage.release();
-    await until(() => storage.pending === 1);
-    storage.release();
+    await releaseUntil(storage, p3);
     await p3;
     expect(db.get('after')).toBe(3);
     expect(db.check().ok).toBe(true);
@@ -126,9 +137,7 @@ describe('group commit', () => {
     const p = db.put('x', 1);
     await until(() => storage.pending === 1);
     const closing = db.close();
-    storage.release();
-    await until(() => storage.pending === 1);
-    storage.release();
+    await releaseUntil(storage, p);
     await p;
     await closing;
     const reopened = openOn<string, number>(MemoryStorage.fromImage(storage.closedImage!), '', {});

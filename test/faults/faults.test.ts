@@ -1,8 +1,8 @@
 // Issue #4 part 4 - disk full and I/O errors. ENOSPC and EIO (systemError, as the native
-// layer raises them) are injected through storage.setFaultHook at grow, flush and sync, on a
+// layer raises them) are injected through storage.setFaultHook at grow, write (pwritev of a commit's pages), flush and sync, on a
 // real file (MappedStorage) and on MemoryStorage, under every write API. The n-th call of the
 // operation fails, for n = 1, 2, ... until the API call no longer reaches an n-th call, so
-// every grow/flush/sync of the commit protocol is hit whatever its shape.
+// every grow/write/flush/sync of the commit protocol is hit whatever its shape.
 // In each case:
 // - the call throws (or its promise rejects) with the system error (code ENOSPC / EIO);
 // - the database stays at its last commit: content, count, txnId, check() clean - through
@@ -201,7 +201,7 @@ async function runCase(
   storage.setFaultHook((o) => {
     if (o === op && ++seen === nth) {
       fired = true;
-      throw systemError(code, o === 'grow' ? 'fallocate' : o === 'flush' ? 'msync' : 'fdatasync');
+      throw systemError(code, SYSCALL[o]);
     }
   });
   let error: unknown;
@@ -235,6 +235,9 @@ async function runCase(
   return true;
 }
 
+/** The system call behind each storage operation a fault can fail. */
+const SYSCALL = { grow: 'fallocate', write: 'pwritev', flush: 'msync', sync: 'fdatasync' };
+
 async function faultMatrix(
   make: (sync: 'full' | 'none') => Harness,
   sync: 'full' | 'none',
@@ -248,7 +251,7 @@ async function faultMatrix(
       const sub = seed(h.db);
       const subs = ['side'];
       for (const call of calls) {
-        for (const op of ['flush', 'sync'] as const) {
+        for (const op of ['write', 'flush', 'sync'] as const) {
           for (const code of ['ENOSPC', 'EIO']) {
             for (let nth = 1; nth < 20; nth++) {
               n++;

@@ -205,10 +205,22 @@ export function fixChecksum(b: Uint8Array, ps: number, p: number): void {
     end = o + pages * ps;
   }
   const crc = crc32c(b, o + 4, end);
-  b[o] = crc;
-  b[o + 1] = crc >>> 8;
-  b[o + 2] = crc >>> 16;
-  b[o + 3] = crc >>> 24;
+  put32(b, o, crc);
+  // A meta that lists page p (a one-flush commit records each page's checksum) must agree,
+  // or open() passes over that commit instead of reading the forgery.
+  for (let slot = 0; slot < 2; slot++) {
+    const m = slot * ps;
+    if (p < 2 || m + ps > b.length || u32(b, m + 32) !== 0x31564b4d) continue;
+    const count = Math.min(u32(b, m + 168), Math.floor((ps - 176) / 8));
+    let listed = false;
+    for (let j = 0; j < count; j++) {
+      if (u32(b, m + 176 + 8 * j) === p) {
+        put32(b, m + 180 + 8 * j, crc);
+        listed = true;
+      }
+    }
+    if (listed) put32(b, m, crc32c(b, m + 4, m + ps));
+  }
 }
 
 function put16(b: Uint8Array, o: number, v: number): void {

@@ -149,6 +149,35 @@ describe.each(implementations)('$name', ({ create }) => {
     storage.sync();
   });
 
+  it('writeAt writes its buffers back to back, across segment edges, seen by the views at once', () => {
+    const storage = create();
+    storage.grow(3 * SEGMENT);
+    const a = new Uint8Array(PAGE + 3).fill(4);
+    const b = new Uint8Array(2 * PAGE).fill(5);
+    const at = SEGMENT - PAGE;
+    storage.writeAt(at, [a, b, new Uint8Array(0)]);
+    const seg0 = storage.readSegment(0);
+    const seg1 = storage.readSegment(1);
+    expect(seg0[at - 1]).toBe(0);
+    expect(seg0.subarray(at).every((x) => x === 4)).toBe(true);
+    expect(seg1.subarray(0, 3).every((x) => x === 4)).toBe(true);
+    expect(seg1.subarray(3, 3 + 2 * PAGE).every((x) => x === 5)).toBe(true);
+    expect(seg1[3 + 2 * PAGE]).toBe(0);
+    expect(storage.writeSegment(1)[3]).toBe(5);
+    storage.writeAt(3 * SEGMENT - 1, [new Uint8Array([7])]);
+    expect(storage.readSegment(2)[SEGMENT - 1]).toBe(7);
+    storage.writeAt(3 * SEGMENT, []);
+    expect(() => storage.writeAt(3 * SEGMENT - 1, [new Uint8Array(2)])).toThrow(/passes the end/);
+    expect(() => storage.writeAt(-1, [a])).toThrow(RangeError);
+    expect(() => storage.writeAt(0.5, [a])).toThrow(RangeError);
+    storage.setFaultHook((op) => {
+      if (op === 'write') throw systemError('EIO', 'pwritev', storage.path);
+    });
+    expectCode(() => storage.writeAt(0, [b]), 'EIO');
+    expect(seg0[0]).toBe(0);
+    storage.sync();
+  });
+
   it('close detaches every view it handed out, is idempotent, and later calls throw ERR_CLOSED', () => {
     const storage = create();
     storage.grow(2 * SEGMENT);
@@ -162,6 +191,7 @@ describe.each(implementations)('$name', ({ create }) => {
     storage.close();
     expectCode(() => storage.readSegment(0), 'ERR_CLOSED');
     expectCode(() => storage.writeSegment(0), 'ERR_CLOSED');
+    expectCode(() => storage.writeAt(0, [new Uint8Array(1)]), 'ERR_CLOSED');
     expectCode(() => storage.grow(3 * SEGMENT), 'ERR_CLOSED');
     expectCode(() => storage.refresh(), 'ERR_CLOSED');
     expectCode(() => storage.flush([]), 'ERR_CLOSED');
@@ -169,12 +199,14 @@ describe.each(implementations)('$name', ({ create }) => {
     expect(() => storage.readSegment(0)).toThrow(MapKVError);
   });
 
-  it('a read-only storage reads, and refuses writeSegment, grow, flush and sync with ERR_READ_ONLY', () => {
+  it('a read-only storage reads, and refuses writeSegment, writeAt, grow, flush and sync with ERR_READ_ONLY', () => {
     const storage = create({ readOnly: true });
     expect(storage.readOnly).toBe(true);
     expect(storage.size).toBe(3 * SEGMENT);
     expect(storage.readSegment(1)[5]).toBe(9);
     expectCode(() => storage.writeSegment(0), 'ERR_READ_ONLY');
+    expectCode(() => storage.writeAt(0, [new Uint8Array(1)]), 'ERR_READ_ONLY');
+    expect(storage.readSegment(0)[0]).toBe(0);
     expectCode(() => storage.grow(4 * SEGMENT), 'ERR_READ_ONLY');
     expectCode(() => storage.flush([]), 'ERR_READ_ONLY');
     expectCode(() => storage.sync(), 'ERR_READ_ONLY');

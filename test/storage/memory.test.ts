@@ -89,6 +89,16 @@ describe('durable image', () => {
     expect(storage.currentImage()[3 * UNIT]).toBe(13);
   });
 
+  it('bytes written with writeAt are volatile until flushed or synced', () => {
+    const storage = rewritten(3);
+    const before = storage.durableImage();
+    storage.writeAt(UNIT, [new Uint8Array(UNIT).fill(21)]);
+    expect(storage.currentImage()[UNIT]).toBe(21);
+    expect(storage.durableImage()).toEqual(before);
+    storage.sync();
+    expect(storage.durableImage()[UNIT]).toBe(21);
+  });
+
   it('sync makes every byte and the size durable', () => {
     const storage = rewritten(3);
     storage.grow(5 * UNIT);
