@@ -7,7 +7,8 @@
         "native/errors.cc",
         "native/mapping.cc",
         "native/file.cc",
-        "native/atomics.cc"
+        "native/atomics.cc",
+        "native/crc32c.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

@@ -12,6 +12,18 @@ namespace mapkv {
 
 namespace {
 
+
+// Formats a double for a message without a trailing ".000000".
+std::string FormatNumber(double value) {
+  if (std::isnan(value)) return "NaN";
+  if (std::isinf(value)) return value > 0 ? "Infinity" : "-Infinity";
+  char text[64];
+  snprintf(text, sizeof text, "%.17g", value);
+  return text;
+}
+
+}  // namespace
+
 // A short description of a JS value's type for error messages: "got a string".
 std::string Describe(const Napi::Value& value) {
   switch (value.Type()) {
@@ -38,17 +50,6 @@ std::string Describe(const Napi::Value& value) {
   }
   return "an unknown value";
 }
-
-// Formats a double for a message without a trailing ".000000".
-std::string FormatNumber(double value) {
-  if (std::isnan(value)) return "NaN";
-  if (std::isinf(value)) return value > 0 ? "Infinity" : "-Infinity";
-  char text[64];
-  snprintf(text, sizeof text, "%.17g", value);
-  return text;
-}
-
-}  // namespace
 
 void ThrowTypeError(Napi::Env env, const std::string& message) {
   Napi::TypeError::New(env, message).ThrowAsJavaScriptException();

@@ -3,6 +3,7 @@
 //   mapping.cc  map, unmap, msync, madvise
 //   file.cc     pageSize, fallocate, fdatasync, flock, funlock, fileSize
 //   atomics.cc  atomicLoad/Store/Cas 32 and 64, fence
+//   crc32c.cc   crc32c, crc32cTable
 //   errors.cc   argument validation and Node-shaped system errors
 
 #include "mapkv.h"
@@ -13,6 +14,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   mapkv::InitMapping(env, exports);
   mapkv::InitFile(env, exports);
   mapkv::InitAtomics(env, exports);
+  mapkv::InitCrc32c(env, exports);
   return exports;
 }
 

@@ -1,9 +1,10 @@
 // Shared declarations of the mapkv addon.
 //
-// The addon does only what JavaScript cannot: mmap/munmap, msync, madvise, posix_fallocate,
-// fdatasync, flock, and atomics over mapped memory. Every exported function validates its
-// arguments and throws a TypeError or RangeError instead of handing the kernel (or the CPU) a
-// value that could crash the process. A failed system call throws a Node-shaped Error with
+// The addon does only what JavaScript cannot (mmap/munmap, msync, madvise, posix_fallocate,
+// fdatasync, flock, and atomics over mapped memory) or cannot do fast enough (CRC-32C with the
+// CPU's crc32 instruction). Every exported function validates its arguments and throws a
+// TypeError or RangeError instead of handing the kernel (or the CPU) a value that could crash
+// the process. A failed system call throws a Node-shaped Error with
 // `code` ('ENOSPC'), `errno` (negative, as Node's own errors: -28) and `syscall` ('fallocate').
 //
 // Every system call carries a SAFETY note naming the preconditions that make it sound.
@@ -21,6 +22,9 @@ namespace mapkv {
 // ---- errors (errors.cc) ----------------------------------------------------------------------
 
 // Throws `new TypeError(message)` into JS. The caller returns at once.
+// A short description of a JS value's type for error messages: "a string", "undefined".
+std::string Describe(const Napi::Value& value);
+
 void ThrowTypeError(Napi::Env env, const std::string& message);
 // Throws `new RangeError(message)` into JS. The caller returns at once.
 void ThrowRangeError(Napi::Env env, const std::string& message);
@@ -66,6 +70,7 @@ size_t PageSize();
 void InitMapping(Napi::Env env, Napi::Object exports);
 void InitFile(Napi::Env env, Napi::Object exports);
 void InitAtomics(Napi::Env env, Napi::Object exports);
+void InitCrc32c(Napi::Env env, Napi::Object exports);
 
 }  // namespace mapkv
 

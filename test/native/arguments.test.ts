@@ -3,7 +3,8 @@
 import * as fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { native } from '../../src/storage/native';
+import { crc32cJs } from '../../src/format/crc32c';
+import { native, type NativeBinding } from '../../src/storage/native';
 import { tempFolder } from '../helpers/temp-files';
 
 const PAGE = native.pageSize();
@@ -250,5 +251,77 @@ describe('flock arguments', () => {
     expect(call(native.flock, fd, true, undefined)).toThrow(
       new TypeError('wait must be a boolean, got undefined'),
     );
+  });
+});
+
+describe('crc32c arguments', () => {
+  const checksums: [string, NativeBinding['crc32c']][] = [
+    ['crc32c', native.crc32c],
+    ['crc32cTable', native.crc32cTable],
+  ];
+  const buf = new Uint8Array(8);
+
+  it.each(checksums)('%s refuses a buf that is not a Uint8Array with a TypeError', (_n, fn) => {
+    expect(call(fn, 'abc', 0, 0, 0)).toThrow(
+      new TypeError('buf must be a Uint8Array, got a string'),
+    );
+    expect(call(fn, new ArrayBuffer(8), 0, 8, 0)).toThrow(
+      new TypeError('buf must be a Uint8Array, got an ArrayBuffer'),
+    );
+    expect(call(fn, new Uint16Array(8), 0, 8, 0)).toThrow(/got a TypedArray of wider elements/);
+    expect(call(fn, new Uint8ClampedArray(8), 0, 8, 0)).toThrow(/got a Uint8ClampedArray/);
+    expect(call(fn, new Int8Array(8), 0, 8, 0)).toThrow(/got an Int8Array/);
+    expect(call(fn, new DataView(new ArrayBuffer(8)), 0, 8, 0)).toThrow(/got a DataView/);
+    expect(call(fn, [1, 2, 3], 0, 3, 0)).toThrow(/got an object/);
+    expect(call(fn, undefined, 0, 0, 0)).toThrow(/got undefined/);
+    expect(call(fn)).toThrow(TypeError);
+  });
+
+  it.each(checksums)('%s refuses a start, end or seed that is not a number', (_n, fn) => {
+    expect(call(fn, buf, '0', 8, 0)).toThrow(new TypeError('start must be a number, got a string'));
+    expect(call(fn, buf, 0, undefined, 0)).toThrow(
+      new TypeError('end must be a number, got undefined'),
+    );
+    expect(call(fn, buf, 0, 8)).toThrow(new TypeError('seed must be a number, got undefined'));
+    expect(call(fn, buf, 0, 8, 1n)).toThrow(new TypeError('seed must be a number, got a bigint'));
+  });
+
+  it.each(checksums)('%s refuses a range outside the buffer with a RangeError', (_n, fn) => {
+    expect(call(fn, buf, 0, 9, 0)).toThrow(
+      new RangeError('crc32c range [0, 9) is outside a buffer of 8 bytes'),
+    );
+    expect(call(fn, buf, 5, 4, 0)).toThrow(
+      new RangeError('crc32c range [5, 4) is outside a buffer of 8 bytes'),
+    );
+    expect(call(fn, buf, -1, 4, 0)).toThrow(/start must be non-negative, got -1/);
+    expect(call(fn, buf, 0.5, 4, 0)).toThrow(/start must be an integer, got 0.5/);
+    expect(call(fn, buf, 0, NaN, 0)).toThrow(/end must be an integer, got NaN/);
+    expect(call(fn, buf, 0, Infinity, 0)).toThrow(RangeError);
+    expect(call(fn, buf, 0, 2 ** 53, 0)).toThrow(/at most Number.MAX_SAFE_INTEGER/);
+    expect(call(fn, buf, 2 ** 40, 2 ** 40, 0)).toThrow(/is outside a buffer of 8 bytes/);
+  });
+
+  it.each(checksums)('%s refuses a seed that is not a uint32 with a RangeError', (_n, fn) => {
+    expect(call(fn, buf, 0, 8, -1)).toThrow(/seed must be non-negative, got -1/);
+    expect(call(fn, buf, 0, 8, 2 ** 32)).toThrow(/seed must be at most 4294967295/);
+    expect(call(fn, buf, 0, 8, 1.5)).toThrow(/seed must be an integer, got 1.5/);
+    expect(fn(buf, 0, 8, 2 ** 32 - 1)).toBe(crc32cJs(buf, 0, 8, 2 ** 32 - 1));
+  });
+
+  it.each(checksums)('%s reads only the view: subarrays, detached and mapped buffers', (_n, fn) => {
+    const bytes = Buffer.from('xx123456789yy');
+    expect(fn(bytes.subarray(2, 11), 0, 9, 0)).toBe(0xe3069283);
+    expect(fn(new Uint8Array(bytes.buffer, bytes.byteOffset + 2, 9), 0, 9, 0)).toBe(0xe3069283);
+    // A detached buffer has no bytes left: only the empty range is a range of it.
+    const detached = new Uint8Array(new ArrayBuffer(64));
+    structuredClone(detached.buffer, { transfer: [detached.buffer] });
+    expect(fn(detached, 0, 0, 7)).toBe(7);
+    expect(call(fn, detached, 0, 1, 0)).toThrow(/outside a buffer of 0 bytes/);
+    // unmap() detaches its ArrayBuffer, so a view kept past it reads no unmapped memory.
+    const view = new Uint8Array(native.map(fd, 0, PAGE, {}));
+    native.unmap(view.buffer as ArrayBuffer);
+    expect(call(fn, view, 0, PAGE, 0)).toThrow(/outside a buffer of 0 bytes/);
+    const mapped = new Uint8Array(readOnly);
+    expect(fn(mapped, 4, 4 * PAGE, 0)).toBe(crc32cJs(mapped, 4, 4 * PAGE));
   });
 });
