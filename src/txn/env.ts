@@ -824,6 +824,13 @@ function chooseMeta(storage: Storage, wantPageSize: number | undefined): Chosen 
       txnId: meta.txnId,
     };
     meta = valid[1]!;
+    // Under sync 'full' the commit before was durable before this one began, so its own list
+    // checks out; under 'none' nothing was flushed and it may not: then neither commit is whole.
+    if (meta.written !== undefined && !commitIntact(storage, meta)) {
+      corrupt(
+        `the last two commits (txns ${meta.txnId} and ${meta.txnId + 1}) both miss pages they wrote`,
+      );
+    }
   }
   if (wantPageSize !== undefined && wantPageSize !== meta.pageSize) {
     throw new MapKVError(

@@ -123,6 +123,27 @@ describe('one-flush commits', () => {
     expect((error as MapKVError).code).toBe('ERR_CORRUPT');
   });
 
+  it('when the commit before the passed-over one misses a page it lists too, open is ERR_CORRUPT', async () => {
+    const { current } = await commitAndCapture();
+    const meta = newestMeta(current);
+    const older = [0, 1]
+      .map((slot) => readMeta(current, slot * PS, slot, current.length - slot * PS))
+      .flatMap((r) => (r.ok && r.meta.txnId === meta.txnId - 1 ? [r.meta] : []))[0]!;
+    // a:1's commit is a one-flush commit too: damage one page of each.
+    expect(older.written?.length).toBeGreaterThan(0);
+    const image = current.slice();
+    image[meta.written![0]! * PS + 100] ^= 1;
+    image[older.written![0]! * PS + 100] ^= 1;
+    let error: unknown;
+    try {
+      openOn(MemoryStorage.fromImage(image), '', OPTS);
+    } catch (err) {
+      error = err;
+    }
+    expect((error as MapKVError).code).toBe('ERR_CORRUPT');
+    expect(String(error)).toMatch(/both miss pages/);
+  });
+
   it('small commits take one flush; a commit too big to list flushes its pages before its meta', async () => {
     const storage = new MemoryStorage({ segmentSize: 1 << 20 });
     const db = openOn<string, unknown>(storage, '', { keyEncoding: 'string' });

@@ -21,12 +21,23 @@ function u32(b: Uint8Array, o: number): number {
   return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
 }
 
-/** Opens `file` read-only; returns what reading `key` and check() say. */
+/**
+ * Opens `file` read-only; returns what reading `key` and check() say. A file open() refuses
+ * with ERR_CORRUPT (a page the last commits list moved away) reads as that code, check() not ok.
+ */
 async function inspect(
   file: string,
   key: unknown,
 ): Promise<{ value: unknown; ok: boolean | string }> {
-  const db = open<any, any>(file, { readOnly: true });
+  let db;
+  try {
+    db = open<any, any>(file, { readOnly: true });
+  } catch (err) {
+    if (err instanceof MapKVError && err.code === 'ERR_CORRUPT') {
+      return { value: 'ERR_CORRUPT', ok: false };
+    }
+    throw err;
+  }
   try {
     let value: unknown;
     try {
