@@ -3,7 +3,7 @@
  * snapshots and transactions. Everything here validates its arguments and turns user keys and
  * values into bytes; the indexes and the transaction layer below see bytes only.
  */
-import { type Index, indexFor } from './indexes';
+import { type Index, type IndexCursor, indexFor } from './indexes';
 import { MapKVError } from './errors';
 import { maxKeySize } from './format/layout';
 import {
@@ -28,7 +28,7 @@ import {
   type ValueEncoder,
   type ValueEncodingName,
 } from './encoding/index';
-import { Environment, KEY_ENCODING_IDS, VALUE_ENCODING_IDS, checkDescriptor } from './txn/env';
+import { type Environment, KEY_ENCODING_IDS, VALUE_ENCODING_IDS, checkDescriptor } from './txn/env';
 import type { SnapshotReader } from './txn/snapshot';
 import type { WriteTxn } from './txn/write';
 import type { PageReader } from './txn/pages';
@@ -119,6 +119,38 @@ export class Store {
 
   assertOpen(): void {
     if (this.closed) throw new MapKVError('ERR_CLOSED', 'the database is closed');
+  }
+
+  /** The group of the iterators over the latest commit; a WeakRef, see pinForIterator. */
+  private iteratorGroup: WeakRef<IteratorGroup> | null = null;
+
+  /**
+   * Pins the latest commit for a range iterator, which calls unpinIterator when it finishes.
+   *
+   * The pin is counted like a snapshot's (stats().openSnapshots), but the FinalizationRegistry
+   * entry that frees the pins of iterators dropped unfinished is one per group of iterators
+   * over the same commit, not one per iterator: registering costs about as much as a short
+   * range. The group is alive while an iterator of it is, and the store's WeakRef keeps it
+   * until the current job ends at least, so the ranges of one turn share it. Once no iterator
+   * refers to it, it is collected and the pins its leaked iterators still held are released.
+   */
+  pinForIterator(): IteratorGroup {
+    const reader = this.env.pin();
+    let group = this.iteratorGroup?.deref();
+    if (group === undefined || group.pins.reader !== reader) {
+      const pins: IteratorPins = { env: this.env, reader, open: 0 };
+      group = new IteratorGroup(pins);
+      iteratorRegistry.register(group, pins);
+      this.iteratorGroup = new WeakRef(group);
+    }
+    group.pins.open++;
+    return group;
+  }
+
+  /** Releases the pin pinForIterator took. */
+  unpinIterator(group: IteratorGroup): void {
+    group.pins.open--;
+    this.env.unpin(group.pins.reader);
   }
 
   /** Descriptor of `name` in the snapshot `r` reads (null: no such database). */
@@ -632,15 +664,51 @@ export class DatabaseBase<K = unknown, V = unknown> {
   private iterable(opts: RangeOptions<K>, mode: IterMode): Iterable<unknown> {
     this.store.assertOpen();
     const plan = this.planRange(opts);
-    return {
-      [Symbol.iterator]: () => {
-        this.store.assertOpen();
-        const reader = this.store.env.pin();
-        const ctx = this.readContextOf(reader);
-        return new RangeIterator(this, ctx, plan, mode, () => this.store.env.unpin(reader));
-      },
-    };
+    return new RangeIterable(() => this.iterateLatest(plan, mode));
   }
+
+  /** An iterator over the latest commit, which it pins until it finishes. */
+  private iterateLatest(plan: RangePlan, mode: IterMode): RangeIterator<K, V> {
+    const store = this.store;
+    store.assertOpen();
+    const group = store.pinForIterator();
+    const r = group.pins.reader;
+    try {
+      // The reader is the latest commit's, so the per-commit context of point reads serves.
+      let ctx = this.latestContext;
+      if (ctx === null || ctx.r !== r) {
+        ctx = this.readContextOf(r, true);
+        this.latestContext = ctx;
+      }
+      return new RangeIterator(this, r, ctx.desc, plan, mode, group, null, null);
+    } catch (err) {
+      // A damaged catalog or descriptor: no iterator holds the pin, so nothing would free it.
+      store.unpinIterator(group);
+      throw err;
+    }
+  }
+
+  /**
+   * @internal A cursor of this database's index positioned nowhere, reused from a finished
+   * iterator when there is one (making one allocates its path arrays).
+   */
+  cursorFor(r: PageReader, desc: DbDescriptor): IndexCursor {
+    const spare = this.spareCursor;
+    if (spare === null) return this.index.cursor(r, desc, r.pageCountLimit());
+    this.spareCursor = null;
+    spare.reset(r, desc);
+    return spare;
+  }
+
+  /**
+   * @internal Takes back the cursor of an iterator that finished and will not touch it again.
+   * Only cursors of one index kind ever come here: a database has one index.
+   */
+  recycleCursor(c: IndexCursor): void {
+    this.spareCursor = c;
+  }
+
+  private spareCursor: IndexCursor | null = null;
 
   // --- internals ---
 
@@ -756,15 +824,6 @@ export class DatabaseBase<K = unknown, V = unknown> {
 
 type IterMode = 'entries' | 'keys' | 'values';
 
-/**
- * What an iterator checks before each step: that its snapshot or transaction is still open,
- * and (inside a write transaction) whether the tree changed so it must re-seek.
- */
-interface TxnLiveness {
-  txn: WriteTxn | null;
-  assertLive(): void;
-}
-
 /** @internal A range's bounds as bytes: [lo, hi). */
 export interface RangePlan {
   lo: Uint8Array | null;
@@ -803,32 +862,94 @@ function copyOut(ref: ValueRef): Uint8Array {
   return out;
 }
 
-/** Ends leaked iterators' pins when they are garbage collected. */
+/** Ends leaked snapshots' pins when they are garbage collected. */
 const pinRegistry = new FinalizationRegistry<() => void>((release) => release());
+
+/** The pins held by the unfinished iterators of one IteratorGroup. */
+interface IteratorPins {
+  readonly env: Environment;
+  readonly reader: SnapshotReader;
+  /** Iterators of the group that took a pin and have not finished. */
+  open: number;
+}
+
+/**
+ * What the iterators over one commit share: the target of one FinalizationRegistry entry,
+ * whose held value (the pins) must not refer back to it, or it could never be collected.
+ */
+class IteratorGroup {
+  constructor(readonly pins: IteratorPins) {}
+}
+
+/** Once a group is garbage no iterator of it will finish: their pins are released here. */
+const iteratorRegistry = new FinalizationRegistry<IteratorPins>((pins) => {
+  for (; pins.open > 0; pins.open--) pins.env.unpin(pins.reader);
+});
+
+/** What `range()`, `keys()` and `values()` return: each iteration starts a new iterator. */
+class RangeIterable implements Iterable<unknown> {
+  constructor(private readonly start: () => Iterator<unknown>) {}
+
+  [Symbol.iterator](): Iterator<unknown> {
+    return this.start();
+  }
+}
+
+/** What RangeIterator.current returns past the range's end: no key or value is this symbol. */
+const PAST_END: unique symbol = Symbol('past the end');
+
+const enum Stage {
+  /** Not positioned yet: the first next() seeks. */
+  Start,
+  /** Positioned on the entry last returned: next() steps. */
+  Step,
+  Done,
+}
 
 /**
  * Iterates one index over one snapshot (or a write transaction, re-seeking after the
  * transaction changes under it).
  */
 class RangeIterator<K, V> implements IterableIterator<unknown> {
-  private started = false;
-  private done = false;
-  private count = 0;
-  private readonly cursor;
+  private stage = Stage.Start;
+  /** Entries the limit still allows. */
+  private left: number;
+  private readonly cursor: IndexCursor;
+  private readonly lo: Uint8Array | null;
+  private readonly hi: Uint8Array | null;
+  private readonly reverse: boolean;
+  private readonly keys: KeyEncoder;
+  private readonly values: ValueEncoder;
+  private readonly store: Store;
+  /** Inside a write transaction: the last key returned, to find the place again. */
   private lastKey: Uint8Array | null = null;
   private version: number;
 
+  /**
+   * `group`: holds the pin on the latest commit this iterator releases when it finishes (null
+   * for a snapshot's or a transaction's iterator). `txn`: the write transaction iterated, whose
+   * writes make the iterator re-seek. `assertLive`: throws once the snapshot or transaction
+   * is finished.
+   */
   constructor(
     private readonly db: DatabaseBase<K, V>,
-    private readonly ctx: ReadContext,
-    private readonly plan: RangePlan,
+    private readonly r: PageReader,
+    desc: DbDescriptor,
+    plan: RangePlan,
     private readonly mode: IterMode,
-    private readonly release: (() => void) | null,
-    private readonly live: TxnLiveness | null = null,
+    private group: IteratorGroup | null,
+    private readonly txn: WriteTxn | null,
+    private readonly assertLive: (() => void) | null,
   ) {
-    this.cursor = ctx.index.cursor(ctx.r, ctx.desc, pageLimitOf(ctx.r));
-    this.version = live?.txn?.version ?? 0;
-    if (release !== null) pinRegistry.register(this, release, this);
+    this.cursor = db.cursorFor(r, desc);
+    this.lo = plan.lo;
+    this.hi = plan.hi;
+    this.reverse = plan.reverse;
+    this.left = plan.limit;
+    this.keys = db.keys_;
+    this.values = db.values_;
+    this.store = db.store;
+    this.version = txn === null ? 0 : txn.version;
   }
 
   [Symbol.iterator](): this {
@@ -836,66 +957,100 @@ class RangeIterator<K, V> implements IterableIterator<unknown> {
   }
 
   next(): IteratorResult<unknown> {
-    if (this.done) return { done: true, value: undefined };
-    this.db.store.assertOpen();
-    if (this.live !== null) this.live.assertLive();
+    // Kept small so that V8 inlines it into the caller's loop, where the result object then
+    // need not be allocated; the decoding is in current().
+    if (this.stage !== Stage.Step) return this.first();
+    this.store.assertOpen();
+    if (this.assertLive !== null) this.assertLive();
+    if (this.left <= 0) return this.finish();
     const c = this.cursor;
-    const { lo, hi, reverse } = this.plan;
     let ok: boolean;
-    if (this.count >= this.plan.limit) return this.finish();
-    if (!this.started) {
-      this.started = true;
-      ok = reverse ? c.seekBefore(hi, hi?.length ?? 0) : c.seek(lo, lo?.length ?? 0);
-    } else if (this.live?.txn && this.live.txn.version !== this.version) {
-      // The transaction changed the tree: find our place again after the last key returned.
-      this.version = this.live.txn.version;
-      const fresh = this.db.writeContext(this.live.txn);
-      this.cursor.reset(this.ctx.r, fresh.desc);
-      const k = this.lastKey!;
-      if (reverse) ok = c.seekBefore(k, k.length);
-      else {
-        ok = c.seek(k, k.length);
-        if (
-          ok &&
-          compareArrays(c.keyBuf().subarray(c.keyStart(), c.keyStart() + c.keyLength()), k) === 0
-        )
-          ok = c.next();
-      }
-    } else ok = reverse ? c.prev() : c.next();
-    if (!ok) return this.finish();
-    const kb = c.keyBuf();
-    const ks = c.keyStart();
-    const kl = c.keyLength();
-    if (!reverse && hi !== null && compareSpan(kb, ks, kl, hi) >= 0) return this.finish();
-    if (reverse && lo !== null && compareSpan(kb, ks, kl, lo) < 0) return this.finish();
-    this.count++;
-    if (this.live?.txn) this.lastKey = kb.slice(ks, ks + kl);
-    const mode = this.mode;
-    if (mode === 'keys') return { done: false, value: this.db.keys_.decode(kb, ks, ks + kl) };
-    c.value(VALUE_REF);
-    const value = this.db.values_.decode(VALUE_REF.buf, VALUE_REF.start, VALUE_REF.end);
-    if (mode === 'values') return { done: false, value };
-    return { done: false, value: { key: this.db.keys_.decode(kb, ks, ks + kl), value } };
+    if (this.txn !== null && this.txn.version !== this.version) ok = this.reseek();
+    else ok = this.reverse ? c.prev() : c.next();
+    const value = ok ? this.current() : PAST_END;
+    if (value === PAST_END) return this.finish();
+    return { done: false, value };
   }
 
   return(): IteratorResult<unknown> {
     return this.finish();
   }
 
+  /** next() before the first entry (seeks) and after the last. */
+  private first(): IteratorResult<unknown> {
+    if (this.stage === Stage.Done) return { done: true, value: undefined };
+    this.store.assertOpen();
+    if (this.assertLive !== null) this.assertLive();
+    if (this.left <= 0) return this.finish();
+    this.stage = Stage.Step;
+    const c = this.cursor;
+    const txn = this.txn;
+    if (txn !== null && txn.version !== this.version) {
+      // The transaction wrote since the iterator was made: the tree may have a new root or
+      // depth, and iteration starts from the transaction's state now.
+      this.version = txn.version;
+      c.reset(this.r, this.db.writeContext(txn).desc);
+    }
+    const lo = this.lo;
+    const hi = this.hi;
+    const ok = this.reverse
+      ? c.seekBefore(hi, hi === null ? 0 : hi.length)
+      : c.seek(lo, lo === null ? 0 : lo.length);
+    const value = ok ? this.current() : PAST_END;
+    if (value === PAST_END) return this.finish();
+    return { done: false, value };
+  }
+
+  /** The transaction changed the tree: finds the place after the last key returned again. */
+  private reseek(): boolean {
+    const txn = this.txn!;
+    this.version = txn.version;
+    const c = this.cursor;
+    c.reset(this.r, this.db.writeContext(txn).desc);
+    const k = this.lastKey!;
+    if (this.reverse) return c.seekBefore(k, k.length);
+    if (!c.seek(k, k.length)) return false;
+    if (compareSpan(c.keyBuf(), c.keyStart(), c.keyLength(), k) === 0) return c.next();
+    return true;
+  }
+
+  /**
+   * What the iteration yields for the entry the cursor is on (an entry, a key or a value), or
+   * PAST_END when the entry is past the range's bounds.
+   */
+  private current(): unknown {
+    const c = this.cursor;
+    const kb = c.keyBuf();
+    const ks = c.keyStart();
+    const kl = c.keyLength();
+    if (this.reverse) {
+      if (this.lo !== null && compareSpan(kb, ks, kl, this.lo) < 0) return PAST_END;
+    } else if (this.hi !== null && compareSpan(kb, ks, kl, this.hi) >= 0) return PAST_END;
+    this.left--;
+    if (this.txn !== null) this.lastKey = kb.slice(ks, ks + kl);
+    const mode = this.mode;
+    if (mode === 'keys') return this.keys.decode(kb, ks, ks + kl);
+    c.value(VALUE_REF);
+    const value = this.values.decode(VALUE_REF.buf, VALUE_REF.start, VALUE_REF.end);
+    if (mode === 'values') return value;
+    return { key: this.keys.decode(kb, ks, ks + kl), value };
+  }
+
   private finish(): IteratorResult<unknown> {
-    if (!this.done) {
-      this.done = true;
-      if (this.release !== null) {
-        pinRegistry.unregister(this);
-        this.release();
+    if (this.stage !== Stage.Done) {
+      this.stage = Stage.Done;
+      // Nothing reads the cursor once the stage is Done. A transaction's cursor is not kept:
+      // its reader would keep the finished transaction reachable.
+      if (this.txn === null) this.db.recycleCursor(this.cursor);
+      if (this.group !== null) {
+        this.store.unpinIterator(this.group);
+        // A finished iterator kept by its caller must not keep the group, and with it the
+        // pins of the group's leaked iterators, alive.
+        this.group = null;
       }
     }
     return { done: true, value: undefined };
   }
-}
-
-function pageLimitOf(r: PageReader): number {
-  return r.pageCountLimit();
 }
 
 function compareSpan(b: Uint8Array, s: number, l: number, k: Uint8Array): number {
@@ -1038,18 +1193,13 @@ export class SnapshotView<K, V> {
   private iter(opts: RangeOptions<K>, mode: IterMode): Iterable<unknown> {
     const plan = this.db.planRange(opts);
     this.ctx();
-    return {
-      [Symbol.iterator]: () => {
-        const ctx = this.ctx();
-        const own = new SnapshotReaderCopy(ctx.r);
-        return new RangeIterator(this.db, { ...ctx, r: own }, plan, mode, null, {
-          txn: null,
-          assertLive: () => {
-            if (this.isClosed()) throw new MapKVError('ERR_TXN_DONE', 'the snapshot is closed');
-          },
-        });
-      },
-    };
+    return new RangeIterable(() => {
+      const ctx = this.ctx();
+      const own = new SnapshotReaderCopy(ctx.r);
+      return new RangeIterator(this.db, own, ctx.desc, plan, mode, null, null, () => {
+        if (this.isClosed()) throw new MapKVError('ERR_TXN_DONE', 'the snapshot is closed');
+      });
+    });
   }
 }
 
@@ -1202,24 +1352,14 @@ export class Transaction<K = unknown, V = unknown> {
   private iter(opts: RangeOptions<K>, mode: IterMode): Iterable<unknown> {
     this.live();
     const plan = this.database.planRange(opts);
-    return {
-      [Symbol.iterator]: () => {
-        this.live();
-        const ctx = this.database.writeContext(this.txn);
-        const r = new SnapshotReaderCopy(this.txn);
-        return new RangeIterator(
-          this.database,
-          { r, desc: ctx.desc, index: ctx.index },
-          plan,
-          mode,
-          null,
-          {
-            txn: this.txn,
-            assertLive: () => this.live(),
-          },
-        );
-      },
-    };
+    return new RangeIterable(() => {
+      this.live();
+      const ctx = this.database.writeContext(this.txn);
+      const r = new SnapshotReaderCopy(this.txn);
+      return new RangeIterator(this.database, r, ctx.desc, plan, mode, null, this.txn, () =>
+        this.live(),
+      );
+    });
   }
 }
 

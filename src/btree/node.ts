@@ -113,6 +113,49 @@ export function checkRecords(
 }
 
 /**
+ * Offset (inside the view) of leaf record `i` after checking, as checkRecords does for every
+ * record, that its header, key and inline value (or overflow pointer) lie inside the page:
+ * a cursor checks each record it stands on instead of whole leaves it may leave early.
+ * The caller checked the node with checkNode (so slot `i < count` is inside the page).
+ */
+export function checkedLeafRecord(
+  b: Uint8Array,
+  o: number,
+  pageSize: number,
+  i: number,
+  pgno: number,
+): number {
+  const r = slotAt(b, o, i);
+  if (r < HEADER_SIZE + 2 * nodeCount(b, o) || r > pageSize - LEAF_RECORD_HEADER)
+    corrupt(`page ${pgno} has a record outside the page`);
+  const p = o + r;
+  const end =
+    r +
+    LEAF_RECORD_HEADER +
+    (b[p]! | (b[p + 1]! << 8)) +
+    (b[p + 2]! & VALUE_OVERFLOW ? 4 : readU32(b, p + 3));
+  if (end > pageSize) corrupt(`page ${pgno} has a record outside the page`);
+  return p;
+}
+
+/**
+ * The child of branch record `i`, after checking that the record's header lies inside the
+ * page (its key is not read). The caller checked the node with checkNode.
+ */
+export function checkedBranchChild(
+  b: Uint8Array,
+  o: number,
+  pageSize: number,
+  i: number,
+  pgno: number,
+): number {
+  const r = slotAt(b, o, i);
+  if (r < HEADER_SIZE + 2 * nodeCount(b, o) || r > pageSize - BRANCH_RECORD_HEADER)
+    corrupt(`page ${pgno} has a record outside the page`);
+  return readU32(b, o + r + 2);
+}
+
+/**
  * The full check of a committed node the write path is about to copy and change: every record
  * inside the page, and the live records plus the dead bytes exactly filling the heap. Splits,
  * merges and compaction copy records by their stated sizes, so overlapping records in a

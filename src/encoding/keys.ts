@@ -377,8 +377,93 @@ const nativeUtf8Slice = (
 
 /** Decodes the UTF-8 in `buf[start, end)`. */
 export function decodeUtf8(buf: Uint8Array, start: number, end: number): string {
+  if (end - start <= SHORT_ASCII_MAX) {
+    const s = decodeShortAscii(buf, start, end);
+    if (s !== null) return s;
+  }
   if (nativeUtf8Slice !== undefined) return nativeUtf8Slice.call(buf, start, end);
   return utf8Decoder.decode(buf.subarray(start, end));
+}
+
+/** Strings up to this many bytes are tried as ASCII first (see decodeShortAscii). */
+export const SHORT_ASCII_MAX = 16;
+const fromCharCode = String.fromCharCode;
+
+/**
+ * `buf[s, e)` as a string when every byte is ASCII (then UTF-8 and char codes agree), else
+ * null. One fromCharCode call with the bytes as arguments builds the string without leaving
+ * JS; for short keys that beats utf8Slice, whose cost is mostly the call into C++ (an 11-byte
+ * key: about 25 ns against 45 ns, measured on Node 20). `e - s` is at most SHORT_ASCII_MAX.
+ */
+export function decodeShortAscii(b: Uint8Array, s: number, e: number): string | null {
+  let any = 0;
+  for (let i = s; i < e; i++) any |= b[i]!;
+  if (any >= 0x80) return null;
+  // prettier-ignore
+  switch (e - s) {
+    case 0: return fromCharCode();
+    case 1: return fromCharCode(b[s]!);
+    case 2: return fromCharCode(b[s]!, b[s + 1]!);
+    case 3: return fromCharCode(b[s]!, b[s + 1]!, b[s + 2]!);
+    case 4: return fromCharCode(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!);
+    case 5: return fromCharCode(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!);
+    case 6: return fromCharCode(b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!);
+    case 7:
+      return fromCharCode(
+        b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!,
+        b[s + 6]!,
+      );
+    case 8:
+      return fromCharCode(
+        b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!,
+        b[s + 6]!, b[s + 7]!,
+      );
+    case 9:
+      return fromCharCode(
+        b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!,
+        b[s + 6]!, b[s + 7]!, b[s + 8]!,
+      );
+    case 10:
+      return fromCharCode(
+        b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!,
+        b[s + 6]!, b[s + 7]!, b[s + 8]!, b[s + 9]!,
+      );
+    case 11:
+      return fromCharCode(
+        b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!,
+        b[s + 6]!, b[s + 7]!, b[s + 8]!, b[s + 9]!, b[s + 10]!,
+      );
+    case 12:
+      return fromCharCode(
+        b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!,
+        b[s + 6]!, b[s + 7]!, b[s + 8]!, b[s + 9]!, b[s + 10]!, b[s + 11]!,
+      );
+    case 13:
+      return fromCharCode(
+        b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!,
+        b[s + 6]!, b[s + 7]!, b[s + 8]!, b[s + 9]!, b[s + 10]!, b[s + 11]!,
+        b[s + 12]!,
+      );
+    case 14:
+      return fromCharCode(
+        b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!,
+        b[s + 6]!, b[s + 7]!, b[s + 8]!, b[s + 9]!, b[s + 10]!, b[s + 11]!,
+        b[s + 12]!, b[s + 13]!,
+      );
+    case 15:
+      return fromCharCode(
+        b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!,
+        b[s + 6]!, b[s + 7]!, b[s + 8]!, b[s + 9]!, b[s + 10]!, b[s + 11]!,
+        b[s + 12]!, b[s + 13]!, b[s + 14]!,
+      );
+    case 16:
+      return fromCharCode(
+        b[s]!, b[s + 1]!, b[s + 2]!, b[s + 3]!, b[s + 4]!, b[s + 5]!,
+        b[s + 6]!, b[s + 7]!, b[s + 8]!, b[s + 9]!, b[s + 10]!, b[s + 11]!,
+        b[s + 12]!, b[s + 13]!, b[s + 14]!, b[s + 15]!,
+      );
+  }
+  return null;
 }
 
 /** A new Buffer holding a copy of `buf[start, end)`, so it outlives the mapped page. */

@@ -15,6 +15,7 @@
 import { Packr, Unpackr, type Options as MsgpackOptions } from 'msgpackr';
 import { MapKVError, corrupt } from '../errors';
 import { decodeUtf8, describeType } from './keys';
+import { NOT_PLAIN, plainDecoderFor } from './plainmsgpack';
 import type { ValueEncoder } from './types';
 
 /**
@@ -35,6 +36,13 @@ export function createMsgpackValueEncoder(overrides: MsgpackOptions = {}): Value
   // reading a value's inline record definitions must not touch it.
   const unpackr = new Unpackr({ ...options });
   const range = { start: 0, end: 0 }; // reused: decode allocates no options object
+  // Plain values (no extensions, records or binary) skip msgpackr, decoding the same.
+  const plain = plainDecoderFor(unpackr);
+  let plainMisses = 0;
+  let plainSkips = 0;
+  // With copyBuffers off, binary inside a value would be a view of the copy: no copy then.
+  const small = options.copyBuffers === true ? Buffer.allocUnsafeSlow(SMALL_VALUE_MAX) : null;
+  let smallBusy = false;
   return {
     name: 'msgpack',
     encode(value: unknown): Uint8Array {
@@ -48,6 +56,38 @@ export function createMsgpackValueEncoder(overrides: MsgpackOptions = {}): Value
     },
     decode(buf: Uint8Array, start: number, end: number): unknown {
       if (end <= start) corrupt('a msgpack value is empty');
+      if (plain !== null) {
+        if (plainSkips === 0) {
+          const value = plain(buf, start, end);
+          if (value !== NOT_PLAIN) {
+            plainMisses = 0;
+            return value;
+          }
+          // Values that are not plain (Dates, records, binary...) come in runs: after a run,
+          // stop trying for a while, so that such data pays for few wasted attempts.
+          if (++plainMisses === PLAIN_MISSES_MAX) {
+            plainMisses = 0;
+            plainSkips = PLAIN_SKIPS;
+          }
+        } else plainSkips--;
+      }
+      const n = end - start;
+      if (n < SMALL_VALUE_MAX && small !== null && !smallBusy) {
+        // msgpackr's fast paths (its map-key cache, strings read in JS) only run when the
+        // source ends before byte 180, so a small value is decoded from a copy at offset 0,
+        // as lmdb-js does. Reusing the copy is safe: copyBuffers is on (checked when `small`
+        // was made), so nothing decoded keeps a view of it, and `smallBusy` sends a decode
+        // re-entered from a msgpackr extension to the path below.
+        for (let i = 0; i < n; i++) small[i] = buf[start + i]!;
+        smallBusy = true;
+        try {
+          return unpackr.unpack(small, n);
+        } catch (err) {
+          return corrupt(`a msgpack value cannot be decoded: ${message(err)}`);
+        } finally {
+          smallBusy = false;
+        }
+      }
       range.start = start;
       range.end = end;
       try {
@@ -84,6 +124,14 @@ function sourceView(buf: Uint8Array): Buffer {
 const sourceViews = new WeakMap<Uint8Array, Buffer>();
 /** Smaller buffers (a page-sized copy, a test buffer) get a fresh view: cheaper than an entry. */
 const CACHED_SOURCE_MIN = 64 * 1024;
+/**
+ * Values shorter than this are decoded from a private copy (see decode). msgpackr 2.1 uses its
+ * key cache only while the source's end offset is below 180.
+ */
+const SMALL_VALUE_MAX = 180;
+/** After this many values in a row that were not plain, the next PLAIN_SKIPS go to msgpackr. */
+const PLAIN_MISSES_MAX = 16;
+const PLAIN_SKIPS = 256;
 /** Values from this size up release msgpackr's reference to their source after decoding. */
 const RELEASE_SOURCE_MIN = 16 * 1024;
 

@@ -1,9 +1,12 @@
 // range / keys / values / count: bounds, reverse, limit, prefix, snapshot isolation of
 // iterators, release of their snapshot, and iteration inside a write transaction.
+import * as fs from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import type { Database, OrderedKey } from '../../src/index';
-import { ApiFolder, expectHealthy, key } from '../helpers/api-helpers';
+import { ApiFolder, expectCode, expectHealthy, key } from '../helpers/api-helpers';
 
 let folder: ApiFolder;
 
@@ -326,6 +329,88 @@ describe('iterators and snapshots', () => {
     expect(db.stats().openSnapshots).toBe(0);
   });
 
+  it('iterators dropped unfinished release their snapshots once garbage collected', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const db = filled(50);
+    const finished = db.keys()[Symbol.iterator]();
+    const start = (): void => {
+      // Started and dropped: only the garbage collector can tell they will not go on.
+      for (let i = 0; i < 3; i++) {
+        const dropped = db.range({ start: key(i) })[Symbol.iterator]();
+        dropped.next();
+      }
+      finished.next();
+    };
+    start();
+    expect(db.stats().openSnapshots).toBe(4);
+    let rest = 0;
+    for (let r = finished.next(); !r.done; r = finished.next()) rest++;
+    expect(rest).toBe(49);
+    expect(db.stats().openSnapshots).toBe(3);
+    db.putSync(key(0), 'changed'); // a later commit: the next ones pin another snapshot
+    const later = db.keys()[Symbol.iterator]();
+    later.next();
+    expect(db.stats().openSnapshots).toBe(4);
+    for (let round = 0; round < 20 && db.stats().openSnapshots > 1; round++) {
+      gc();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(db.stats().openSnapshots).toBe(1); // `later`, still reachable
+    expect(later.next().value).toBe(key(1));
+    later.return!();
+    expect(db.stats().openSnapshots).toBe(0);
+  });
+
+  it('a range that fails to start on a damaged catalog entry holds no snapshot', async () => {
+    const db = folder.open<string, number>({ sync: 'none' });
+    const users = db.openDB<string, number>('users');
+    users.putSync('u1', 1);
+    db.putSync('a', 1);
+    // Damage the depth of the catalog's descriptor of 'users' (a leaf record: u16 key
+    // length, u8 flags, u32 value length, key, value), in every copy of the page in the file.
+    const record = Buffer.from([5, 0, 0, 48, 0, 0, 0, ...Buffer.from('users')]);
+    const bytes = fs.readFileSync(db.path);
+    const fd = fs.openSync(db.path, 'r+');
+    try {
+      for (let at = bytes.indexOf(record); at >= 0; at = bytes.indexOf(record, at + 1)) {
+        const depth = Buffer.alloc(4);
+        depth.writeUInt32LE(200);
+        fs.writeSync(fd, depth, 0, 4, at + record.length + 8);
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    db.putSync('b', 2); // a new commit: the catalog is read again
+    expectCode(() => [...users.range()], 'ERR_CORRUPT');
+    expect(db.stats().openSnapshots).toBe(0);
+    await db.close();
+  });
+
+  it('ranges after commits that reshape the tree see the new tree', () => {
+    const db = filled(3);
+    const hash = db.openDB<string, number>('h', { kind: 'hash' });
+    for (let round = 1; round <= 4; round++) {
+      const n = 10 ** round;
+      db.transactionSync((txn) => {
+        for (let i = 0; i < n; i++) txn.put(key(i), i);
+      });
+      hash.transactionSync((txn) => {
+        for (let i = 0; i < n; i++) txn.put(key(i), i);
+      });
+      // Broken off, run out and cut by a limit, in every order: whichever iterator's cursor
+      // is taken up again must walk the new tree.
+      for (const _ of db.keys({ start: key(n - 2) })) break;
+      expect([...db.keys({ start: key(n - 3) })]).toEqual(ids(n - 3, n));
+      expect([...db.keys({ reverse: true, limit: 2 })]).toEqual([key(n - 1), key(n - 2)]);
+      expect([...db.values({ start: key(1), limit: 3 })]).toEqual([1, 2, 3]);
+      for (const _ of hash.keys()) break;
+      expect([...hash.keys()].sort()).toEqual(ids(0, n));
+      expect(hash.count({ limit: 5 })).toBe(5);
+    }
+    expect(db.stats().openSnapshots).toBe(0);
+  });
+
   it('a range iterable takes its snapshot when iteration starts, not when range() is called', () => {
     const db = filled(3);
     const r = db.keys();
@@ -427,6 +512,36 @@ describe('txn.range inside transactionSync', () => {
       expect(seen).toEqual(['k0', 'k2', 'k3', 'k3a', 'k4', 'k6', 'k7', 'k8', 'k9']);
     });
     expect([...db.keys()]).toEqual(['k0', 'k2', 'k3', 'k3a', 'k4', 'k6', 'k7', 'k8', 'k9']);
+  });
+
+  it('an iterator made before the transaction writes starts from what the transaction wrote', () => {
+    const db = filled(2);
+    const many = ids(2, 3000);
+    db.transactionSync((txn) => {
+      const forward = txn.keys()[Symbol.iterator]();
+      const backward = txn.keys({ reverse: true })[Symbol.iterator]();
+      // Enough puts to give the tree new levels and more leaves than the file had pages.
+      for (const k of many) txn.put(k, 'x'.repeat(40));
+      const drain = (it: Iterator<string>): string[] => {
+        const out: string[] = [];
+        for (let r = it.next(); !r.done; r = it.next()) out.push(r.value);
+        return out;
+      };
+      expect(drain(forward)).toEqual(ids(0, 3000));
+      expect(drain(backward)).toEqual(ids(2999, -1));
+    });
+  });
+
+  it('keeps walking after one step wrote more leaves than the file had pages', () => {
+    const db = filled(2);
+    db.transactionSync((txn) => {
+      const it = txn.keys()[Symbol.iterator]();
+      expect(it.next().value).toBe(key(0));
+      for (const k of ids(2, 3000)) txn.put(k, 'x'.repeat(40));
+      const rest: string[] = [];
+      for (let r = it.next(); !r.done; r = it.next()) rest.push(r.value);
+      expect(rest).toEqual(ids(1, 3000));
+    });
   });
 
   it('a txn iterator does not pin a snapshot', () => {

@@ -61,6 +61,26 @@ describe("'string' keys", () => {
     expect(stringKeyEncoder.decode(new Uint8Array(4), 2, 2)).toBe('');
   });
 
+  it('decodes keys of every short length, ASCII or not, from inside a larger buffer', () => {
+    const page = new Uint8Array(64).fill(0x41);
+    for (let length = 0; length <= 20; length++) {
+      for (let i = 0; i < length; i++) page[7 + i] = 0x20 + ((i * 37 + length) % 95);
+      const ascii = Buffer.from(page.subarray(7, 7 + length)).toString('latin1');
+      expect(stringKeyEncoder.decode(page, 7, 7 + length)).toBe(ascii);
+      // One two-byte character at each place in turn: the whole key is decoded as UTF-8.
+      for (let at = 0; at + 1 < length; at++) {
+        const bytes = Buffer.from(page.subarray(7, 7 + length));
+        bytes[at] = 0xc3;
+        bytes[at + 1] = 0xa9;
+        const copy = new Uint8Array(64).fill(0x41);
+        copy.set(bytes, 7);
+        expect(stringKeyEncoder.decode(copy, 7, 7 + length)).toBe(bytes.toString('utf8'));
+      }
+    }
+    // A byte that is not UTF-8 decodes to U+FFFD, as it did through Buffer's decoder.
+    expect(stringKeyEncoder.decode(Uint8Array.from([0x61, 0xff, 0x62]), 0, 3)).toBe('a\ufffdb');
+  });
+
   it('refuses non-strings and unpaired surrogates with ERR_BAD_KEY', () => {
     for (const key of [1, null, undefined, ['a'], Buffer.from('a'), Symbol('s'), 'x\ud83d']) {
       expectBadKey(stringKeyEncoder, key);

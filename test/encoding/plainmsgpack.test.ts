@@ -1,0 +1,285 @@
+// The plain msgpack decoder must give exactly what msgpackr gives, or give up (NOT_PLAIN).
+import { isDeepStrictEqual } from 'node:util';
+import fc from 'fast-check';
+import { Packr, Unpackr, type Options } from 'msgpackr';
+import { describe, expect, it } from 'vitest';
+
+import { NOT_PLAIN, plainDecoderFor } from '../../src/encoding/plainmsgpack';
+
+/** Deep strict equality plus the same order of keys in every object and Map. */
+function sameValue(a: unknown, b: unknown): boolean {
+  if (!isDeepStrictEqual(a, b)) return false;
+  if (a instanceof Map && b instanceof Map) {
+    const av = [...a];
+    const bv = [...b];
+    return av.every(([k, v], i) => Object.is(k, bv[i]![0]) && sameValue(v, bv[i]![1]));
+  }
+  if (Array.isArray(a) && Array.isArray(b)) return a.every((v, i) => sameValue(v, b[i]));
+  if (a !== null && typeof a === 'object' && b !== null && typeof b === 'object') {
+    const ak = Object.keys(a);
+    const bk = Object.keys(b);
+    return (
+      ak.join('\u0000') === bk.join('\u0000') &&
+      ak.every((k) =>
+        sameValue((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]),
+      )
+    );
+  }
+  return true;
+}
+
+/** msgpackr's result for `bytes`, or the error it throws. */
+function msgpackrDecode(
+  unpackr: Unpackr,
+  bytes: Uint8Array,
+): { value: unknown } | { error: unknown } {
+  try {
+    return { value: unpackr.unpack(Buffer.from(bytes)) };
+  } catch (error) {
+    return { error };
+  }
+}
+
+/**
+ * Decodes `bytes` with both decoders, from inside a larger "page" as the engine does; the plain
+ * result, when there is one, must equal msgpackr's. Returns whether the plain decoder decoded.
+ */
+function agrees(
+  options: Options,
+  plain: ReturnType<typeof plainDecoderFor>,
+  bytes: Uint8Array,
+): boolean {
+  const page = new Uint8Array(bytes.length + 40).fill(0x91);
+  page.set(bytes, 13);
+  const got = plain!(page, 13, 13 + bytes.length);
+  if (got === NOT_PLAIN) return false;
+  const expected = msgpackrDecode(new Unpackr({ ...options }), bytes);
+  if (!('value' in expected)) {
+    throw new Error(`msgpackr refused bytes the plain decoder read: ${String(expected.error)}`);
+  }
+  if (!sameValue(got, expected.value)) {
+    throw new Error(
+      `decoders disagree on ${Buffer.from(bytes).toString('hex')}: ` +
+        `${JSON.stringify(got)} vs ${JSON.stringify(expected.value)}`,
+    );
+  }
+  return true;
+}
+
+const CONFIGS: Array<{ name: string; options: Options }> = [
+  { name: 'useRecords: false (maps as objects)', options: { useRecords: false } },
+  { name: 'maps as Maps', options: { useRecords: false, mapsAsObjects: false } },
+  { name: "mapkv's defaults (records)", options: { useRecords: true, moreTypes: true } },
+  { name: 'float32 packing', options: { useRecords: false, useFloat32: 1 } },
+];
+
+const keyString = fc.oneof(
+  fc.constantFrom('__proto__', '__proto_', 'constructor', 'toString', '0', '1', '', 'n', 'name'),
+  fc.string({ maxLength: 6 }),
+  fc.string({ minLength: 30, maxLength: 40 }),
+  fc.string({ unit: 'grapheme', maxLength: 4 }),
+);
+
+const plainish = fc.letrec((tie) => ({
+  value: fc.oneof(
+    { depthSize: 'small' },
+    fc.constantFrom(null, true, false, 0, -0, -1, 127, 128, -32, -33, 255, 256, 65535, 65536),
+    fc.constantFrom(2 ** 31 - 1, -(2 ** 31), 2 ** 32 - 1, 2 ** 32, -(2 ** 31) - 1, 2 ** 53 - 1),
+    fc.integer(),
+    fc.double(),
+    fc.string({ maxLength: 20 }),
+    fc.string({ unit: 'grapheme', maxLength: 10 }),
+    fc.string({ minLength: 17, maxLength: 300 }),
+    fc.array(tie('value'), { maxLength: 5 }),
+    fc.array(fc.tuple(keyString, tie('value')), { maxLength: 6 }).map((pairs) => {
+      const o: Record<string, unknown> = {};
+      for (const [k, v] of pairs)
+        Object.defineProperty(o, k, {
+          value: v,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      return o;
+    }),
+  ),
+})).value;
+
+describe('plain msgpack decoding agrees with msgpackr', () => {
+  for (const { name, options } of CONFIGS) {
+    it(`random values (${name})`, () => {
+      const packr = new Packr({ ...options });
+      const plain = plainDecoderFor(new Unpackr({ ...options }));
+      expect(plain).not.toBeNull();
+      let decoded = 0;
+      fc.assert(
+        fc.property(plainish, (value) => {
+          if (agrees(options, plain, packr.pack(value))) decoded++;
+        }),
+        { numRuns: 1500 },
+      );
+      // The plain path is taken, not always given up.
+      expect(decoded).toBeGreaterThan(100);
+    });
+
+    it(`random and damaged bytes are decoded the same or given up (${name})`, () => {
+      const packr = new Packr({ ...options });
+      const plain = plainDecoderFor(new Unpackr({ ...options }));
+      fc.assert(
+        fc.property(
+          fc.oneof(
+            fc.uint8Array({ minLength: 1, maxLength: 40 }),
+            fc
+              .tuple(plainish, fc.nat(), fc.integer({ min: 0, max: 255 }), fc.nat(3))
+              .map(([value, at, byte, cut]) => {
+                const bytes = Uint8Array.from(packr.pack(value));
+                bytes[at % bytes.length] = byte;
+                return bytes.subarray(0, Math.max(1, bytes.length - cut));
+              }),
+          ),
+          (bytes) => {
+            agrees(options, plain, bytes);
+          },
+        ),
+        { numRuns: 3000 },
+      );
+    });
+  }
+
+  it('objects in a row with the same, reordered, partly shared and colliding keys', () => {
+    const options: Options = { useRecords: false };
+    const packr = new Packr({ ...options });
+    const plain = plainDecoderFor(new Unpackr({ ...options }));
+    const rows: unknown[] = [];
+    for (let i = 0; i < 6; i++) rows.push({ name: 'v', n: i, tags: ['a', 'b'] });
+    rows.push({ name: 'v', n: 9, tagz: 1 }, { name: 'v', n: 9, tag: 1 }, { name: 'v', n: 9 });
+    rows.push({ name: 'v', n: 9, tags: 1 }, { name: 'w', nn: 9, tags: 1 });
+    for (let i = 0; i < 3; i++) rows.push({ n: i, name: 'v', tags: [] }); // reordered
+    for (let i = 0; i < 3; i++) rows.push({ name: 'v', n: i, tagz: 1 }); // last key differs
+    for (let i = 0; i < 3; i++) rows.push({ name: 'v', n: i }); // a prefix
+    for (let i = 0; i < 3; i++) rows.push({ name: 'v', n: i, tags: 1, more: 2 }); // longer
+    // Same length, first and last byte: the key cache's slot is shared.
+    for (let i = 0; i < 4; i++) rows.push(i % 2 ? { abc: i } : { axc: i });
+    // Nested objects of two shapes at one depth, and the outer shape around them.
+    for (let i = 0; i < 4; i++) rows.push({ a: { x: i, y: i }, b: { p: i, q: [{ x: 1 }] } });
+    rows.push({ __proto__: null, constructor: 1, toString: 2, 7: 'seven' });
+    rows.push(Object.defineProperty({}, '__proto__', { value: 1, enumerable: true }));
+    rows.push(Object.defineProperty({}, '__proto__', { value: 2, enumerable: true }));
+    rows.push(Object.defineProperty({ x: 1 }, '__proto__', { value: 3, enumerable: true }));
+    rows.push({ ['k'.repeat(40)]: 1, ['k'.repeat(40) + 'x']: 2 }); // str8 keys
+    rows.push({ ['k'.repeat(40)]: 1, ['k'.repeat(40) + 'x']: 2 });
+    rows.push({ ['k'.repeat(40)]: 1, ['k'.repeat(40) + 'x']: 2 });
+    rows.push({ é: 1 }); // a non-ASCII key: left to msgpackr
+    // Every row twice over, so each shape is met learned and unlearned.
+    for (const row of [...rows, ...rows]) agrees(options, plain, packr.pack(row));
+    // A map with one key twice (msgpackr's packer never writes one): the last value wins.
+    const dup = Uint8Array.from([0x82, 0xa1, 0x61, 0x01, 0xa1, 0x61, 0x02]);
+    for (let i = 0; i < 3; i++) expect(agrees(options, plain, dup)).toBe(true);
+    const dupProto = Uint8Array.from([
+      0x83,
+      0xa1,
+      0x61,
+      0x01,
+      0xa9,
+      ...Buffer.from('__proto__'),
+      0x02,
+      0xa1,
+      0x61,
+      0x03,
+    ]);
+    for (let i = 0; i < 3; i++) expect(agrees(options, plain, dupProto)).toBe(true);
+  });
+
+  it('counts longer than the bytes left are left to msgpackr', () => {
+    const options: Options = { useRecords: false };
+    const plain = plainDecoderFor(new Unpackr({ ...options }));
+    for (const bytes of [
+      [0xdd, 0xff, 0xff, 0xff, 0xff, 0x01],
+      [0xdc, 0x00, 0x03, 0x01, 0x02],
+      [0xdf, 0x7f, 0xff, 0xff, 0xff, 0xa1, 0x61, 0x01],
+      [0xde, 0x00, 0x02, 0xa1, 0x61, 0x01],
+      [0x93, 0x01],
+      [0xdb, 0xff, 0xff, 0xff, 0xf0, 0x61],
+    ]) {
+      expect(agrees(options, plain, Uint8Array.from(bytes))).toBe(false);
+    }
+  });
+
+  it('deep nesting is left to msgpackr', () => {
+    const options: Options = { useRecords: false };
+    let value: unknown = 1;
+    for (let i = 0; i < 100; i++) value = [value];
+    const plain = plainDecoderFor(new Unpackr({ ...options }));
+    expect(agrees(options, plain, new Packr({ ...options }).pack(value))).toBe(false);
+  });
+
+  it('gives up on extensions, binary and 64-bit integers', () => {
+    const options: Options = { useRecords: false, moreTypes: true };
+    const packr = new Packr({ ...options });
+    const plain = plainDecoderFor(new Unpackr({ ...options }));
+    for (const v of [
+      new Date(0),
+      Buffer.from([1, 2]),
+      2n ** 40n,
+      -(2n ** 40n),
+      { a: [undefined] },
+      new Set([1]),
+    ]) {
+      expect(agrees(options, plain, packr.pack(v))).toBe(false);
+    }
+  });
+
+  it('reads well-formed UTF-8 of any length, and leaves the rest to msgpackr', () => {
+    const options: Options = { useRecords: false };
+    const packr = new Packr({ ...options });
+    const plain = plainDecoderFor(new Unpackr({ ...options }));
+    for (const text of [
+      'é',
+      'héllo wörld',
+      '€'.repeat(30),
+      '\u{1f600}'.repeat(40),
+      'ü'.repeat(200),
+    ]) {
+      expect(agrees(options, plain, packr.pack(text))).toBe(true);
+      expect(agrees(options, plain, packr.pack({ [text.slice(0, 20)]: text }))).toBe(true);
+    }
+    // msgpackr writes a lone surrogate as its three bytes, which are not UTF-8; and it drops a
+    // leading byte order mark from strings over 64 bytes only.
+    for (const text of ['a\ud800b', '\udc00'.repeat(50), '\ufeffab', '\ufeff' + 'x'.repeat(100)]) {
+      agrees(options, plain, packr.pack(text));
+      agrees(options, plain, packr.pack({ k: text }));
+    }
+    const str = (bytes: number[]): Uint8Array =>
+      Uint8Array.from(
+        bytes.length < 32 ? [0xa0 + bytes.length, ...bytes] : [0xd9, bytes.length, ...bytes],
+      );
+    const long = (bytes: number[]): number[] => [...Array(70).fill(0x61), ...bytes];
+    for (const bad of [
+      [0x80],
+      [0xc0, 0xaf], // overlong
+      [0xc3],
+      [0xe0, 0x80, 0xaf], // overlong
+      [0xed, 0xa0, 0x80], // a surrogate
+      [0xf0, 0x8f, 0xbf, 0xbf], // overlong
+      [0xf4, 0x90, 0x80, 0x80], // past U+10FFFF
+      [0xf5, 0x80, 0x80, 0x80],
+      [0xe2, 0x82],
+      [0xf0, 0x9f, 0x98], // cut short
+    ]) {
+      expect(agrees(options, plain, str(bad))).toBe(false);
+      expect(agrees(options, plain, str(long(bad)))).toBe(false);
+    }
+    const bom = [0xef, 0xbb, 0xbf];
+    expect(agrees(options, plain, str([...bom, 0x61]))).toBe(false);
+    expect(agrees(options, plain, str([...bom, ...long([])]))).toBe(false);
+    expect(agrees(options, plain, str(long(bom)))).toBe(true); // not leading: a character
+  });
+
+  it('is not used with options that change how plain msgpack decodes', () => {
+    expect(plainDecoderFor(new Unpackr({ structures: [] }))).toBeNull();
+    expect(plainDecoderFor(new Unpackr({ getStructures: () => [] }))).toBeNull();
+    expect(plainDecoderFor(new Unpackr({ freezeData: true } as Options))).toBeNull();
+    expect(plainDecoderFor(new Unpackr({ useFloat32: 3 }))).toBeNull();
+    expect(plainDecoderFor(new Unpackr({ sequential: true }))).toBeNull();
+  });
+});
