@@ -125,9 +125,7 @@ export function checkedLeafRecord(
   i: number,
   pgno: number,
 ): number {
-  const r = slotAt(b, o, i);
-  if (r < HEADER_SIZE + 2 * nodeCount(b, o) || r > pageSize - LEAF_RECORD_HEADER)
-    corrupt(`page ${pgno} has a record outside the page`);
+  const r = checkedSlot(b, o, pageSize, i, pgno, LEAF_RECORD_HEADER);
   const p = o + r;
   const end =
     r +
@@ -149,10 +147,22 @@ export function checkedBranchChild(
   i: number,
   pgno: number,
 ): number {
+  return readU32(b, o + checkedSlot(b, o, pageSize, i, pgno, BRANCH_RECORD_HEADER) + 2);
+}
+
+/** Slot `i`'s record offset, after checking its `header` bytes lie past the slots, in the page. */
+function checkedSlot(
+  b: Uint8Array,
+  o: number,
+  pageSize: number,
+  i: number,
+  pgno: number,
+  header: number,
+): number {
   const r = slotAt(b, o, i);
-  if (r < HEADER_SIZE + 2 * nodeCount(b, o) || r > pageSize - BRANCH_RECORD_HEADER)
+  if (r < HEADER_SIZE + 2 * nodeCount(b, o) || r > pageSize - header)
     corrupt(`page ${pgno} has a record outside the page`);
-  return readU32(b, o + r + 2);
+  return r;
 }
 
 /**
