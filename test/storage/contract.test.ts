@@ -178,6 +178,15 @@ describe.each(implementations)('$name', ({ create }) => {
     storage.sync();
   });
 
+  it('flush of bytes written only with writeAt works on a segment no view was asked for', () => {
+    const storage = create();
+    storage.grow(3 * SEGMENT);
+    // Segment 2's write view is mapped lazily (MappedStorage): flush must not depend on it.
+    storage.writeAt(2 * SEGMENT, [new Uint8Array(PAGE).fill(6)]);
+    storage.flush([{ offset: 2 * SEGMENT, length: PAGE }]);
+    expect(storage.readSegment(2)[0]).toBe(6);
+  });
+
   it('close detaches every view it handed out, is idempotent, and later calls throw ERR_CLOSED', () => {
     const storage = create();
     storage.grow(2 * SEGMENT);
