@@ -67,6 +67,7 @@ import {
   appendSlot,
   bucketCount,
   bucketDepth,
+  bucketLookup,
   bucketRoom,
   bucketSearch,
   bucketUsed,
@@ -135,7 +136,7 @@ function find(
       continue;
     }
     if (type === PageType.HashBucket && b[o + H_FLAGS] === 0) {
-      const i = bucketSearch(b, o, ps, h, k, kl);
+      const i = bucketLookup(b, o, ps, pgno, h, k, kl);
       if (i < 0) return false;
       if (out !== null) bucketValue(r, b, o, i, out);
       return true;
