@@ -1,6 +1,7 @@
 // Point-read benchmark of mapkv's hash sub-database against a mapkv B+tree and lmdb-js.
 //
-//   npm run build:ts && node --expose-gc bench/hash.mjs [--quick] [--rounds=3] [--gets=N] [--dir=path]
+//   npm run build:ts && node --expose-gc bench/hash.mjs [--quick] [--rounds=7] [--chunk=N]
+//     [--gets=N] [--hot=K] [--dir=path]
 //
 // Loads the benchmark data set (keys 'key' + 8 zero-padded digits, values
 // { name: 'value', n: i, tags: ['a', 'b'] }) into
@@ -10,8 +11,11 @@
 // and, for reference, (d) a mapkv hash sub-database of valueEncoding 'binary' holding exactly
 // lmdb-js's bytes (msgpackr.pack with useRecords: false), decoded by packr.unpack(getBinary(k)),
 // then times random point reads, raw (getBinary: the stored bytes, a copy the caller owns) and
-// decoded (get), in the same process: one warm-up round, then `--rounds` measured rounds in
-// alternating store order; the median is reported, with ratios against lmdb-js.
+// decoded (get), in the same process: a warm-up pass, then `--rounds` rounds of `--chunk` gets
+// per store and kind, the stores' order rotating each round. It reports each store's median
+// ops/s, and its ratio to lmdb-js as the median over rounds of the two stores' ratio within
+// that round: stores measured seconds apart on a shared machine see the same neighbours, so
+// the ratio of one round is steadier than the ratio of two medians.
 //
 // mapkv is loaded from ../dist/index.js (build it first). Every store holds msgpackr bytes
 // without records (mapkv's open option `msgpack: { useRecords: false }`); (d) reads lmdb-js's
@@ -38,8 +42,10 @@ const args = Object.fromEntries(
 );
 const quick = args.quick === true;
 const N = Number(args.n ?? (quick ? 100_000 : 1_000_000));
-const GETS = Number(args.gets ?? (quick ? 300_000 : 1_000_000));
-const ROUNDS = Number(args.rounds ?? 3);
+const GETS = Number(args.gets ?? (quick ? 450_000 : 2_000_000));
+const ROUNDS = Number(args.rounds ?? 7);
+const HOT = Math.min(N, Number(args.hot ?? N));
+const CHUNK = Math.min(GETS, Number(args.chunk ?? (quick ? 100_000 : 500_000)));
 const base = args.dir ?? os.tmpdir();
 
 const packr = new Packr({ useRecords: false });
@@ -72,14 +78,18 @@ function main() {
 
 function run(dir) {
   console.log(
-    `node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'}; N = ${fmt(N)} keys, ` +
-      `${fmt(GETS)} random gets per measurement, ${ROUNDS} rounds + warm-up`,
+    `node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'}; N = ${fmt(N)} keys` +
+      (HOT < N ? ` (reads of ${fmt(HOT)} of them)` : '') +
+      '; ' +
+      `${ROUNDS} rounds of ${fmt(CHUNK)} random gets per store and kind, after a warm-up`,
   );
   const keys = new Array(N);
   for (let i = 0; i < N; i++) keys[i] = keyOf(i);
   const next = prng(42);
   const order = new Array(GETS);
-  for (let i = 0; i < GETS; i++) order[i] = keys[Math.floor(next() * N)];
+  // --hot=K: reads only K keys spread over the whole set (cache-resident reads).
+  const stride = Math.floor(N / HOT);
+  for (let i = 0; i < GETS; i++) order[i] = keys[Math.floor(next() * HOT) * stride];
 
   const stores = [
     openHash(dir, keys),
@@ -104,67 +114,80 @@ function run(dir) {
   }
 
   const results = new Map(stores.map((s) => [s.name, { raw: [], decoded: [] }]));
-  for (let round = -1; round < ROUNDS; round++) {
-    const count = round < 0 ? GETS >> 2 : GETS;
+  for (const s of stores) {
+    timeRaw(s, order, 0, GETS >> 2);
+    timeDecoded(s, order, 0, GETS >> 2);
+  }
+  // Each measurement reads the next slice of the key sequence: keys read by the measurement
+  // just before would still be in the CPU caches, which helps most the store that touches the
+  // most cache lines per read.
+  let from = 0;
+  const nextSlice = () => {
+    from = from + 2 * CHUNK > GETS ? 0 : from + CHUNK;
+    return from;
+  };
+  for (let round = 0; round < ROUNDS; round++) {
     for (let j = 0; j < stores.length; j++) {
-      const s = stores[(j + Math.max(round, 0)) % stores.length];
+      const s = stores[(j + round) % stores.length];
       globalThis.gc?.();
-      const raw = timeRaw(s, order, count);
+      results.get(s.name).raw.push(timeRaw(s, order, nextSlice(), CHUNK));
       globalThis.gc?.();
-      const decoded = timeDecoded(s, order, count);
-      if (round >= 0) {
-        results.get(s.name).raw.push(raw);
-        results.get(s.name).decoded.push(decoded);
-      }
+      results.get(s.name).decoded.push(timeDecoded(s, order, nextSlice(), CHUNK));
     }
   }
 
   console.log('');
-  console.log('store        getBinary ops/s    get ops/s   (median; runs)');
+  console.log('store        getBinary ops/s    get ops/s   (median; spread of the rounds)');
   const med = {};
   for (const s of stores) {
     const r = results.get(s.name);
     med[s.name] = { raw: median(r.raw), decoded: median(r.decoded) };
+    const spread = (xs) => `${fmt(Math.min(...xs))}-${fmt(Math.max(...xs))}`;
     console.log(
       `${s.name.padEnd(11)} ${fmt(med[s.name].raw).padStart(13)} ${fmt(med[s.name].decoded).padStart(12)}` +
-        `   raw [${r.raw.map(fmt).join(', ')}] decoded [${r.decoded.map(fmt).join(', ')}]`,
+        `   raw ${spread(r.raw)}, decoded ${spread(r.decoded)}`,
     );
   }
-  const h = med['mapkv-hash'];
-  const l = med.lmdb;
-  const t = med['mapkv-btree'];
+  /** Median over rounds of a's ops/s divided by b's in the same round. */
+  const ratio = (a, b, kind) => {
+    const x = results.get(a)[kind];
+    const y = results.get(b)[kind];
+    return median(x.map((v, i) => v / y[i])).toFixed(2);
+  };
   console.log('');
+  console.log("ratios: median over rounds of the two stores' ratio within a round");
   console.log(
-    `mapkv hash / lmdb-js:     getBinary ${(h.raw / l.raw).toFixed(2)}x (target >= 3x), ` +
-      `get ${(h.decoded / l.decoded).toFixed(2)}x (target >= 2x)`,
+    `mapkv hash / lmdb-js:     getBinary ${ratio('mapkv-hash', 'lmdb', 'raw')}x (target >= 3x), ` +
+      `get ${ratio('mapkv-hash', 'lmdb', 'decoded')}x (target >= 2x)`,
   );
   console.log(
-    `mapkv hash / mapkv btree: getBinary ${(h.raw / t.raw).toFixed(2)}x, ` +
-      `get ${(h.decoded / t.decoded).toFixed(2)}x`,
+    `mapkv hash / mapkv btree: getBinary ${ratio('mapkv-hash', 'mapkv-btree', 'raw')}x, ` +
+      `get ${ratio('mapkv-hash', 'mapkv-btree', 'decoded')}x`,
   );
-  const p = med['hash-plain'];
   console.log(
-    `hash-plain / lmdb-js:     getBinary ${(p.raw / l.raw).toFixed(2)}x, ` +
-      `get (packr.unpack of the same bytes) ${(p.decoded / l.decoded).toFixed(2)}x`,
+    `hash-plain / lmdb-js:     getBinary ${ratio('hash-plain', 'lmdb', 'raw')}x, ` +
+      `get (packr.unpack of the same bytes) ${ratio('hash-plain', 'lmdb', 'decoded')}x`,
   );
   for (const s of stores) s.close();
 }
 
-function timeRaw(s, order, count) {
+function timeRaw(s, order, from, count) {
   const getRaw = s.getRaw;
+  const end = from + count;
   let sum = 0;
   const t0 = performance.now();
-  for (let i = 0; i < count; i++) sum += getRaw(order[i]).length;
+  for (let i = from; i < end; i++) sum += getRaw(order[i]).length;
   const ms = performance.now() - t0;
   if (sum < count) throw new Error(`${s.name}: short reads`);
   return (count / ms) * 1000;
 }
 
-function timeDecoded(s, order, count) {
+function timeDecoded(s, order, from, count) {
   const get = s.get;
+  const end = from + count;
   let sum = 0;
   const t0 = performance.now();
-  for (let i = 0; i < count; i++) sum += get(order[i]).tags.length;
+  for (let i = from; i < end; i++) sum += get(order[i]).tags.length;
   const ms = performance.now() - t0;
   if (sum !== 2 * count) throw new Error(`${s.name}: wrong values`);
   return (count / ms) * 1000;
