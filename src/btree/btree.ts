@@ -118,10 +118,11 @@ const leafCount = new Uint16Array(LEAF_GUESS_MASK + 1);
 export function setLeafCountForTests(pgno: number, n: number): void {
   leafCount[pgno & LEAF_GUESS_MASK] = n;
 }
+
 /** Where the early reads go: a live object's property, so the compiler cannot drop them. */
 const early = { byte: 0 };
 
-/** @internal Exported for test/btree/probes.test.ts. */
+/** @internal Exported for test/engine/probes.test.ts. */
 export function startLeafProbes(b: Uint8Array, o: number, pageSize: number, pgno: number): void {
   const n = leafCount[pgno & LEAF_GUESS_MASK]!;
   // A count learnt on a file of larger pages may not fit this page's slot array.
