@@ -180,12 +180,6 @@ function readSlotHash(b: Uint8Array, s: number): number {
 }
 
 /**
- * Where reads made only to start a cache line's load go: a live object's property, so the
- * compiler cannot drop them.
- */
-const early = { byte: 0 };
-
-/**
  * bucketSearch's walk from slot `i` (at byte `s = o + 32 + 6i`, hash `sh`) of a bucket whose
  * `n` (> 0) slots fit the page: to the first slot of hash `h`, then over the slots of that
  * hash comparing keys.
@@ -229,13 +223,6 @@ function searchFrom(
     if (r < minRec || r + LEAF_RECORD_HEADER + len > pageSize) {
       corrupt('a hash record lies outside its page');
     }
-    // The record's last byte, read now: a record often spans two cache lines, and reading
-    // its end before the key comparison waits on the first line overlaps the two misses for
-    // the value read that follows a match. Only the low 16 bits of the value length are
-    // used, and for an overflow record they are not its size in the page: either way the
-    // read is only a hint, made only inside the page.
-    const last = r + LEAF_RECORD_HEADER + len + (b[p + 3]! | (b[p + 4]! << 8)) - 1;
-    if (last < pageSize) early.byte = b[o + last]!;
     const c = compareKey(k, kl, b, p + LEAF_RECORD_HEADER, len);
     if (c === 0) return i;
     if (c < 0) break;
