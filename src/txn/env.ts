@@ -21,9 +21,12 @@
  *   first read of an event-loop turn, moved forward when a read finds a newer commit, and
  *   released when the turn ends. Whether anything was committed is a plain read of the meta
  *   pages' checksum and txn-id words, so a read makes no native call while nothing changes.
- * - A new meta is written with its checksum word last, behind a fence, so a reader that sees
- *   the new checksum sees the whole page; a changed meta is checksum-validated before use, and
- *   a torn one (being written, or left by a writer that died) is passed over for the other.
+ * - A new meta is written with one pwrite of the whole page. A process killed during a
+ *   system call is killed after it returns, so a writer that dies leaves the slot old or new,
+ *   never torn, in the page cache (an in-place copy through the mapping could be cut halfway:
+ *   test/crash/kill.test.ts found that as check() reporting the slot). A reader may still see
+ *   a meta while the kernel copies it: a changed meta is checksum-validated from a private
+ *   copy before use, and a torn one is passed over for the other slot.
  */
 import { MapKVError, corrupt } from '../errors';
 import { crc32c } from '../format/crc32c';
@@ -63,8 +66,6 @@ export type SyncMode = 'full' | 'none';
 /** A meta written into its slot, with the bytes it replaced (restored if its flush fails). */
 interface WrittenMeta {
   slot: number;
-  view: Uint8Array;
-  at: number;
   previous: Uint8Array;
 }
 
@@ -316,10 +317,9 @@ export class Environment {
       const written = this.writeMetaFor(plan);
       try {
         this.hooks.afterMetaWrite?.();
-        if (full && listed) this.storage.sync();
-        else if (full) {
-          this.storage.flush([{ offset: written.slot * this.pageSize, length: this.pageSize }]);
-        }
+        // The meta went in by pwrite: one fdatasync flushes it (an msync of its range would
+        // cost the same, an fsync of the file, but needs a writable mapping).
+        if (full) this.storage.sync();
       } catch (err) {
         this.restoreMeta(written);
         throw err;
@@ -408,17 +408,23 @@ export class Environment {
   /** Writes the commit's meta into its slot, keeping the slot's previous bytes. */
   private writeMetaFor(plan: CommitPlan): WrittenMeta {
     const slot = plan.meta.txnId % 2;
-    const view = this.pager.writeView(slot);
     const at = this.pager.offsetOf(slot);
     // The slot holds the fallback commit. Keep its bytes: if the flush of the new meta fails,
     // they go back, so this process and others stay at the last good commit.
-    const previous = view.slice(at, at + this.pageSize);
-    this.writeMetaPage(view, at, slot, plan.meta);
-    return { slot, view, at, previous };
+    const previous = this.pager.readView(slot).slice(at, at + this.pageSize);
+    const s = this.metaScratch;
+    writeMeta(s, 0, slot, plan.meta);
+    this.storage.writeAt(slot * this.pageSize, [s]);
+    return { slot, previous };
   }
 
+  /**
+   * Puts back the bytes a failed commit's meta replaced. Through the write view, not a
+   * pwrite: a copy into the mapping cannot fail once the view is mapped, where the pwrite that
+   * just failed to flush could fail again and leave an unflushed commit for readers to adopt.
+   */
   private restoreMeta(w: WrittenMeta): void {
-    w.view.set(w.previous, w.at);
+    this.pager.writeView(w.slot).set(w.previous, this.pager.offsetOf(w.slot));
   }
 
   /** Makes a durable (or, under sync 'none', written) commit the one readers see. */
@@ -681,21 +687,6 @@ export class Environment {
       return this.publish();
     }
     return true;
-  }
-
-  /** Writes meta page `slot` with its checksum word last, so readers never trust a torn one. */
-  private writeMetaPage(view: Uint8Array, at: number, slot: number, m: MetaState): void {
-    if (this.lock === null) {
-      writeMeta(view, at, slot, m);
-      return;
-    }
-    const s = this.metaScratch;
-    writeMeta(s, 0, slot, m);
-    // The checksum is the page's first word (H_CHECKSUM = 0).
-    view.set(s.subarray(4), at + 4);
-    native.fence();
-    view.set(s.subarray(0, 4), at);
-    native.fence();
   }
 }
 
