@@ -43,6 +43,7 @@
  * Tags are spaced out to leave room for types added later (a new tag keeps old keys valid).
  */
 import { MapKVError, corrupt } from '../errors';
+import { copyBytes, newBytes } from './owned';
 import type { KeyEncoder } from './types';
 
 /** A key of the `ordered` encoding. Binary keys decode as `Buffer`. */
@@ -58,7 +59,7 @@ export const orderedKeyEncoder: KeyEncoder<OrderedKey> = {
     if (start >= end) corrupt('an ordered key is empty');
     const tag = buf[start];
     if (tag === TAG_STRING) return decodeUtf8(buf, start + 1, end);
-    if (tag === TAG_BINARY) return copyToBuffer(buf, start + 1, end);
+    if (tag === TAG_BINARY) return copyBytes(buf, start + 1, end);
     cursor = start;
     const key = readNested(buf, end);
     if (cursor !== end) corrupt('an ordered key has bytes after its value');
@@ -90,7 +91,7 @@ export const binaryKeyEncoder: KeyEncoder<Uint8Array> = {
     return key.length;
   },
   decode(buf: Uint8Array, start: number, end: number): Uint8Array {
-    return copyToBuffer(buf, start, end);
+    return copyBytes(buf, start, end);
   },
 };
 
@@ -355,7 +356,7 @@ function skipEscapedBody(buf: Uint8Array, end: number): number {
 
 /** A new Buffer of the body `buf[start, end)` with each `00 FF` turned back into `00`. */
 function unescapeBody(buf: Uint8Array, start: number, end: number, escapes: number): Buffer {
-  const out = Buffer.allocUnsafe(end - start - escapes);
+  const out = newBytes(end - start - escapes);
   let o = 0;
   for (let p = start; p < end; p++) {
     out[o++] = buf[p];
@@ -464,13 +465,6 @@ export function decodeShortAscii(b: Uint8Array, s: number, e: number): string | 
       );
   }
   return null;
-}
-
-/** A new Buffer holding a copy of `buf[start, end)`, so it outlives the mapped page. */
-function copyToBuffer(buf: Uint8Array, start: number, end: number): Buffer {
-  const out = Buffer.allocUnsafe(end - start);
-  out.set(buf.subarray(start, end));
-  return out;
 }
 
 function keyTooLarge(target: Uint8Array): MapKVError {

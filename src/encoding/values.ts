@@ -15,6 +15,7 @@
 import { Packr, Unpackr, type Options as MsgpackOptions } from 'msgpackr';
 import { MapKVError, corrupt } from '../errors';
 import { decodeUtf8, describeType } from './keys';
+import { copyBytes } from './owned';
 import { NOT_PLAIN, plainDecoderFor } from './plainmsgpack';
 import type { ValueEncoder } from './types';
 
@@ -226,9 +227,7 @@ export function createBinaryValueEncoder(): ValueEncoder<Uint8Array> {
       return value; // the caller copies it into the page before the next encode
     },
     decode(buf: Uint8Array, start: number, end: number): Uint8Array {
-      const out = Buffer.allocUnsafe(end - start);
-      out.set(buf.subarray(start, end));
-      return out;
+      return copyBytes(buf, start, end);
     },
   };
 }

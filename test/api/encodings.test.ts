@@ -457,4 +457,39 @@ describe('getBinary', () => {
     expect(Buffer.from(raw).equals(copy)).toBe(true);
     expect(raw.length).toBeGreaterThan(0);
   });
+
+  it('returns Buffers of every size, small ones owning exactly their bytes', () => {
+    const db = folder.open<string, Uint8Array>({ valueEncoding: 'binary', keyEncoding: 'binary' });
+    // Around V8's 64-byte limit for typed arrays kept inside its heap (src/encoding/owned.ts).
+    for (const n of [0, 1, 27, 63, 64, 65, 200, 5000]) {
+      const bytes = Buffer.alloc(n);
+      for (let i = 0; i < n; i++) bytes[i] = (i * 31 + n) & 0xff;
+      const key = Buffer.from(`k${n}`);
+      db.putSync(key as unknown as string, bytes);
+      const snap = db.snapshot();
+      const read = [
+        db.getBinary(key as unknown as string)!,
+        db.get(key as unknown as string)!,
+        snap.getBinary(key as unknown as string)!,
+      ];
+      snap.close();
+      for (const out of read) {
+        expect(Buffer.isBuffer(out), `${n} bytes`).toBe(true);
+        expect(out instanceof Buffer).toBe(true);
+        const buf = out as Buffer;
+        expect(buf.toString('hex')).toBe(bytes.toString('hex'));
+        expect(buf.equals(bytes)).toBe(true);
+        expect(Buffer.isBuffer(buf.subarray(1))).toBe(true);
+        // A small copy is its whole ArrayBuffer: nothing else of the process's memory shows.
+        if (n <= 64) {
+          expect(buf.byteOffset).toBe(0);
+          expect(buf.buffer.byteLength).toBe(n);
+        }
+      }
+    }
+    // Keys of the 'binary' encoding come back as Buffers too.
+    const keys = [...db.range()].map((e) => e.key as unknown as Buffer);
+    for (const k of keys) expect(Buffer.isBuffer(k)).toBe(true);
+    expect(keys.map((k) => k.toString())).toContain('k27');
+  });
 });
