@@ -33,7 +33,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { keyOf, median, prng, valueOf } from './lib.mjs';
+import { keyOf, median, parseArgs, prng, valueOf } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -41,12 +41,7 @@ const mapkv = require(path.join(here, '../dist/index.js'));
 const { hashOf } = require(path.join(here, '../dist/hash/hashkey.js'));
 const lmdb = require('lmdb');
 
-const args = Object.fromEntries(
-  process.argv.slice(2).map((a) => {
-    const [k, v] = a.replace(/^--/, '').split('=');
-    return [k, v ?? true];
-  }),
-);
+const args = parseArgs(process.argv.slice(2));
 const N = Number(args.n ?? 1_000_000);
 const READS = Number(args.reads ?? 500_000);
 const ROUNDS = Number(args.rounds ?? 5);

@@ -28,18 +28,14 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { Packr } from 'msgpackr';
+import { parseArgs } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const mapkv = require(path.join(here, '../dist/index.js'));
 const lmdb = require('lmdb');
 
-const args = Object.fromEntries(
-  process.argv.slice(2).map((a) => {
-    const [k, v] = a.replace(/^--/, '').split('=');
-    return [k, v ?? true];
-  }),
-);
+const args = parseArgs(process.argv.slice(2));
 const quick = args.quick === true;
 const N = Number(args.n ?? (quick ? 100_000 : 1_000_000));
 const GETS = Number(args.gets ?? (quick ? 450_000 : 2_000_000));

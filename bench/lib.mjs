@@ -77,6 +77,17 @@ export function fsTypeOf(dir) {
   }
 }
 
+/** `--name=value` and `--flag` arguments as an object; anything else is an error. */
+export function parseArgs(argv) {
+  const opts = {};
+  for (const arg of argv) {
+    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
+    if (!m) throw new Error(`unknown argument '${arg}'`);
+    opts[m[1]] = m[2] === undefined ? true : m[2];
+  }
+  return opts;
+}
+
 export function median(values) {
   const s = [...values].sort((a, b) => a - b);
   const m = s.length >> 1;

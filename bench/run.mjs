@@ -22,6 +22,7 @@ import {
   median,
   nextTurn,
   packr,
+  parseArgs,
   randomIndexes,
   prng,
   removeDir,
@@ -34,16 +35,6 @@ const BENCH_DIR = path.dirname(fileURLToPath(import.meta.url));
 // ---------------------------------------------------------------------------------------------
 // Options
 // ---------------------------------------------------------------------------------------------
-
-function parseArgs(argv) {
-  const opts = {};
-  for (const arg of argv) {
-    const m = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
-    if (!m) throw new Error(`unknown argument '${arg}'`);
-    opts[m[1]] = m[2] === undefined ? true : m[2];
-  }
-  return opts;
-}
 
 const WORKLOADS = [
   { id: 'getDecoded', unit: 'ops/s', higherIsBetter: true },
