@@ -25,7 +25,7 @@
 // of one page read independently.
 //
 // It reaches into mapkv's internals (encodeKey, readLatest, the pager) to time the steps
-// apart; the figures it prints are what the README's "Hash or B+tree?" section and the hash
+// apart; the figures it prints are what the README's Benchmarks section and the hash
 // issue's notes quote.
 import fs from 'node:fs';
 import os from 'node:os';
@@ -76,7 +76,10 @@ function run() {
 
   const next = prng(42);
   const cold = Array.from({ length: 2 * READS }, () => keys[Math.floor(next() * N)]);
-  const hot = Array.from({ length: READS }, () => keys[Math.floor(next() * HOT) * (N / HOT)]);
+  const hot = Array.from(
+    { length: READS },
+    () => keys[Math.floor(next() * HOT) * Math.floor(N / HOT)],
+  );
   const d = db.readLatest().desc;
   const pager = root.store.env.pager;
   const scratch = root.store.keyScratch;
