@@ -4,17 +4,19 @@
  * - From empty to 1,000,000 entries and back to empty, check() clean at checkpoints; emptied,
  *   the table owns no page, and refilling it reuses the freed pages (the file barely grows).
  * - Pages one put or remove writes (counted by wrapping the PageWriter: every page a
- *   transaction writes is one it allocated) at 10, 10,000 and 1,000,000 entries: bounded by
- *   the directory levels plus a split, not by the table size. Page counts, never times.
+ *   transaction writes is one it allocated) at 10, 10,000 and 1,000,000 entries, and at
+ *   10,000,000 in a file on disk: bounded by the directory levels plus a split, not by the
+ *   table size. Page counts, never times.
  */
 import { describe, expect, it } from 'vitest';
 import type { DatabaseBase } from '../../src/index';
-import { openOn } from '../../src/open';
+import { open, openOn } from '../../src/open';
 import { MemoryStorage } from '../../src/storage/memory';
 import { hashShape } from '../../src/hash/check';
 import { hashIndex } from '../../src/hash/index';
 import type { PageWriter } from '../../src/txn/pages';
 import type { WriteTxn } from '../../src/txn/write';
+import { tempFolder } from '../helpers/temp-files';
 
 const N = 1_000_000;
 const BATCH = 100_000;
@@ -139,6 +141,13 @@ function writeCost(
   return { levels, putMax, putMean: putSum / samples, removeMax };
 }
 
+/** One level per directory page on the path, one page for the bucket, a split adds two. */
+function expectBounded(c: Cost): void {
+  expect(c.putMax).toBeLessThanOrEqual(c.levels + 3);
+  expect(c.putMean).toBeLessThan(c.levels + 1.5);
+  expect(c.removeMax).toBeLessThanOrEqual(c.levels + 1);
+}
+
 function fill(h: DatabaseBase<string, Uint8Array>, from: number, to: number): void {
   for (let start = from; start < to; start += BATCH) {
     h.transactionSync((txn) => {
@@ -180,11 +189,7 @@ describe('hash table growth', () => {
       // bucket and at most a directory page. The table size does not appear.
       if (process.env.MAPKV_HASH_COSTS === '1') console.log(costs);
       expect(costs.map((c) => c.levels)).toEqual([0, 1, 2]);
-      for (const c of costs) {
-        expect(c.putMax).toBeLessThanOrEqual(c.levels + 3);
-        expect(c.putMean).toBeLessThan(c.levels + 1.5);
-        expect(c.removeMax).toBeLessThanOrEqual(c.levels + 1);
-      }
+      for (const c of costs) expectBounded(c);
 
       const full = db.stats();
       for (let start = 0; start < N; start += BATCH) {
@@ -212,4 +217,32 @@ describe('hash table growth', () => {
       await db.close();
     }
   }, 180_000);
+
+  it('keeps one write bounded at 10,000,000 entries', async () => {
+    // A real file (about 850 MB): the table is as a user's would be at that size.
+    const tmp = tempFolder();
+    const db = open<string, Uint8Array>(tmp.file('ten.mkv'), { sync: 'none' });
+    try {
+      const h = db.openDB<string, Uint8Array>('h', {
+        kind: 'hash',
+        keyEncoding: 'string',
+        valueEncoding: 'binary',
+      });
+      const big = 10 * N;
+      fill(h, 0, big);
+      expect(h.count()).toBe(big);
+      const cost = writeCost(db as unknown as Parameters<typeof writeCost>[0], h, big);
+      if (process.env.MAPKV_HASH_COSTS === '1') console.log(cost);
+      // 10x the entries of the 1,000,000 case: at most one directory level more.
+      expect(cost.levels).toBeGreaterThanOrEqual(2);
+      expect(cost.levels).toBeLessThanOrEqual(3);
+      expectBounded(cost);
+      for (const i of [0, 1, 4_242_424, 9_999_999])
+        expect(same(h.get(key(i)), value(i))).toBe(true);
+      expect(db.check().problems).toEqual([]);
+    } finally {
+      await db.close();
+      tmp.remove();
+    }
+  }, 400_000);
 });
