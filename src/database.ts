@@ -29,7 +29,13 @@ import {
   type ValueEncoder,
   type ValueEncodingName,
 } from './encoding/index';
-import { type Environment, KEY_ENCODING_IDS, VALUE_ENCODING_IDS, checkDescriptor } from './txn/env';
+import {
+  type Environment,
+  KEY_ENCODING_IDS,
+  MSGPACK_PLAIN_ID,
+  VALUE_ENCODING_IDS,
+  checkDescriptor,
+} from './txn/env';
 import type { SnapshotReader } from './txn/snapshot';
 import type { WriteTxn } from './txn/write';
 import type { PageReader } from './txn/pages';
@@ -453,20 +459,30 @@ export class DatabaseBase<K = unknown, V = unknown> {
   readonly kind: DbKind;
   /** @internal */
   readonly index: Index;
+  /** @internal The value-encoding id recorded in the file for this database. */
+  readonly valueId: number;
 
-  /** @internal */
+  /**
+   * @internal `plainMsgpack`: msgpack values without records, whatever the open option says
+   * (see resolvePlainMsgpack).
+   */
   constructor(
     store: Store,
     name: string | null,
     kind: DbKind,
     keyEncoding: KeyEncodingName,
     valueEncoding: ValueEncodingName,
+    plainMsgpack = false,
   ) {
     this.store = store;
     this.name = name;
     this.kind = kind;
     this.keys_ = createKeyEncoder(keyEncoding);
-    this.values_ = createValueEncoder(valueEncoding, store.msgpack);
+    this.values_ = createValueEncoder(
+      valueEncoding,
+      plainMsgpack ? { ...store.msgpack, useRecords: false } : store.msgpack,
+    );
+    this.valueId = plainMsgpack ? MSGPACK_PLAIN_ID : VALUE_ENCODING_IDS[valueEncoding];
     this.index = indexFor(kind);
   }
 
@@ -796,7 +812,7 @@ export class DatabaseBase<K = unknown, V = unknown> {
       const desc = txn.main;
       if (desc.keyEncoding === 0) {
         desc.keyEncoding = KEY_ENCODING_IDS[this.keys_.name];
-        desc.valueEncoding = VALUE_ENCODING_IDS[this.values_.name];
+        desc.valueEncoding = this.valueId;
         txn.metaChanged = true;
       }
       return { desc, index: this.index, touched: () => undefined };
@@ -808,13 +824,7 @@ export class DatabaseBase<K = unknown, V = unknown> {
       const found = treeGet(txn, txn.catalog, kb, kb.length, VALUE_REF)
         ? readCatalogValue(VALUE_REF)
         : null;
-      desc =
-        found ??
-        emptyDescriptor(
-          this.kind,
-          KEY_ENCODING_IDS[this.keys_.name],
-          VALUE_ENCODING_IDS[this.values_.name],
-        );
+      desc = found ?? emptyDescriptor(this.kind, KEY_ENCODING_IDS[this.keys_.name], this.valueId);
       if (found !== null) checkDescriptor(found, txn.pageCount);
       txn.named.set(name, desc);
     }
@@ -1380,7 +1390,9 @@ export interface OpenOptions {
   /**
    * msgpackr options for 'msgpack' values, merged over the defaults (records inline in each
    * value, moreTypes, copyBuffers). `{ useRecords: false }` stores plain msgpack, smaller and
-   * faster to decode, but then Maps and plain objects both decode as objects.
+   * faster to decode, but then Maps and plain objects both decode as objects. Each database
+   * records the choice when it is created; a later `useRecords` that contradicts it is
+   * ERR_INCOMPATIBLE, and leaving it out reads the database as it was written.
    */
   msgpack?: MsgpackOptions;
   /**
@@ -1404,8 +1416,13 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V> {
   private closing: Promise<void> | null = null;
 
   /** @internal */
-  constructor(store: Store, keyEncoding: KeyEncodingName, valueEncoding: ValueEncodingName) {
-    super(store, null, DbKind.BTree, keyEncoding, valueEncoding);
+  constructor(
+    store: Store,
+    keyEncoding: KeyEncodingName,
+    valueEncoding: ValueEncodingName,
+    plainMsgpack = false,
+  ) {
+    super(store, null, DbKind.BTree, keyEncoding, valueEncoding, plainMsgpack);
   }
 
   /** The data file's path. */
@@ -1441,6 +1458,7 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V> {
     let kind: DbKind = kindName === 'hash' ? DbKind.Hash : DbKind.BTree;
     let keyEncoding: KeyEncodingName = opts.keyEncoding ?? 'ordered';
     let valueEncoding: ValueEncodingName = opts.valueEncoding ?? 'msgpack';
+    let valueId = 0;
     if (existing !== null) {
       const fileKind = existing.kind === DbKind.Hash ? 'hash' : 'btree';
       if (kindName !== undefined && kindName !== fileKind) {
@@ -1464,7 +1482,9 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V> {
         opts.valueEncoding,
         name,
       );
+      valueId = existing.valueEncoding;
     }
+    const plain = resolvePlainMsgpack(valueId, valueEncoding, this.store.msgpack, name);
     const cached = this.subs.get(name);
     if (
       cached !== undefined &&
@@ -1474,7 +1494,7 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V> {
     ) {
       return cached as DatabaseBase<K2, V2>;
     }
-    const sub = new DatabaseBase<K2, V2>(this.store, name, kind, keyEncoding, valueEncoding);
+    const sub = new DatabaseBase<K2, V2>(this.store, name, kind, keyEncoding, valueEncoding, plain);
     if (existing === null && !env.storage.readOnly) {
       // Record it in the catalog now, so its kind and encodings are fixed from here on.
       this.store.runSync((txn) => {
@@ -1587,7 +1607,8 @@ export function resolveEncoding<N extends string>(
   const ids: Record<string, number> = what === 'key' ? KEY_ENCODING_IDS : VALUE_ENCODING_IDS;
   const fallback = (what === 'key' ? 'ordered' : 'msgpack') as N;
   if (fileId === 0) return asked ?? fallback;
-  const fileName = names.find((n) => ids[n] === fileId);
+  const id = what === 'value' && fileId === MSGPACK_PLAIN_ID ? VALUE_ENCODING_IDS.msgpack : fileId;
+  const fileName = names.find((n) => ids[n] === id);
   if (fileName === undefined) {
     throw new MapKVError(
       'ERR_INCOMPATIBLE',
@@ -1601,4 +1622,31 @@ export function resolveEncoding<N extends string>(
     );
   }
   return fileName;
+}
+
+/**
+ * Whether a database's msgpack values are plain (no records), from the value-encoding id in
+ * the file (0: being created) and the open option `msgpack.useRecords`. A new database takes
+ * the option; an existing one keeps what it was created with, and an option that contradicts
+ * it is refused: plain objects written into a database of records would read back as Maps
+ * there, and records written into a plain one would be the only values of their kind.
+ */
+export function resolvePlainMsgpack(
+  fileId: number,
+  valueEncoding: ValueEncodingName,
+  msgpack: MsgpackOptions | undefined,
+  dbName: string,
+): boolean {
+  if (valueEncoding !== 'msgpack') return false;
+  const asked = msgpack?.useRecords;
+  if (fileId === 0) return asked === false;
+  const plain = fileId === MSGPACK_PLAIN_ID;
+  if (plain ? asked === true : asked === false) {
+    throw new MapKVError(
+      'ERR_INCOMPATIBLE',
+      `database '${dbName}' was created with msgpack ${plain ? 'without' : 'with'} records; ` +
+        `open it without msgpack.useRecords: ${String(asked)}`,
+    );
+  }
+  return plain;
 }

@@ -4,7 +4,13 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { Database, type OpenOptions, Store, resolveEncoding } from './database';
+import {
+  Database,
+  type OpenOptions,
+  Store,
+  resolveEncoding,
+  resolvePlainMsgpack,
+} from './database';
 import { KEY_ENCODING_NAMES, VALUE_ENCODING_NAMES } from './encoding/index';
 import { MapKVError } from './errors';
 import { isValidPageSize } from './format/layout';
@@ -100,10 +106,12 @@ export function openOn<K = unknown, V = unknown>(
       options.valueEncoding,
       'main',
     );
+    const plain = resolvePlainMsgpack(main.valueEncoding, valueEncoding, options.msgpack, 'main');
     const db = new Database<K, V>(
       new Store(env, path, options.msgpack),
       keyEncoding,
       valueEncoding,
+      plain,
     );
     // Fix the encodings in the file at once, so a later open with other options is refused
     // even if nothing was ever written.

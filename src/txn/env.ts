@@ -105,6 +105,13 @@ export interface EnvOptions {
 /** Encoding ids as stored in descriptors. */
 export const KEY_ENCODING_IDS = { ordered: 1, string: 2, binary: 3, uint32: 4 } as const;
 export const VALUE_ENCODING_IDS = { msgpack: 1, json: 2, string: 3, binary: 4 } as const;
+/**
+ * The value-encoding id of a 'msgpack' database written without msgpackr records (open option
+ * `msgpack: { useRecords: false }`). Its objects are plain msgpack maps, which a decoder using
+ * records reads back as Maps: the file records the choice so that a later open decodes them
+ * as objects without being told, and refuses to mix the two forms.
+ */
+export const MSGPACK_PLAIN_ID = 5;
 
 /** Word index, in a meta page read as u32 words, of the checksum (H_CHECKSUM, byte 0). */
 const CHECKSUM_WORD = 0;

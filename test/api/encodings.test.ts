@@ -1,9 +1,10 @@
 // Key and value encodings through the public API: the documented key order as range() returns
 // it, and values of every encoding round-tripping through putSync/put and get/getBinary.
+import * as fs from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import type { OrderedKey } from '../../src/index';
-import { ApiFolder, compareUtf8, expectHealthy, prng } from '../helpers/api-helpers';
+import { ApiFolder, compareUtf8, expectCode, expectHealthy, prng } from '../helpers/api-helpers';
 
 let folder: ApiFolder;
 
@@ -346,6 +347,89 @@ describe('msgpack values', () => {
     db.putSync('src', src);
     src.n = 2;
     expect(db.get('src')).toEqual({ n: 1 });
+  });
+});
+
+describe('msgpack without records (msgpack: { useRecords: false })', () => {
+  const record = { name: 'value', n: 42, tags: ['a', 'b'] };
+  /** Whether msgpack bytes start with a plain map (fixmap, map16, map32), not a record. */
+  const plainMap = (b: Uint8Array): boolean =>
+    (b[0]! & 0xf0) === 0x80 || b[0] === 0xde || b[0] === 0xdf;
+
+  it('is recorded in the file: a reopen without the option still reads objects as objects', async () => {
+    const db = folder.open<string, unknown>({ msgpack: { useRecords: false } });
+    db.putSync('k', record);
+    // Plain msgpack: a map, not a msgpackr record.
+    expect(plainMap(db.getBinary('k')!)).toBe(true);
+    await db.close();
+
+    const again = folder.open<string, unknown>();
+    const got = again.get('k');
+    expect(got).toEqual(record);
+    expect(Object.getPrototypeOf(got)).toBe(Object.prototype);
+    // New writes through the option-less handle stay plain too.
+    again.putSync('k2', { x: 1 });
+    expect(plainMap(again.getBinary('k2')!)).toBe(true);
+    expectHealthy(again);
+  });
+
+  it('refuses an option that contradicts the file, and leaves the file as it was', async () => {
+    const plainFile = folder.file('plain.mkv');
+    const recordsFile = folder.file('records.mkv');
+    const p = folder.open<string, unknown>({ msgpack: { useRecords: false } }, plainFile);
+    p.putSync('k', record);
+    await p.close();
+    const r = folder.open<string, unknown>({}, recordsFile);
+    r.putSync('k', record);
+    expect(plainMap(r.getBinary('k')!)).toBe(false);
+    await r.close();
+    const before = [fs.readFileSync(plainFile), fs.readFileSync(recordsFile)];
+
+    const e1 = expectCode(
+      () => folder.open({ msgpack: { useRecords: true } }, plainFile),
+      'ERR_INCOMPATIBLE',
+    );
+    expect(e1.message).toMatch(/without records/);
+    const e2 = expectCode(
+      () => folder.open({ msgpack: { useRecords: false } }, recordsFile),
+      'ERR_INCOMPATIBLE',
+    );
+    expect(e2.message).toMatch(/with records/);
+    expect(fs.readFileSync(plainFile).equals(before[0]!)).toBe(true);
+    expect(fs.readFileSync(recordsFile).equals(before[1]!)).toBe(true);
+    // The matching option, or none, opens both.
+    expect(
+      folder.open<string, unknown>({ msgpack: { useRecords: false } }, plainFile).get('k'),
+    ).toEqual(record);
+    expect(
+      folder.open<string, unknown>({ msgpack: { useRecords: true } }, recordsFile).get('k'),
+    ).toEqual(record);
+  });
+
+  it('is recorded per sub-database, and ignored for other value encodings', async () => {
+    const db = folder.open<string, Uint8Array>({
+      valueEncoding: 'binary',
+      msgpack: { useRecords: false },
+    });
+    db.openDB<string, unknown>('plain').putSync('k', record);
+    db.openDB<string, unknown>('json', { valueEncoding: 'json' }).putSync('k', record);
+    await db.close();
+
+    // Without the option: the plain sub-database still decodes objects; a new msgpack
+    // sub-database gets records.
+    const again = folder.open<string, Uint8Array>();
+    const plain = again.openDB<string, unknown>('plain');
+    expect(Object.getPrototypeOf(plain.get('k'))).toBe(Object.prototype);
+    expect(again.openDB<string, unknown>('json').get('k')).toEqual(record);
+    const fresh = again.openDB<string, unknown>('fresh');
+    fresh.putSync('m', new Map([['a', 1]]));
+    expect(fresh.get('m')).toBeInstanceOf(Map);
+    await again.close();
+
+    const third = folder.open<string, Uint8Array>({ msgpack: { useRecords: false } });
+    expect(third.openDB<string, unknown>('plain').get('k')).toEqual(record);
+    expect(third.openDB<string, unknown>('json').get('k')).toEqual(record);
+    expectCode(() => third.openDB('fresh'), 'ERR_INCOMPATIBLE');
   });
 });
 
