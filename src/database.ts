@@ -1392,7 +1392,8 @@ export interface OpenOptions {
    * value, moreTypes, copyBuffers). `{ useRecords: false }` stores plain msgpack, smaller and
    * faster to decode, but then Maps and plain objects both decode as objects. Each database
    * records the choice when it is created; a later `useRecords` that contradicts it is
-   * ERR_INCOMPATIBLE, and leaving it out reads the database as it was written.
+   * ERR_INCOMPATIBLE, and leaving it out reads the database as it was written. Shared record
+   * structures (`maxSharedStructures` > 0) are refused: they would not be stored in the file.
    */
   msgpack?: MsgpackOptions;
   /**

@@ -177,6 +177,18 @@ function validateOptions(o: OpenOptions): void {
   if (o.msgpack !== undefined && (typeof o.msgpack !== 'object' || o.msgpack === null)) {
     throw new MapKVError('ERR_BAD_OPTION', 'msgpack must be an object of msgpackr options');
   }
+  // Shared record structures live in the encoder, not in the values: values written with them
+  // would not decode after a reopen or in another process. mapkv keeps every value's record
+  // definition inline instead (maxSharedStructures 0).
+  const shared = o.msgpack?.maxSharedStructures;
+  if (shared !== undefined && shared !== 0) {
+    throw new MapKVError(
+      'ERR_BAD_OPTION',
+      `msgpack.maxSharedStructures must be 0 or left out, got ${String(shared)}: shared record ` +
+        'structures are not stored in the database, so values written with them could not be ' +
+        'read after a reopen',
+    );
+  }
   if (
     o.lockTimeout !== undefined &&
     (typeof o.lockTimeout !== 'number' || Number.isNaN(o.lockTimeout) || o.lockTimeout < 0)

@@ -433,6 +433,30 @@ describe('msgpack without records (msgpack: { useRecords: false })', () => {
   });
 });
 
+describe('msgpack options', () => {
+  it('refuses shared record structures, which would not be in the file, before creating it', () => {
+    const file = folder.file('shared.mkv');
+    for (const maxSharedStructures of [32, 1, -1, NaN]) {
+      const err = expectCode(
+        () => folder.open({ msgpack: { structures: [], maxSharedStructures } }, file),
+        'ERR_BAD_OPTION',
+      );
+      expect(err.message).toMatch(/maxSharedStructures/);
+    }
+    expect(fs.existsSync(file)).toBe(false);
+    // 0 (mapkv's own setting) is accepted, and values still decode after a reopen.
+    const db = folder.open<string, unknown>(
+      { msgpack: { structures: [], maxSharedStructures: 0 } },
+      file,
+    );
+    db.putSync('k', { x: 1, y: [2] });
+    expect(folder.open<string, unknown>({ readOnly: true }, file).get('k')).toEqual({
+      x: 1,
+      y: [2],
+    });
+  });
+});
+
 describe('json, string and binary values', () => {
   it("'json' values round-trip as JSON does (a Date becomes its ISO string)", () => {
     const db = folder.open<string, unknown>({ valueEncoding: 'json' });
