@@ -1393,7 +1393,8 @@ export interface OpenOptions {
    * faster to decode, but then Maps and plain objects both decode as objects. Each database
    * records the choice when it is created; a later `useRecords` that contradicts it is
    * ERR_INCOMPATIBLE, and leaving it out reads the database as it was written. Shared record
-   * structures (`maxSharedStructures` > 0) are refused: they would not be stored in the file.
+   * structures (`maxSharedStructures` > 0) are refused: they would not be stored in the file;
+   * so is `copyBuffers: false`: binary in a value read would be a view of reused bytes.
    */
   msgpack?: MsgpackOptions;
   /**

@@ -180,6 +180,15 @@ function validateOptions(o: OpenOptions): void {
   // Shared record structures live in the encoder, not in the values: values written with them
   // would not decode after a reopen or in another process. mapkv keeps every value's record
   // definition inline instead (maxSharedStructures 0).
+  // Without copyBuffers, binary inside a decoded value is a view of the bytes it was decoded
+  // from: a page of the file or a scratch copy that later reads and commits overwrite.
+  if (o.msgpack?.copyBuffers === false) {
+    throw new MapKVError(
+      'ERR_BAD_OPTION',
+      'msgpack.copyBuffers must be true or left out: binary inside a value would be a view of ' +
+        'bytes that later reads and commits overwrite',
+    );
+  }
   const shared = o.msgpack?.maxSharedStructures;
   if (shared !== undefined && shared !== 0) {
     throw new MapKVError(

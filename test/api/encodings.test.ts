@@ -455,6 +455,26 @@ describe('msgpack options', () => {
       y: [2],
     });
   });
+
+  it('refuses copyBuffers: false, under which binary inside a value would change after later writes', () => {
+    const file = folder.file('views.mkv');
+    const err = expectCode(
+      () => folder.open({ msgpack: { copyBuffers: false } }, file),
+      'ERR_BAD_OPTION',
+    );
+    expect(err.message).toMatch(/copyBuffers/);
+    expect(fs.existsSync(file)).toBe(false);
+    // With the default, a Buffer inside a value read keeps its bytes whatever comes after.
+    const db = folder.open<string, { b: Buffer }>({ sync: 'none' }, file);
+    db.putSync('k', { b: Buffer.alloc(3000, 1) });
+    const held = db.get('k')!.b;
+    for (let i = 0; i < 20; i++) {
+      db.putSync('k', { b: Buffer.alloc(3000, 2 + i) });
+      db.putSync(`z${i}`, { b: Buffer.alloc(3000, 100 + i) });
+      db.get(`z${i}`);
+    }
+    expect(held.equals(Buffer.alloc(3000, 1))).toBe(true);
+  });
 });
 
 describe('json, string and binary values', () => {
