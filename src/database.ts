@@ -1460,7 +1460,6 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V> {
     let kind: DbKind = kindName === 'hash' ? DbKind.Hash : DbKind.BTree;
     let keyEncoding: KeyEncodingName = opts.keyEncoding ?? 'ordered';
     let valueEncoding: ValueEncodingName = opts.valueEncoding ?? 'msgpack';
-    let valueId = 0;
     if (existing !== null) {
       const fileKind = existing.kind === DbKind.Hash ? 'hash' : 'btree';
       if (kindName !== undefined && kindName !== fileKind) {
@@ -1484,9 +1483,9 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V> {
         opts.valueEncoding,
         name,
       );
-      valueId = existing.valueEncoding;
     }
-    const plain = resolvePlainMsgpack(valueId, valueEncoding, this.store.msgpack, name);
+    const fileValueId = existing?.valueEncoding ?? 0;
+    const plain = resolvePlainMsgpack(fileValueId, valueEncoding, this.store.msgpack, name);
     const cached = this.subs.get(name);
     if (
       cached !== undefined &&

@@ -177,9 +177,6 @@ function validateOptions(o: OpenOptions): void {
   if (o.msgpack !== undefined && (typeof o.msgpack !== 'object' || o.msgpack === null)) {
     throw new MapKVError('ERR_BAD_OPTION', 'msgpack must be an object of msgpackr options');
   }
-  // Shared record structures live in the encoder, not in the values: values written with them
-  // would not decode after a reopen or in another process. mapkv keeps every value's record
-  // definition inline instead (maxSharedStructures 0).
   // Without copyBuffers, binary inside a decoded value is a view of the bytes it was decoded
   // from: a page of the file or a scratch copy that later reads and commits overwrite.
   if (o.msgpack?.copyBuffers === false) {
@@ -189,6 +186,9 @@ function validateOptions(o: OpenOptions): void {
         'bytes that later reads and commits overwrite',
     );
   }
+  // Shared record structures live in the encoder, not in the values: values written with them
+  // would not decode after a reopen or in another process. mapkv keeps every value's record
+  // definition inline instead (maxSharedStructures 0).
   const shared = o.msgpack?.maxSharedStructures;
   if (shared !== undefined && shared !== 0) {
     throw new MapKVError(
