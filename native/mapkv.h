@@ -57,7 +57,6 @@ struct Mapping {
   size_t length;       // the caller's length (ArrayBuffer byteLength)
   bool writable;       // mapped with PROT_WRITE
   bool mapped;         // false once munmap has run (by unmap() or a failed creation)
-  uint64_t serial;     // unique per record, to tell whether its finalizer has run
 };
 
 // Reads argument `index` as an ArrayBuffer created by map() and still mapped. Throws a
