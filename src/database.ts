@@ -101,7 +101,14 @@ const VALUE_REF: ValueRef = { buf: new Uint8Array(0), start: 0, end: 0 };
 /** State shared by every handle of one open file. */
 export class Store {
   closed = false;
+  /**
+   * Every key is encoded into this one buffer and used from it before any user code runs
+   * again: value encoders (getters, toJSON) run before a key is encoded, and a key whose own
+   * encoding re-enters the store is refused (encodingKey).
+   */
   readonly keyScratch: Uint8Array;
+  /** True while a key is being encoded into keyScratch. */
+  encodingKey = false;
   readonly maxKey: number;
   private batch: BatchOp[] | null = null;
   private batchDone: Promise<void> | null = null;
@@ -296,12 +303,7 @@ export class Store {
           const view = new Transaction(op.db, txn);
           try {
             const value = op.fn(view);
-            if (isThenable(value)) {
-              throw new MapKVError(
-                'ERR_BAD_OPTION',
-                'a transaction callback must be synchronous (it returned a promise)',
-              );
-            }
+            if (isThenable(value)) refuseAsyncCallback(value);
             view.finish();
             if (view.aborted) {
               restoreNamed(txn, txn.rollback());
@@ -409,9 +411,26 @@ interface SharedCommit {
   reject: (e: unknown) => void;
 }
 
-function isThenable(v: unknown): boolean {
+function isThenable(v: unknown): v is PromiseLike<unknown> {
   return (
     typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function'
+  );
+}
+
+/**
+ * Refuses a transaction callback's promise. The caller gets ERR_BAD_OPTION and never sees the
+ * promise, so its rejection (an async callback that threw) is handled here: left alone it
+ * would be an unhandled rejection, which ends a Node process by default.
+ */
+function refuseAsyncCallback(result: PromiseLike<unknown>): never {
+  try {
+    result.then(undefined, () => undefined);
+  } catch {
+    // A thenable whose then() throws: nothing is pending, nothing to handle.
+  }
+  throw new MapKVError(
+    'ERR_BAD_OPTION',
+    'a transaction callback must be synchronous (it returned a promise)',
   );
 }
 
@@ -571,8 +590,10 @@ export class DatabaseBase<K = unknown, V = unknown> {
   /** Stores `value` under `key` in one commit, done (durable under sync 'full') on return. */
   putSync(key: K, value: V): void {
     this.assertWritable();
-    const kl = this.encodeKey(key);
+    // The value first: its encoding may run user code that reads the database, which reuses
+    // the key scratch.
     const vb = this.values_.encode(value);
+    const kl = this.encodeKey(key);
     this.store.runSync((txn) => {
       const ctx = this.writeContext(txn);
       ctx.index.put(txn, ctx.desc, this.store.keyScratch, kl, vb, vb.length);
@@ -606,12 +627,7 @@ export class DatabaseBase<K = unknown, V = unknown> {
     const view = new Transaction<K, V>(this, txn);
     try {
       const out = fn(view);
-      if (isThenable(out)) {
-        throw new MapKVError(
-          'ERR_BAD_OPTION',
-          'a transaction callback must be synchronous (it returned a promise)',
-        );
-      }
+      if (isThenable(out)) refuseAsyncCallback(out);
       view.finish();
       if (view.aborted) store.env.abort(txn);
       else store.commit(txn);
@@ -731,8 +747,22 @@ export class DatabaseBase<K = unknown, V = unknown> {
 
   /** @internal Encodes `key` into the store's scratch buffer; returns its length. */
   encodeKey(key: K): number {
-    this.store.assertOpen();
-    return this.keys_.encode(key, this.store.keyScratch);
+    const store = this.store;
+    store.assertOpen();
+    // A key can run code while it is encoded (a getter on a tuple element, a proxy); if that
+    // code used the database, its key would overwrite this one's bytes half-way.
+    if (store.encodingKey) {
+      throw new MapKVError(
+        'ERR_BAD_KEY',
+        'a key used the database while it was being encoded (a getter or proxy inside the key)',
+      );
+    }
+    store.encodingKey = true;
+    try {
+      return this.keys_.encode(key, store.keyScratch);
+    } finally {
+      store.encodingKey = false;
+    }
   }
 
   /** @internal */
@@ -1290,8 +1320,9 @@ export class Transaction<K = unknown, V = unknown> {
 
   put(key: K, value: V): void {
     this.live();
-    const kl = this.database.encodeKey(key);
+    // The value first, as in putSync: its encoding may run code that reads the database.
     const vb = this.database.values_.encode(value);
+    const kl = this.database.encodeKey(key);
     const ctx = this.database.writeContext(this.txn);
     // A write may move records inside a page this transaction already owns: iterators over
     // the transaction see the version change and re-seek.

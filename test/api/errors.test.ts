@@ -467,6 +467,38 @@ describe('ERR_BAD_OPTION', () => {
     expect(bytesOf(file).length).toBe(before.length);
     expectHealthy(db);
   });
+
+  it('an async callback that throws is refused, and its rejection is not left unhandled', async () => {
+    const db = folder.open();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => {
+      unhandled.push(reason);
+    };
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      expectCode(
+        () =>
+          db.transactionSync(async (txn) => {
+            txn.put('a', 1);
+            throw new Error('inside an async callback');
+          }),
+        'ERR_BAD_OPTION',
+      );
+      await expectRejectCode(
+        db.transaction(async (txn) => {
+          txn.put('b', 1);
+          throw new Error('inside an async callback');
+        }),
+        'ERR_BAD_OPTION',
+      );
+      // Node reports an unhandled rejection once the microtask queue drains.
+      for (let turn = 0; turn < 5; turn++) await new Promise((r) => setImmediate(r));
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+    expect(unhandled).toEqual([]);
+    expect(db.has('a') || db.has('b')).toBe(false);
+  });
 });
 
 describe('ERR_TXN_DONE', () => {
