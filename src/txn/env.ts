@@ -763,9 +763,14 @@ function initialize(storage: Storage, pageSize: number): MetaState {
     catalog: emptyDescriptor(DbKind.BTree, KEY_ENCODING_IDS.string, VALUE_ENCODING_IDS.binary),
   };
   storage.grow(Math.max(META_PAGES * pageSize, 16 * pageSize));
-  const w = storage.writeSegment(0);
-  writeMeta(w, 0, 0, meta);
-  writeMeta(w, pageSize, 1, { ...meta, txnId: 1 });
+  // Each meta through the segment that holds it: a segment may be a single page (segmentSize
+  // is a multiple of pageSize, at least one page).
+  for (let slot = 0; slot < META_PAGES; slot++) {
+    const at = slot * pageSize;
+    const seg = Math.floor(at / storage.segmentSize);
+    const w = storage.writeSegment(seg);
+    writeMeta(w, at - seg * storage.segmentSize, slot, { ...meta, txnId: slot });
+  }
   storage.sync();
   return { ...meta, txnId: 1 };
 }

@@ -103,6 +103,20 @@ describe('large values', () => {
     }
     expectHealthy(db);
   });
+
+  it('a file whose segments are one page each (pageSize = segmentSize = 65536) is created and used', async () => {
+    // Creating it wrote both metas through the first segment, which holds only the first.
+    const options = { pageSize: 65536, segmentSize: 65536, valueEncoding: 'binary' } as const;
+    const db = folder.open<string, Uint8Array>(options);
+    const v = pattern(3 * 65536 + 5, 7);
+    db.putSync('a', v);
+    expectSameBytes(db.get('a'), v);
+    expectHealthy(db);
+    await db.close();
+    const again = folder.open<string, Uint8Array>(options);
+    expectSameBytes(again.get('a'), v);
+    expect(again.stats().pageSize).toBe(65536);
+  });
 });
 
 /** The largest inline leaf record of the format (header + key + value) for `pageSize`. */
