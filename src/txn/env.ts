@@ -189,6 +189,16 @@ export class Environment {
     this.verifyChecksums = opts.verifyChecksums;
     this.hooks = opts.hooks ?? {};
     this.lock = opts.lock ?? null;
+    if (this.lock !== null) {
+      // Another handle of this thread that wants the writer lock finishes our commit's flush
+      // first, as our own next writer would (startWrite).
+      this.lock.finishPending = () => {
+        if (this.writer === null || this.inflight === null || this.writer !== this.inflight.txn)
+          return false;
+        this.finishInFlight();
+        return true;
+      };
+    }
     this.lockTimeout = opts.lockTimeout ?? DEFAULT_LOCK_TIMEOUT;
     this.metaScratch = new Uint8Array(meta.pageSize);
     this.metaCopy = new Uint8Array(meta.pageSize);

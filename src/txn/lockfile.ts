@@ -41,10 +41,10 @@ export interface LockFileOptions {
 }
 
 /**
- * Lock files (by device and inode) whose writer lock a handle of this thread holds. Module
- * state is per thread: each worker_thread loads its own copy.
+ * The handle of this thread holding the writer lock of each lock file (by device and inode).
+ * Module state is per thread: each worker_thread loads its own copy.
  */
-const heldByThisThread = new Set<string>();
+const heldByThisThread = new Map<string, LockFile>();
 
 /** One word of shared memory to sleep on with Atomics.wait (nobody ever notifies it). */
 const SLEEP_CELL = new Int32Array(new SharedArrayBuffer(4));
@@ -100,6 +100,13 @@ export class LockFile {
   slot = -1;
   /** Random id of this handle, stored in its slot. */
   readonly owner = Math.floor(Math.random() * 2 ** 52) + 1;
+  /**
+   * Set by the environment owning this handle: when another handle of this thread wants the
+   * writer lock while this one holds it only to finish an async commit's flush, finishes that
+   * commit synchronously (which releases the lock) and returns true; returns false when this
+   * handle is inside a write transaction.
+   */
+  finishPending: (() => boolean) | null = null;
   private locked = false;
   private closed = false;
   /** The header's words, for the diagnostic writer pid (plain loads and stores suffice). */
@@ -156,7 +163,7 @@ export class LockFile {
     if (this.locked) throw new Error('internal: the writer lock is already held by this handle');
     if (!native.flock(this.fd, true, false)) return false;
     this.locked = true;
-    heldByThisThread.add(this.key);
+    heldByThisThread.set(this.key, this);
     this.header[H_WRITER >> 2] = currentThread().pid;
     return true;
   }
@@ -167,9 +174,13 @@ export class LockFile {
    */
   lock(timeoutMs: number): void {
     if (this.tryLock()) return;
-    if (heldByThisThread.has(this.key)) {
-      // Another handle of this thread is inside a write transaction: it cannot end while
-      // this thread waits, so waiting would only end in the timeout.
+    const holder = heldByThisThread.get(this.key);
+    if (holder !== undefined) {
+      // Another handle of this thread holds the lock. If it holds it only for the flush of an
+      // async commit, that flush is finished here, as the holder's own next write would do.
+      if (holder.finishPending?.() === true && this.tryLock()) return;
+      // Otherwise it is inside a write transaction: that cannot end while this thread waits,
+      // so waiting would only end in the timeout.
       throw new MapKVError(
         'ERR_LOCKED',
         `the write lock of ${this.path} is held by another handle in this thread, inside ` +

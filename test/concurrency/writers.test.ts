@@ -151,4 +151,27 @@ describe('handles of one thread', () => {
     expect(b.get('p')).toBe(1);
     await Promise.all([a.close(), b.close()]);
   });
+
+  it("a sync write of one handle finishes the other's in-flight async commit instead of failing", async () => {
+    const file = folder.file('inflight.mkv');
+    const a = open<string, unknown>(file); // sync 'full': the commit flushes on the thread pool
+    const b = open<string, unknown>(file);
+    const envOf = (db: typeof a): { inflight: unknown } =>
+      (db as unknown as { store: { env: { inflight: unknown } } }).store.env;
+    for (let round = 0; round < 5; round++) {
+      const committed = a.put(`a${round}`, Buffer.alloc(100_000, round));
+      // Wait until a's batch is committing: its pages are written and its flush is pending.
+      let turns = 0;
+      while (envOf(a).inflight === null && turns++ < 10_000) {
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(envOf(a).inflight).not.toBeNull();
+      b.putSync(`b${round}`, round); // took ERR_LOCKED at once before the fix
+      await committed;
+      expect(b.get(`a${round}`)).toEqual(Buffer.alloc(100_000, round));
+      expect(a.get(`b${round}`)).toBe(round);
+    }
+    expect(a.check().ok).toBe(true);
+    await Promise.all([a.close(), b.close()]);
+  });
 });
