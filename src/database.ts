@@ -4,8 +4,9 @@
  * values into bytes; the indexes and the transaction layer below see bytes only.
  */
 import { type Index, type IndexCursor, indexFor } from './indexes';
-import { MapKVError } from './errors';
+import { MapKVError, checkOptionKeys } from './errors';
 import { copyBytes } from './encoding/owned';
+import { describeType } from './encoding/keys';
 import { maxKeySize } from './format/layout';
 import {
   DbKind,
@@ -66,6 +67,11 @@ export interface RangeOptions<K = unknown> {
    */
   prefix?: K;
 }
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const DB_OPTIONS: ReadonlySet<string> = new Set(['kind', 'keyEncoding', 'valueEncoding']);
+const RANGE_OPTIONS: ReadonlySet<string> = new Set(['start', 'end', 'reverse', 'limit', 'prefix']);
+const BACKUP_OPTIONS: ReadonlySet<string> = new Set(['compact']);
 
 /** One entry of a range. */
 export interface Entry<K, V> {
@@ -409,6 +415,19 @@ interface SharedCommit {
   promise: Promise<void>;
   resolve: () => void;
   reject: (e: unknown) => void;
+}
+
+/** Checks the argument of txn.db() / snapshot.db(): an open database of the file of `store`. */
+function checkSameFile(db: unknown, store: Store, call: string): void {
+  if (!(db instanceof DatabaseBase)) {
+    throw new MapKVError(
+      'ERR_BAD_OPTION',
+      `${call} takes a database of this file (db or db.openDB(...)), got ${describeType(db)}`,
+    );
+  }
+  (db as DatabaseBase<unknown, unknown>).store.assertOpen();
+  if ((db as DatabaseBase<unknown, unknown>).store !== store)
+    throw new MapKVError('ERR_BAD_OPTION', 'that database belongs to another file');
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
@@ -760,6 +779,12 @@ export class DatabaseBase<K = unknown, V = unknown> {
     store.encodingKey = true;
     try {
       return this.keys_.encode(key, store.keyScratch);
+    } catch (err) {
+      if (err instanceof MapKVError) throw err;
+      // Reading the key itself threw: a revoked proxy, a getter on a tuple element.
+      throw new MapKVError('ERR_BAD_KEY', `the key could not be read: ${String(err)}`, {
+        cause: err,
+      });
     } finally {
       store.encodingKey = false;
     }
@@ -774,8 +799,7 @@ export class DatabaseBase<K = unknown, V = unknown> {
 
   /** @internal */
   planRange(opts: RangeOptions<K>): RangePlan {
-    if (typeof opts !== 'object' || opts === null)
-      throw new MapKVError('ERR_BAD_OPTION', 'range options must be an object');
+    checkOptionKeys(opts, RANGE_OPTIONS, 'range');
     const { start, end, reverse, limit, prefix } = opts;
     if (
       this.kind === DbKind.Hash &&
@@ -1167,9 +1191,7 @@ export class Snapshot<K = unknown, V = unknown> {
 
   private on<K2, V2>(db: DatabaseBase<K2, V2>): SnapshotView<K2, V2> {
     if (this.closed) throw new MapKVError('ERR_TXN_DONE', 'the snapshot is closed');
-    db.store.assertOpen();
-    if (db.store !== this.base.store)
-      throw new MapKVError('ERR_BAD_OPTION', 'that database belongs to another file');
+    checkSameFile(db, this.base.store, 'snapshot.db()');
     return new SnapshotView(db, this.reader, () => this.closed);
   }
 }
@@ -1366,8 +1388,7 @@ export class Transaction<K = unknown, V = unknown> {
   /** This transaction on another database of the same file. */
   db<K2, V2>(other: DatabaseBase<K2, V2>): Transaction<K2, V2> {
     this.live();
-    if (other.store !== this.database.store)
-      throw new MapKVError('ERR_BAD_OPTION', 'that database belongs to another file');
+    checkSameFile(other, this.database.store, 'txn.db()');
     return new Transaction<K2, V2>(
       other,
       this.txn,
@@ -1476,9 +1497,16 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V> {
         'a sub-database name must be a non-empty string of at most 255 bytes',
       );
     }
-    if (typeof opts !== 'object' || opts === null)
-      throw new MapKVError('ERR_BAD_OPTION', 'openDB options must be an object');
-    const kindName = opts.kind ?? undefined;
+    // An unpaired surrogate has no UTF-8 form: TextEncoder writes U+FFFD for it, and 'a\uD800'
+    // would open the database named 'a\uFFFD'.
+    if (LONE_SURROGATE.test(name)) {
+      throw new MapKVError(
+        'ERR_BAD_OPTION',
+        'a sub-database name must be well-formed Unicode (it has an unpaired surrogate)',
+      );
+    }
+    checkOptionKeys(opts, DB_OPTIONS, 'openDB');
+    const kindName = opts.kind;
     if (kindName !== undefined && kindName !== 'btree' && kindName !== 'hash') {
       throw new MapKVError(
         'ERR_BAD_OPTION',
@@ -1579,8 +1607,9 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V> {
    */
   async backup(path: string, opts: BackupOptions = {}): Promise<void> {
     this.store.assertOpen();
-    if (typeof path !== 'string' || path.length === 0)
-      throw new MapKVError('ERR_BAD_OPTION', 'backup needs a file path');
+    if (typeof path !== 'string' || path.length === 0 || path.includes('\0'))
+      throw new MapKVError('ERR_BAD_OPTION', 'backup needs a file path (a non-empty string)');
+    checkOptionKeys(opts, BACKUP_OPTIONS, 'backup');
     const target = resolvePath(path);
     if (
       target === resolvePath(this.store.path) ||

@@ -28,6 +28,34 @@ export class MapKVError extends Error {
   }
 }
 
+/**
+ * Checks an options argument: an object (not an array) whose own keys are all in `known`. A
+ * misspelt option is refused rather than ignored: ignored, `kindd: 'hash'` would create a
+ * B+tree for good.
+ */
+export function checkOptionKeys(opts: unknown, known: ReadonlySet<string>, what: string): void {
+  let keys: string[];
+  try {
+    if (typeof opts !== 'object' || opts === null || Array.isArray(opts))
+      throw new MapKVError('ERR_BAD_OPTION', `${what} options must be an object`);
+    keys = Object.keys(opts);
+  } catch (err) {
+    if (err instanceof MapKVError) throw err;
+    // A revoked proxy throws on every look.
+    throw new MapKVError('ERR_BAD_OPTION', `${what} options could not be read: ${String(err)}`, {
+      cause: err,
+    });
+  }
+  for (const k of keys) {
+    if (!known.has(k)) {
+      throw new MapKVError(
+        'ERR_BAD_OPTION',
+        `unknown ${what} option '${k}' (known: ${[...known].join(', ')})`,
+      );
+    }
+  }
+}
+
 /** Throws ERR_CORRUPT: the one way the engine reports a file that breaks an invariant. */
 export function corrupt(message: string): never {
   throw new MapKVError('ERR_CORRUPT', `database file is damaged: ${message}`);

@@ -12,7 +12,7 @@ import {
   resolvePlainMsgpack,
 } from './database';
 import { KEY_ENCODING_NAMES, VALUE_ENCODING_NAMES } from './encoding/index';
-import { MapKVError } from './errors';
+import { MapKVError, checkOptionKeys } from './errors';
 import { isValidPageSize } from './format/layout';
 import { MappedStorage } from './storage/mapped';
 import type { Storage } from './storage/storage';
@@ -138,11 +138,7 @@ function openLockFile(path: string, readOnly: boolean, maxReaders: number): Lock
 }
 
 function validateOptions(o: OpenOptions): void {
-  if (typeof o !== 'object' || o === null || Array.isArray(o))
-    throw new MapKVError('ERR_BAD_OPTION', 'options must be an object');
-  for (const k of Object.keys(o)) {
-    if (!KNOWN_OPTIONS.has(k)) throw new MapKVError('ERR_BAD_OPTION', `unknown option '${k}'`);
-  }
+  checkOptionKeys(o, KNOWN_OPTIONS, 'open');
   for (const k of ['readOnly', 'verifyChecksums', 'populate'] as const) {
     if (o[k] !== undefined && typeof o[k] !== 'boolean')
       throw new MapKVError('ERR_BAD_OPTION', `${k} must be a boolean`);

@@ -83,7 +83,7 @@ export const stringKeyEncoder: KeyEncoder<string> = {
 export const binaryKeyEncoder: KeyEncoder<Uint8Array> = {
   name: 'binary',
   encode(key: Uint8Array, target: Uint8Array): number {
-    if (!(key instanceof Uint8Array)) {
+    if (!isBytes(key)) {
       throw badKey(key, "the 'binary' key encoding takes a Uint8Array or Buffer");
     }
     if (key.length > target.length) throw keyTooLarge(target);
@@ -163,7 +163,7 @@ function writeOrdered(key: OrderedKey, target: Uint8Array, pos: number, nested: 
         target[pos] = END;
         return pos + 1;
       }
-      if (key instanceof Uint8Array) {
+      if (isBytes(key)) {
         target[pos] = TAG_BINARY;
         if (!nested) {
           if (pos + 1 + key.length > target.length) throw keyTooLarge(target);
@@ -478,15 +478,30 @@ function badKey(key: unknown, rule: string): MapKVError {
   return new MapKVError('ERR_BAD_KEY', `invalid key (${describeType(key)}): ${rule}`);
 }
 
+/**
+ * Whether `x` is a real Uint8Array (or Buffer). A Proxy of one passes `instanceof` and then
+ * throws on every read of its length or bytes; ArrayBuffer.isView looks at the object itself.
+ */
+export function isBytes(x: unknown): x is Uint8Array {
+  return ArrayBuffer.isView(x) && x instanceof Uint8Array;
+}
+
 /** A short name of a value's type for error messages: 'undefined', 'NaN', 'object (Date)'. */
 export function describeType(value: unknown): string {
   if (value === null) return 'null';
   if (typeof value === 'number' && Number.isNaN(value)) return 'NaN';
   if (typeof value !== 'object') return typeof value;
-  if (Array.isArray(value)) return 'array';
-  const proto: unknown = Object.getPrototypeOf(value);
-  if (proto === null) return 'object (null prototype)';
-  const ctor = (value as { constructor?: { name?: unknown } }).constructor;
-  const name = typeof ctor?.name === 'string' ? ctor.name : '';
-  return name === 'Object' || name === '' ? 'plain object' : `object (${name})`;
+  try {
+    if (Array.isArray(value)) return 'array';
+    if (value instanceof Uint8Array && !ArrayBuffer.isView(value)) return 'Proxy of a Uint8Array';
+    const proto: unknown = Object.getPrototypeOf(value);
+    if (proto === null) return 'object (null prototype)';
+    const ctor = (value as { constructor?: { name?: unknown } }).constructor;
+    const name = typeof ctor?.name === 'string' ? ctor.name : '';
+    return name === 'Object' || name === '' ? 'plain object' : `object (${name})`;
+  } catch {
+    // A revoked proxy throws on every look, a proxy or getter may throw on `constructor`: the
+    // message is for an error already being raised, and must not replace it.
+    return 'object (unreadable)';
+  }
 }

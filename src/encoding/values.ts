@@ -14,7 +14,7 @@
  */
 import { Packr, Unpackr, type Options as MsgpackOptions } from 'msgpackr';
 import { MapKVError, corrupt } from '../errors';
-import { decodeUtf8, describeType } from './keys';
+import { decodeUtf8, describeType, isBytes } from './keys';
 import { copyBytes } from './owned';
 import { NOT_PLAIN, plainDecoderFor } from './plainmsgpack';
 import type { ValueEncoder } from './types';
@@ -219,7 +219,7 @@ export function createBinaryValueEncoder(): ValueEncoder<Uint8Array> {
   return {
     name: 'binary',
     encode(value: Uint8Array): Uint8Array {
-      if (!(value instanceof Uint8Array)) {
+      if (!isBytes(value)) {
         throw badValue(
           `the 'binary' value encoding takes a Uint8Array or Buffer, not ${describeType(value)}`,
         );

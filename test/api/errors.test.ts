@@ -868,3 +868,81 @@ describe('a Database is typed', () => {
     expect(db.path).toBe(file);
   });
 });
+
+describe('arguments that are not what they seem', () => {
+  const revoked = (): object => {
+    const r = Proxy.revocable({}, {});
+    r.revoke();
+    return r.proxy;
+  };
+
+  it('misspelt options are refused with ERR_BAD_OPTION, not ignored', async () => {
+    const db = folder.open();
+    db.putSync('a', 1);
+    const before = bytesOf(file);
+    // Ignored, `kindd` made a B+tree for good, and `kind: 'hash'` was ERR_INCOMPATIBLE after.
+    expectCode(() => db.openDB('s', { kindd: 'hash' } as never), 'ERR_BAD_OPTION');
+    expectCode(() => db.openDB('s', { kind: null } as never), 'ERR_BAD_OPTION');
+    expectCode(() => [...db.keys({ strat: 'b' } as never)], 'ERR_BAD_OPTION');
+    expectCode(() => db.count({ lmit: 1 } as never), 'ERR_BAD_OPTION');
+    expectCode(() => db.range({ prefx: 'a' } as never), 'ERR_BAD_OPTION');
+    const copy = folder.file('copy.mkv');
+    await expectRejectCode(db.backup(copy, { compcat: true } as never), 'ERR_BAD_OPTION');
+    expect(fs.existsSync(copy)).toBe(false);
+    expectUnchanged(file, before);
+    const s = db.openDB('s', { kind: 'hash' }); // still free to be a hash database
+    s.putSync('x', 1);
+    expectCode(() => s.range({ start: 'a' }), 'ERR_BAD_OPTION'); // hash: no key order
+  });
+
+  it('txn.db() and snapshot.db() refuse anything but a database of the file', () => {
+    const db = folder.open();
+    const other = open(folder.file('other.mkv'));
+    try {
+      const fakes: unknown[] = [null, undefined, 'users', {}, { store: (db as never)['store'] }];
+      for (const fake of fakes) {
+        expectCode(() => db.transactionSync((txn) => txn.db(fake as never)), 'ERR_BAD_OPTION');
+        const snap = db.snapshot();
+        expectCode(() => snap.db(fake as never), 'ERR_BAD_OPTION');
+        snap.close();
+      }
+      expectCode(() => db.transactionSync((txn) => txn.db(other)), 'ERR_BAD_OPTION');
+    } finally {
+      void other.close();
+    }
+  });
+
+  it('a backup path with a NUL byte is ERR_BAD_OPTION, as for open()', async () => {
+    const db = folder.open();
+    await expectRejectCode(db.backup(folder.file('a\0b')), 'ERR_BAD_OPTION');
+  });
+
+  it('a sub-database name with an unpaired surrogate is refused; it would alias U+FFFD', () => {
+    const db = folder.open();
+    db.openDB('user\uFFFD').putSync('k', 1);
+    for (const name of ['user\uD800', 'user\uDBFF', '\uDC00x']) {
+      expectCode(() => db.openDB(name), 'ERR_BAD_OPTION');
+    }
+    db.openDB('user\u{1F600}').putSync('k', 2); // a pair is fine
+    expect(db.openDB('user\u{1F600}').get('k')).toBe(2);
+    expect(db.openDB('user\uFFFD').get('k')).toBe(1);
+  });
+
+  it('proxies: of a Uint8Array as key or binary value, and revoked ones as keys or options', () => {
+    const db = folder.open();
+    const bin = db.openDB<Uint8Array, Uint8Array>('b', {
+      keyEncoding: 'binary',
+      valueEncoding: 'binary',
+    });
+    const str = db.openDB<string, unknown>('s', { keyEncoding: 'string' });
+    const fakeBytes = new Proxy(new Uint8Array(2), {});
+    expectCode(() => db.get(fakeBytes as never), 'ERR_BAD_KEY');
+    expectCode(() => bin.putSync(fakeBytes, new Uint8Array(1)), 'ERR_BAD_KEY');
+    expectCode(() => bin.putSync(new Uint8Array(1), fakeBytes), 'ERR_BAD_VALUE');
+    expectCode(() => str.get(revoked() as never), 'ERR_BAD_KEY');
+    expectCode(() => db.get([1, revoked()] as never), 'ERR_BAD_KEY');
+    expectCode(() => db.range(revoked() as never), 'ERR_BAD_OPTION');
+    expectCode(() => open(file, revoked() as never), 'ERR_BAD_OPTION');
+    expect([...bin.keys()]).toEqual([]);
+  });
+});
