@@ -382,8 +382,40 @@ export function decodeUtf8(buf: Uint8Array, start: number, end: number): string 
     const s = decodeShortAscii(buf, start, end);
     if (s !== null) return s;
   }
+  if (end - start > UTF8_SLICE_MAX) return decodeUtf8InPieces(buf, start, end, UTF8_SLICE_MAX);
   if (nativeUtf8Slice !== undefined) return nativeUtf8Slice.call(buf, start, end);
   return utf8Decoder.decode(buf.subarray(start, end));
+}
+
+/**
+ * Node refuses to decode more than 2^29 - 24 bytes into one string (ERR_STRING_TOO_LONG),
+ * counting bytes, not characters: 'é'.repeat(2 ** 28) is a valid string of 2^28 characters
+ * whose UTF-8 is 2^29 bytes. Longer text is decoded in pieces cut at character starts.
+ */
+const UTF8_SLICE_MAX = 1 << 28;
+
+/** @internal `buf[start, end)` decoded `piece` bytes (at most) at a time; exported for tests. */
+export function decodeUtf8InPieces(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  piece: number,
+): string {
+  let out = '';
+  for (let at = start; at < end;) {
+    let cut = Math.min(at + piece, end);
+    // Back up over continuation bytes (10xxxxxx) to the start of a character; a run longer
+    // than a character's 3 continuation bytes is not UTF-8, and the decoder makes it U+FFFD.
+    for (let back = 0; cut < end && back < 3 && (buf[cut]! & 0xc0) === 0x80; back++) cut--;
+    // A piece shorter than the character at `at` (only in tests): take that whole character.
+    if (cut <= at) {
+      cut = at + 1;
+      while (cut < end && cut - at < 4 && (buf[cut]! & 0xc0) === 0x80) cut++;
+    }
+    out += utf8Decoder.decode(buf.subarray(at, cut));
+    at = cut;
+  }
+  return out;
 }
 
 /** Strings up to this many bytes are tried as ASCII first (see decodeShortAscii). */

@@ -12,6 +12,7 @@
  * - json follows `JSON.stringify` inside the value: properties that are `undefined`, functions
  *   or symbols are left out, `toJSON` is honoured, a Date becomes a string.
  */
+import { constants as bufferConstants } from 'node:buffer';
 import { Packr, Unpackr, type Options as MsgpackOptions } from 'msgpackr';
 import { MapKVError, corrupt } from '../errors';
 import { decodeUtf8, describeType, isBytes } from './keys';
@@ -48,12 +49,25 @@ export function createMsgpackValueEncoder(overrides: MsgpackOptions = {}): Value
     name: 'msgpack',
     encode(value: unknown): Uint8Array {
       refuseUnstorable(value);
+      let packed: Uint8Array;
       try {
-        return packr.pack(value);
+        packed = packr.pack(value);
       } catch (err) {
         if (err instanceof MapKVError) throw err;
         throw badValue(`the value cannot be encoded as msgpack: ${message(err)}`, err);
       }
+      // msgpackr cannot decode a string of more than 2^29 - 24 bytes of UTF-8 (Node's limit,
+      // counted in bytes), though such a string exists ('é'.repeat(2 ** 28)). Only a value at
+      // least that long can hold one: such a value is decoded once here, and refused if that
+      // fails, rather than stored and then unreadable.
+      if (packed.length > STRING_BYTES_MAX) {
+        try {
+          unpackr.unpack(packed);
+        } catch (err) {
+          throw badValue(`the value would not read back from msgpack: ${message(err)}`, err);
+        }
+      }
+      return packed;
     },
     decode(buf: Uint8Array, start: number, end: number): unknown {
       if (end <= start) corrupt('a msgpack value is empty');
@@ -162,6 +176,9 @@ const MSGPACK_OPTIONS: MsgpackOptions = {
   },
 };
 const MSGPACK_NIL = Buffer.from([0xc0]);
+
+/** The most UTF-8 bytes Node decodes into one string (2^29 - 24 on 64-bit Node 20). */
+const STRING_BYTES_MAX = bufferConstants.MAX_STRING_LENGTH;
 
 /** JSON text in UTF-8; decodes with `JSON.parse`. */
 export function createJsonValueEncoder(): ValueEncoder {

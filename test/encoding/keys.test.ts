@@ -1,6 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { binaryKeyEncoder, stringKeyEncoder, uint32KeyEncoder } from '../../src/encoding/keys';
+import {
+  binaryKeyEncoder,
+  decodeUtf8InPieces,
+  stringKeyEncoder,
+  uint32KeyEncoder,
+} from '../../src/encoding/keys';
 import type { KeyEncoder } from '../../src/encoding/types';
 
 function encodeWith<K>(enc: KeyEncoder<K>, key: K, limit = 1982): Buffer {
@@ -164,6 +169,38 @@ describe("'uint32' keys", () => {
   it('decoding a key that is not 4 bytes is ERR_CORRUPT', () => {
     expect(() => uint32KeyEncoder.decode(new Uint8Array(3), 0, 3)).toThrow(
       expect.objectContaining({ code: 'ERR_CORRUPT' }),
+    );
+  });
+});
+
+describe('UTF-8 longer than Node decodes at once', () => {
+  // Node decodes at most 2^29 - 24 bytes into one string, so longer text is decoded in pieces
+  // cut at character starts. The same cuts, with small pieces, over strings of 1- to 4-byte
+  // characters must give what one decode gives.
+  const text = fc.string({
+    unit: fc.constantFrom('a', '\u00e9', '\u20ac', '\u{1F600}', '\uffff'),
+    maxLength: 60,
+  });
+
+  it('decoding in pieces of any size equals decoding at once', () => {
+    fc.assert(
+      fc.property(text, fc.integer({ min: 1, max: 9 }), (s, piece) => {
+        const bytes = Buffer.concat([Buffer.from('xy'), Buffer.from(s), Buffer.from('z')]);
+        expect(decodeUtf8InPieces(bytes, 2, bytes.length, piece)).toBe(`${s}z`);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('bytes that are not UTF-8 (a damaged file) still end the loop, with every byte consumed', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 40 }), fc.integer({ min: 1, max: 9 }), (b, piece) => {
+        const out = decodeUtf8InPieces(b, 0, b.length, piece);
+        // Each byte yields at most one UTF-16 unit of U+FFFD or its character.
+        expect(out.length).toBeLessThanOrEqual(b.length);
+        expect(out.length > 0).toBe(b.length > 0);
+      }),
+      { numRuns: 500 },
     );
   });
 });
