@@ -1,6 +1,6 @@
 // Sequentially consistent atomics over mapped memory.
 //
-// JS Atomics work only on SharedArrayBuffers, not on the external ArrayBuffers map() returns,
+// JS Atomics work only on SharedArrayBuffers, not on the ArrayBuffers map() returns,
 // so the reader table in the MAP_SHARED lock file is read and written through these. Values
 // are unsigned: 32-bit ones in [0, 2^32 - 1], 64-bit ones in [0, Number.MAX_SAFE_INTEGER]
 // (stored as uint64_t; a stored value above that is refused on load rather than rounded).

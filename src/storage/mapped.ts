@@ -8,8 +8,9 @@
  * below `size` is mapped eagerly by `open`, `grow` and `refresh`, so `readSegment` makes no
  * system call and cannot fail for a segment below `size`. A write view is mapped by the first
  * `writeSegment` of its segment: commits write pages with `writeAt` and only meta pages (in
- * segment 0) through a view, and each mapping costs an open a V8 garbage collection (its
- * ArrayBuffer counts as external memory), so a handle that only reads maps none.
+ * segment 0) through a view, so a handle that only reads maps none (a mapping's ArrayBuffer
+ * is not charged to V8's external memory, see native/mapping.cc, so mapping costs no garbage
+ * collection, but each is still a system call and address space).
  *
  * On Linux a MAP_PRIVATE view is not a snapshot: it sees later writes to pages it has not
  * copied (and readers never write, so it copies none). Snapshots come from copy-on-write
