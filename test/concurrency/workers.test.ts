@@ -103,6 +103,24 @@ describe('workers on one file', () => {
     await db.close();
   });
 
+  it('ending a worker while its async commit flushes leaves the process and the lock alone', async () => {
+    // The flush's completion ran while the worker's environment was being torn down, and
+    // node-addon-api turned the promise it could no longer settle into a fatal error: the
+    // whole process aborted (SIGABRT), in the first rounds of every run.
+    const file = folder.file('flushing.mkv');
+    const db = open<string, number>(file, { lockTimeout: 5_000 });
+    for (let round = 0; round < 20; round++) {
+      const w = startWorker({ file, mode: 'async-puts', id: `r${round}` });
+      await message(w);
+      await new Promise((r) => setTimeout(r, 2 + (round % 7) * 3));
+      await w.terminate();
+      db.putSync('main', round); // the ended worker's lock is free
+    }
+    expect(db.get('main')).toBe(19);
+    expect(db.check()).toEqual({ ok: true, problems: [] });
+    await db.close();
+  });
+
   it('a closed handle gives its slot back at once', async () => {
     const file = folder.file('slots.mkv');
     const db = open(file, { maxReaders: 2 });

@@ -5,6 +5,7 @@
 //   hold-lock      posts { ready } from inside a write transaction, then spins until terminated
 //   work           for `ms` ms reads, writes and checks snapshots; posts its result; closes
 //   open-close     opens, reads, closes; posts { closed }
+//   async-puts     (sync 'full') posts { ready }, then awaits puts in a loop until terminated
 import { createRequire } from 'node:module';
 import { readlinkSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
@@ -14,9 +15,14 @@ const { open } = require('../../dist/index.js');
 
 const { file, mode, ms, id, maxReaders } = workerData;
 const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
-const db = open(file, { sync: 'none', lockTimeout: 60_000, maxReaders: maxReaders ?? 126 });
+const sync = mode === 'async-puts' ? 'full' : 'none';
+const db = open(file, { sync, lockTimeout: 60_000, maxReaders: maxReaders ?? 126 });
 
-if (mode === 'hold-snapshot') {
+if (mode === 'async-puts') {
+  parentPort.postMessage({ ready: true, tid });
+  // Each put's commit flushes on the thread pool: ending the worker catches some in flight.
+  for (let i = 0; ; i++) await db.put(`${id}:${i % 100}`, i);
+} else if (mode === 'hold-snapshot') {
   const snap = db.snapshot();
   parentPort.postMessage({ ready: true, tid, txnId: snap.txnId });
   globalThis.setInterval(() => snap.get('k'), 1 << 30);
