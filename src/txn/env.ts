@@ -118,12 +118,18 @@ const CHECKSUM_WORD = 0;
 /** Word index of the low half of the txn id (format/meta.ts: u64 txnId at byte 48). */
 const TXN_WORD = 12;
 
-/** Closes the lock file of an environment dropped without close(): frees its reader slot. */
-const lockRegistry = new FinalizationRegistry<LockFile>((lock) => {
-  try {
-    lock.close();
-  } catch {
-    // Nothing to report to: the handle is gone.
+/**
+ * Closes what an environment dropped without close() held: its lock file (which frees its
+ * reader slot) and its storage (the data file's descriptor and mappings). Neither may point
+ * back to the environment, or it would never be collected.
+ */
+const lockRegistry = new FinalizationRegistry<{ lock: LockFile; storage: Storage }>((held) => {
+  for (const close of [() => held.lock.close(), () => held.storage.close()]) {
+    try {
+      close();
+    } catch {
+      // Nothing to report to: the handle is gone.
+    }
   }
 });
 
@@ -191,13 +197,11 @@ export class Environment {
     this.lock = opts.lock ?? null;
     if (this.lock !== null) {
       // Another handle of this thread that wants the writer lock finishes our commit's flush
-      // first, as our own next writer would (startWrite).
-      this.lock.finishPending = () => {
-        if (this.writer === null || this.inflight === null || this.writer !== this.inflight.txn)
-          return false;
-        this.finishInFlight();
-        return true;
-      };
+      // first, as our own next writer would (startWrite). Through a WeakRef: lockRegistry
+      // holds the lock file strongly, so a strong reference back to this environment would
+      // keep a dropped handle alive for good, and its finalizer would never free its slot.
+      const self = new WeakRef(this);
+      this.lock.finishPending = () => self.deref()?.finishPendingCommit() ?? false;
     }
     this.lockTimeout = opts.lockTimeout ?? DEFAULT_LOCK_TIMEOUT;
     this.metaScratch = new Uint8Array(meta.pageSize);
@@ -208,7 +212,7 @@ export class Environment {
     this.words1 = this.metaWords(1);
     // The seen words start unknown (-1), so the first read validates the metas again: a
     // commit may have landed since open chose `meta`.
-    if (this.lock !== null) lockRegistry.register(this, this.lock, this);
+    if (this.lock !== null) lockRegistry.register(this, { lock: this.lock, storage }, this);
   }
 
   /** Opens the environment on `storage`, creating the two metas of an empty file. */
@@ -398,6 +402,17 @@ export class Environment {
   /** The outcome of an async commit that a synchronous writer completed. */
   private settled(f: InFlight): void {
     if (f.error !== undefined) throw f.error;
+  }
+
+  /**
+   * Finishes this handle's in-flight async commit for another handle of the thread that wants
+   * the writer lock; false when the lock is held by an open write transaction instead.
+   */
+  private finishPendingCommit(): boolean {
+    if (this.writer === null || this.inflight === null || this.writer !== this.inflight.txn)
+      return false;
+    this.finishInFlight();
+    return true;
   }
 
   /** Completes the in-flight async commit with blocking flushes (a sync writer needs the lock). */

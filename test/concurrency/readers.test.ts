@@ -2,6 +2,8 @@
 // commits, a SIGKILLed reader's slot is reclaimed (and stops pinning space), and a full table
 // is a clear ERR_READERS_FULL.
 import * as fs from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { MapKVError, open } from '../../src/index';
@@ -135,6 +137,38 @@ describe('maxReaders', () => {
       expect.objectContaining({ code: 'ERR_READERS_FULL' }),
     );
     await Promise.all([b.close(), c.close()]);
+  });
+
+  it('a handle dropped without close() is collected, and frees its slot and descriptors', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const file = folder.file('dropped.mkv');
+    const kept = open<string, number>(file, { maxReaders: 2 });
+    kept.putSync('x', 1);
+    const fds = (): number => fs.readdirSync('/proc/self/fd').length;
+    const before = fds();
+    let probe: WeakRef<object> | undefined;
+    const dropSome = (): void => {
+      for (let i = 0; i < 20; i++) {
+        const db = open<string, number>(file, { maxReaders: 2 });
+        expect(db.get('x')).toBe(1);
+        // A put commits through this handle's writer lock (its in-flight hook included).
+        db.putSync(`d${i}`, i);
+        probe ??= new WeakRef(db);
+      }
+    };
+    // Each dropped handle must go before the next can open: 2 slots, one of them kept.
+    expect(() => dropSome()).toThrow(expect.objectContaining({ code: 'ERR_READERS_FULL' }));
+    // (No deref() in this loop: a WeakRef keeps its target alive for the rest of the job.)
+    for (let round = 0; round < 20 && fds() > before; round++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(fds()).toBe(before); // the lock file's and the data file's descriptors
+    expect(probe?.deref()).toBeUndefined();
+    const again = open<string, number>(file, { maxReaders: 2 }); // its slot was freed
+    expect(again.get('d0')).toBe(0);
+    await Promise.all([again.close(), kept.close()]);
   });
 
   it('rejects a bad maxReaders or lockTimeout with ERR_BAD_OPTION', () => {
