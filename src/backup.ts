@@ -6,9 +6,15 @@
  * copy), then the snapshot's meta is written into its slot and the other slot is left blank.
  * Compact copy: every database is re-inserted in key order into a fresh file, so it holds no
  * free pages and full leaves.
+ *
+ * Either copy is written to a temporary file beside `path` and renamed onto it once complete
+ * and flushed: `path` never holds a partial copy, a failed backup leaves what was there, and
+ * two backups to one path each write their own file (the last rename wins) instead of one
+ * deleting or overwriting the other's.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, promises as fsp } from 'node:fs';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { TreeCursor } from './btree/cursor';
 import type { ValueRef } from './btree/btree';
@@ -48,14 +54,31 @@ export async function backupEnvironment(
   if (opts.compact !== undefined && typeof opts.compact !== 'boolean') {
     throw new MapKVError('ERR_BAD_OPTION', 'compact must be a boolean');
   }
-  mkdirSync(dirname(path), { recursive: true });
-  await fsp.rm(path, { force: true });
+  const dir = dirname(path);
+  mkdirSync(dir, { recursive: true });
+  const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.backup`);
   try {
-    if (opts.compact === true) await compactCopy(env, r, path, assertOpen);
-    else await pageCopy(env, r, path, assertOpen);
+    if (opts.compact === true) await compactCopy(env, r, temp, assertOpen);
+    else await pageCopy(env, r, temp, assertOpen);
+    assertOpen();
+    await fsp.rename(temp, path);
   } catch (err) {
-    await fsp.rm(path, { force: true });
+    await fsp.rm(temp, { force: true });
+    // A close() during the copy unmaps the source under it: whatever the copy then tripped on
+    // (a page read as zeros looks damaged), the cause is the close.
+    assertOpen();
     throw err;
+  }
+  await syncDirectory(dir);
+}
+
+/** Makes a rename in `dir` durable (Linux: fsync of the directory). */
+async function syncDirectory(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 
@@ -94,6 +117,7 @@ async function compactCopy(
   path: string,
   assertOpen: () => void,
 ): Promise<void> {
+  assertOpen(); // the caller awaited since it last checked
   const target = Environment.open(MappedStorage.open(path), {
     pageSize: env.pageSize,
     sync: 'full',
@@ -103,6 +127,7 @@ async function compactCopy(
     const txn = target.beginWrite();
     const ref: ValueRef = { buf: new Uint8Array(0), start: 0, end: 0 };
     const copyIndex = async (from: DbDescriptor, to: DbDescriptor): Promise<void> => {
+      assertOpen();
       const src = indexFor(from.kind);
       const dst = indexFor(to.kind);
       const cur = src.cursor(r, from, r.pageCount);

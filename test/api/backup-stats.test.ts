@@ -128,6 +128,42 @@ describe('backup', () => {
     expectHealthy(copy);
   });
 
+  it('close() during a compact backup rejects it with ERR_CLOSED (not ERR_CORRUPT), leaving the file that was at the path', async () => {
+    const db = folder.open();
+    for (let i = 0; i < 10; i++) db.putSync(key(i), i);
+    const file = folder.file('copy.mkv');
+    fs.writeFileSync(file, 'an older copy');
+    const backup = db.backup(file, { compact: true });
+    const closing = db.close(); // lands while the backup awaits: the source goes away under it
+    await expect(backup).rejects.toMatchObject({ code: 'ERR_CLOSED' });
+    await closing;
+    expect(fs.readFileSync(file, 'utf8')).toBe('an older copy');
+    expect(fs.readdirSync(folder.dir).sort()).toEqual(['copy.mkv', 'db.mkv', 'db.mkv-lock']);
+  });
+
+  for (const compact of [false, true]) {
+    it(`two backups${compact ? ' (compact)' : ''} to one path at once both resolve, and the path holds a whole copy`, async () => {
+      // Both removed the path, then the loser of the exclusive create deleted the winner's
+      // finished file on its way out: a backup resolved and no file was left.
+      const db = folder.open({ sync: 'none' });
+      db.transactionSync((txn) => {
+        for (let i = 0; i < 3000; i++) txn.put(key(i), { i, pad: 'x'.repeat(i % 100) });
+      });
+      const file = folder.file('copy.mkv');
+      const results = await Promise.allSettled([
+        db.backup(file, { compact }),
+        db.backup(file, { compact }),
+      ]);
+      expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled']);
+      const copy = folder.open({ readOnly: true }, file);
+      expect(copy.count()).toBe(3000);
+      expect(copy.get(key(2999))).toEqual({ i: 2999, pad: 'x'.repeat(99) });
+      expectHealthy(copy);
+      await copy.close();
+      expect(fs.readdirSync(folder.dir).filter((f) => f.includes('backup'))).toEqual([]);
+    });
+  }
+
   it('of an empty database opens as an empty database', async () => {
     const db = folder.open();
     for (const compact of [false, true]) {
