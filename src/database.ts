@@ -107,6 +107,8 @@ const VALUE_REF: ValueRef = { buf: new Uint8Array(0), start: 0, end: 0 };
 /** State shared by every handle of one open file. */
 export class Store {
   closed = false;
+  /** Set by close(): new writes are refused while the queued ones commit. */
+  closing = false;
   /**
    * Every key is encoded into this one buffer and used from it before any user code runs
    * again: value encoders (getters, toJSON) run before a key is encoded, and a key whose own
@@ -793,6 +795,10 @@ export class DatabaseBase<K = unknown, V = unknown> {
   /** @internal */
   assertWritable(): void {
     this.store.assertOpen();
+    // close() commits what was queued before it; a write started after it would land in a
+    // file its caller was told is closing.
+    if (this.store.closing)
+      throw new MapKVError('ERR_CLOSED', 'the database is closing: close() was called');
     if (this.store.env.storage.readOnly)
       throw new MapKVError('ERR_READ_ONLY', 'the database was opened read-only');
   }
@@ -1632,6 +1638,7 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V> {
   /** Commits queued writes, then closes the file. Idempotent; later calls throw ERR_CLOSED. */
   close(): Promise<void> {
     if (this.closing === null) {
+      this.store.closing = true;
       this.closing = (async () => {
         await this.store.drain();
         this.store.closed = true;

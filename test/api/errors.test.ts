@@ -104,6 +104,28 @@ describe('ERR_CLOSED', () => {
     }
   });
 
+  it('is thrown by writes started after close() was called, before it resolves', async () => {
+    const db = folder.open();
+    const queued = db.put('queued', 1);
+    const closing = db.close();
+    // These used to commit while close() drained the queue: written after "closed".
+    expectCode(() => db.putSync('late', 2), 'ERR_CLOSED');
+    expectCode(() => db.transactionSync((txn) => txn.put('late', 3)), 'ERR_CLOSED');
+    await expectRejectCode(db.put('late', 4), 'ERR_CLOSED');
+    await expectRejectCode(
+      db.transaction((txn) => txn.put('late', 5)),
+      'ERR_CLOSED',
+    );
+    await Promise.all([queued, closing]);
+    const again = open(file);
+    try {
+      expect(again.get('queued')).toBe(1);
+      expect(again.has('late')).toBe(false);
+    } finally {
+      await again.close();
+    }
+  });
+
   it('is thrown by a snapshot and by an iterator whose database was closed', async () => {
     const db = folder.open();
     for (let i = 0; i < 10; i++) db.putSync(i, i);
