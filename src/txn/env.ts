@@ -818,15 +818,12 @@ interface Chosen {
  * crash cut its flush short - and then the meta before it.
  */
 function chooseMeta(storage: Storage, wantPageSize: number | undefined): Chosen {
-  const v = storage.readSegment(0);
   const size = storage.size;
-  const ps = peekPageSize(v, 0) || slotOnePageSize(v, size) || 4096;
+  const ps = peekPageSize(fileBytes(storage, 0, 64), 0) || slotOnePageSize(storage) || 4096;
   const readings = [0, 1].map((slot) => {
-    const off = slot * ps;
-    const available = Math.max(0, Math.min(size, storage.segmentSize) - off);
     // A private copy: another process may be writing this page (see newestMeta).
-    const copy = v.slice(off, off + Math.min(available, MAX_PAGE_SIZE));
-    return readMeta(copy, 0, slot, available);
+    const copy = fileBytes(storage, slot * ps, MAX_PAGE_SIZE);
+    return readMeta(copy, 0, slot, copy.length);
   });
   const valid = readings.flatMap((r) => (r.ok ? [r.meta] : []));
   if (valid.length === 0) {
@@ -848,7 +845,7 @@ function chooseMeta(storage: Storage, wantPageSize: number | undefined): Chosen 
     const slot = meta.txnId % 2;
     rejected = {
       slot,
-      checksum: readU32(v, slot * meta.pageSize + H_CHECKSUM),
+      checksum: readU32(fileBytes(storage, slot * meta.pageSize, 4), H_CHECKSUM),
       txnId: meta.txnId,
     };
     meta = valid[1]!;
@@ -910,11 +907,24 @@ function commitIntact(storage: Storage, meta: MetaState): boolean {
  * The page size when slot 0 is blank or damaged: a meta in slot 1 sits at byte offset equal
  * to its own page size, so try each possible size.
  */
-function slotOnePageSize(v: Uint8Array, size: number): number {
-  for (let ps = 4096; ps <= 65536 && 2 * ps <= size; ps *= 2) {
-    if (peekPageSize(v, ps) === ps) return ps;
+function slotOnePageSize(storage: Storage): number {
+  for (let ps = 4096; ps <= 65536 && 2 * ps <= storage.size; ps *= 2) {
+    if (peekPageSize(fileBytes(storage, ps, 64), 0) === ps) return ps;
   }
   return 0;
+}
+
+/**
+ * A copy of up to `len` bytes of the file from `off`, fewer at the end of the file or of the
+ * segment holding `off`. The metas are read through this, not through segment 0: with one-page
+ * segments (pageSize = segmentSize = 64 KiB) meta 1 is in segment 1.
+ */
+function fileBytes(storage: Storage, off: number, len: number): Uint8Array {
+  if (off >= storage.size) return new Uint8Array(0);
+  const seg = Math.floor(off / storage.segmentSize);
+  const at = off - seg * storage.segmentSize;
+  const n = Math.min(len, storage.size - off, storage.segmentSize - at);
+  return storage.readSegment(seg).slice(at, at + n);
 }
 
 /** Checks the numbers of a checksum-valid meta against the file. */
