@@ -427,8 +427,8 @@ function checkSameFile(db: unknown, store: Store, call: string): void {
       `${call} takes a database of this file (db or db.openDB(...)), got ${describeType(db)}`,
     );
   }
-  (db as DatabaseBase<unknown, unknown>).store.assertOpen();
-  if ((db as DatabaseBase<unknown, unknown>).store !== store)
+  db.store.assertOpen();
+  if (db.store !== store)
     throw new MapKVError('ERR_BAD_OPTION', 'that database belongs to another file');
 }
 

@@ -405,8 +405,9 @@ export class Environment {
   }
 
   /**
-   * Finishes this handle's in-flight async commit for another handle of the thread that wants
-   * the writer lock; false when the lock is held by an open write transaction instead.
+   * Finishes this handle's in-flight async commit, for a writer of this handle or another
+   * handle of the thread that wants the writer lock; false when there is none (no writer, or
+   * an open write transaction).
    */
   private finishPendingCommit(): boolean {
     if (this.writer === null || this.inflight === null || this.writer !== this.inflight.txn)
@@ -510,9 +511,7 @@ export class Environment {
   private startWrite(wait: boolean): WriteTxn | null {
     if (this.storage.readOnly)
       throw new MapKVError('ERR_READ_ONLY', 'the database was opened read-only');
-    if (this.writer !== null && this.inflight !== null && this.writer === this.inflight.txn) {
-      this.finishInFlight();
-    }
+    this.finishPendingCommit();
     if (this.writer !== null) {
       throw new MapKVError('ERR_LOCKED', 'a write transaction is already open on this database');
     }
