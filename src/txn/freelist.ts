@@ -12,9 +12,11 @@
  * snapshot older than T is pinned and T is durable (invariant 4); a chunk is taken whole.
  */
 import { corrupt } from '../errors';
+import { crc32c } from '../format/crc32c';
 import {
   FIRST_DATA_PAGE,
   H_AUX,
+  H_CHECKSUM,
   H_COUNT,
   H_PGNO,
   HEADER_SIZE,
@@ -65,6 +67,7 @@ export function readFreeDirectory(
     if (b[o + 4] !== PageType.FreeDirectory || readU32(b, o + H_PGNO) !== p) {
       corrupt(`page ${p} should be a free directory page`);
     }
+    checkFreelistPage(b, o, ps, p);
     const n = readU16(b, o + H_COUNT);
     if (n > cap) corrupt(`free directory page ${p} has ${n} entries`);
     for (let i = 0; i < n; i++) {
@@ -80,6 +83,17 @@ export function readFreeDirectory(
   return { chunks, dirPages };
 }
 
+/**
+ * Freelist pages are checked against their checksums even without verifyChecksums: a damaged
+ * one could hand out a page in use, and the writer would overwrite live data with pages whose
+ * fresh checksums no check() can fault afterwards. They are read once per write transaction.
+ */
+function checkFreelistPage(b: Uint8Array, o: number, pageSize: number, pgno: number): void {
+  if (readU32(b, o + H_CHECKSUM) !== crc32c(b, o + 4, o + pageSize)) {
+    corrupt(`free list page ${pgno} fails its checksum`);
+  }
+}
+
 /** The page numbers a chunk lists, each checked to be a data page below `pageCount`. */
 export function readChunk(pager: Pager, chunk: FreeChunk, pageCount: number): number[] {
   const b = pager.readView(chunk.pgno);
@@ -91,6 +105,7 @@ export function readChunk(pager: Pager, chunk: FreeChunk, pageCount: number): nu
   ) {
     corrupt(`page ${chunk.pgno} should be a free chunk of ${chunk.count} pages`);
   }
+  checkFreelistPage(b, o, pager.pageSize, chunk.pgno);
   const out: number[] = new Array<number>(chunk.count);
   for (let i = 0; i < chunk.count; i++) {
     const p = readU32(b, o + HEADER_SIZE + 4 * i);

@@ -159,6 +159,10 @@ export class WriteTxn implements PageWriter {
     if (this.dirty.get(pgno) === this.level) return pgno;
     const src = this.page(pgno);
     const so = this.at;
+    // A committed page is checked before it is copied, even without verifyChecksums: the copy
+    // gets a fresh checksum at commit, so damage copied now could never be found again (check()
+    // would pass a file whose data is wrong).
+    if (!this.verifyChecksums && !this.buffers.has(pgno)) verifyPage(src, so, this.pageSize, pgno);
     const copy = this.allocPage();
     if (copy === pgno) corrupt(`the freelist lists page ${pgno}, which is in use`);
     const dst = this.pageW(copy);

@@ -891,6 +891,36 @@ describe('a Database is typed', () => {
   });
 });
 
+describe('ERR_CORRUPT from a write', () => {
+  it('a write never copies a damaged page under a fresh checksum (verifyChecksums off)', async () => {
+    // Found by the hostile-file soak: a flipped bit in a leaf was read (no verification), then a
+    // write copied the leaf (copy-on-write), the copy got a valid checksum at commit, and
+    // check() passed a file whose data was wrong.
+    const db = folder.open<string, string>({ valueEncoding: 'string' });
+    for (let i = 0; i < 10; i++) db.putSync(`k${i}`, 'v'.repeat(20));
+    // Two later commits elsewhere: open checks the pages the last commits wrote, not this leaf.
+    db.openDB('other').putSync('x', 'y');
+    db.openDB('other').putSync('x', 'z');
+    await db.close();
+    const bytes = fs.readFileSync(file);
+    let damaged = 0;
+    for (let p = 2; p * 4096 < bytes.length; p++) {
+      const page = bytes.subarray(p * 4096, (p + 1) * 4096);
+      // Leaf pages of the root database (live or older copies): they hold key 'k9'.
+      if (page[4] !== 3 || !page.includes(Buffer.from('k9vvvv'))) continue;
+      page[4000] ^= 0x01; // inside the record heap, not the checksum word
+      damaged++;
+    }
+    expect(damaged).toBeGreaterThan(0);
+    fs.writeFileSync(file, bytes);
+    const again = folder.open<string, string>({ valueEncoding: 'string', verifyChecksums: false });
+    expectCode(() => again.putSync('k1', 'new'), 'ERR_CORRUPT');
+    expect(again.check().ok).toBe(false); // the damage is still there to be found
+    await again.close();
+    expectUnchanged(file, bytes);
+  });
+});
+
 describe('arguments that are not what they seem', () => {
   const revoked = (): object => {
     const r = Proxy.revocable({}, {});
