@@ -6,7 +6,7 @@
 import { type Index, type IndexCursor, indexFor } from './indexes';
 import { MapKVError, checkOptionKeys } from './errors';
 import { copyBytes } from './encoding/owned';
-import { describeType } from './encoding/keys';
+import { describeType, isWellFormed } from './encoding/keys';
 import { maxKeySize } from './format/layout';
 import {
   DbKind,
@@ -68,7 +68,6 @@ export interface RangeOptions<K = unknown> {
   prefix?: K;
 }
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const DB_OPTIONS: ReadonlySet<string> = new Set(['kind', 'keyEncoding', 'valueEncoding']);
 const RANGE_OPTIONS: ReadonlySet<string> = new Set(['start', 'end', 'reverse', 'limit', 'prefix']);
 const BACKUP_OPTIONS: ReadonlySet<string> = new Set(['compact']);
@@ -1505,7 +1504,7 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V> {
     }
     // An unpaired surrogate has no UTF-8 form: TextEncoder writes U+FFFD for it, and 'a\uD800'
     // would open the database named 'a\uFFFD'.
-    if (LONE_SURROGATE.test(name)) {
+    if (!isWellFormed(name)) {
       throw new MapKVError(
         'ERR_BAD_OPTION',
         'a sub-database name must be well-formed Unicode (it has an unpaired surrogate)',

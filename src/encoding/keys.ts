@@ -518,6 +518,11 @@ export function isBytes(x: unknown): x is Uint8Array {
   return ArrayBuffer.isView(x) && x instanceof Uint8Array;
 }
 
+/** Whether `s` has a UTF-8 form: no unpaired surrogate (String#isWellFormed, Node 20). */
+export function isWellFormed(s: string): boolean {
+  return (s as unknown as { isWellFormed(): boolean }).isWellFormed();
+}
+
 /** A short name of a value's type for error messages: 'undefined', 'NaN', 'object (Date)'. */
 export function describeType(value: unknown): string {
   if (value === null) return 'null';

@@ -15,7 +15,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { Packr, Unpackr, type Options as MsgpackOptions } from 'msgpackr';
 import { MapKVError, corrupt } from '../errors';
-import { decodeUtf8, describeType, isBytes } from './keys';
+import { decodeUtf8, describeType, isBytes, isWellFormed } from './keys';
 import { copyBytes } from './owned';
 import { NOT_PLAIN, plainDecoderFor } from './plainmsgpack';
 import type { ValueEncoder } from './types';
@@ -220,7 +220,7 @@ export function createStringValueEncoder(): ValueEncoder<string> {
         throw badValue(`the 'string' value encoding takes strings, not ${describeType(value)}`);
       }
       // An unpaired surrogate has no UTF-8 form: it would be stored as U+FFFD, a different string.
-      if (!(value as unknown as WellFormedCheck).isWellFormed()) {
+      if (!isWellFormed(value)) {
         throw badValue('the string has an unpaired surrogate');
       }
       return scratch.write(value);
@@ -283,11 +283,6 @@ class Utf8Scratch {
     return target.subarray(0, written);
   }
 }
-/** `String.prototype.isWellFormed` (Node 20+), which the ES2022 lib types do not declare. */
-interface WellFormedCheck {
-  isWellFormed(): boolean;
-}
-
 const INITIAL_SCRATCH = 16 * 1024;
 const MAX_KEPT_SCRATCH = 1024 * 1024;
 
