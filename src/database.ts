@@ -16,6 +16,7 @@ import {
   readDescriptor,
   writeDescriptor,
 } from './format/meta';
+import { statSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import type { Options as MsgpackOptions } from 'msgpackr';
 import type { ValueRef } from './btree/btree';
@@ -862,7 +863,29 @@ export class DatabaseBase<K = unknown, V = unknown> {
     const meta = r.meta;
     if (this.name === null) return { r, desc: meta.main, index: this.index };
     const desc = this.store.lookupNamed(r, meta.catalog, this.name, latest ? meta.txnId : null);
+    if (desc !== null) this.checkSameShape(desc);
     return { r, desc: desc ?? emptyDescriptor(this.kind, 0, 0), index: this.index };
+  }
+
+  /**
+   * Throws ERR_INCOMPATIBLE unless the file's descriptor of this sub-database has this handle's
+   * kind and encodings. openDB checked them, but a name missing then may have been created
+   * since by another handle or process with other options; reading its pages with this
+   * handle's index and codecs would return wrong data.
+   */
+  private checkSameShape(desc: DbDescriptor): void {
+    const keyId = KEY_ENCODING_IDS[this.keys_.name];
+    if (
+      desc.kind !== this.kind ||
+      (desc.keyEncoding !== 0 && desc.keyEncoding !== keyId) ||
+      (desc.valueEncoding !== 0 && desc.valueEncoding !== this.valueId)
+    ) {
+      throw new MapKVError(
+        'ERR_INCOMPATIBLE',
+        `sub-database '${this.name}' was created by another handle with another kind or ` +
+          'other encodings than this handle assumed; call openDB again to get a handle for it',
+      );
+    }
   }
 
   /** @internal The descriptor of this database inside write transaction `txn`. */
@@ -884,7 +907,10 @@ export class DatabaseBase<K = unknown, V = unknown> {
         ? readCatalogValue(VALUE_REF)
         : null;
       desc = found ?? emptyDescriptor(this.kind, KEY_ENCODING_IDS[this.keys_.name], this.valueId);
-      if (found !== null) checkDescriptor(found, txn.pageCount);
+      if (found !== null) {
+        checkDescriptor(found, txn.pageCount);
+        this.checkSameShape(found);
+      }
       txn.named.set(name, desc);
     }
     const d = desc;
@@ -1616,9 +1642,14 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V> {
       throw new MapKVError('ERR_BAD_OPTION', 'backup needs a file path (a non-empty string)');
     checkOptionKeys(opts, BACKUP_OPTIONS, 'backup');
     const target = resolvePath(path);
+    const lockPath = this.store.env.lock?.path ?? `${this.store.path}-lock`;
+    // By path, and by device and inode: a symlink or a hard link to the database (or its lock
+    // file) names the same file under another path, and the backup's rename would replace it.
     if (
       target === resolvePath(this.store.path) ||
-      target === resolvePath(`${this.store.path}-lock`)
+      target === resolvePath(lockPath) ||
+      sameFile(target, this.store.path) ||
+      sameFile(target, lockPath)
     ) {
       throw new MapKVError(
         'ERR_BAD_OPTION',
@@ -1716,4 +1747,15 @@ export function resolvePlainMsgpack(
     );
   }
   return plain;
+}
+
+/** Whether paths `a` and `b` both exist and are one file (same device and inode). */
+function sameFile(a: string, b: string): boolean {
+  try {
+    const x = statSync(a);
+    const y = statSync(b);
+    return x.dev === y.dev && x.ino === y.ino;
+  } catch {
+    return false;
+  }
 }

@@ -2,7 +2,7 @@
  * `open()`: validates options, creates the folder and file when missing, and builds the root
  * database handle.
  */
-import { mkdirSync } from 'node:fs';
+import { closeSync, constants, mkdirSync, openSync, realpathSync, unlinkSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import {
   Database,
@@ -49,25 +49,42 @@ export function open<K = unknown, V = unknown>(
   const readOnly = options.readOnly === true;
   const full = resolve(path);
   if (!readOnly) mkdirSync(dirname(full), { recursive: true });
+  const created = !readOnly && createIfMissing(full);
   const storage = MappedStorage.open(full, {
     readOnly,
     ...(options.segmentSize !== undefined ? { segmentSize: options.segmentSize } : {}),
     ...(options.populate !== undefined ? { populate: options.populate } : {}),
   });
   try {
-    return openOn<K, V>(storage, full, options);
+    // Every path to one file must share one lock file (writer lock and reader table), or two
+    // handles could write at once and a writer could reuse pages a reader still reads: the lock
+    // goes beside the file's real path, whatever symlinks led to it.
+    return openOn<K, V>(storage, full, options, undefined, realpathSync(full));
   } catch (err) {
     storage.close();
+    // A file this call created and never initialised (the lock file could not be opened, say)
+    // is removed, so a failed open leaves no empty database behind.
+    if (created && storage.size === 0) {
+      try {
+        unlinkSync(full);
+      } catch {
+        // The open's own error is the one to report.
+      }
+    }
     throw err;
   }
 }
 
-/** @internal Opens a database over any Storage (MemoryStorage in tests). */
+/**
+ * @internal Opens a database over any Storage (MemoryStorage in tests). `lockPath` is the data
+ * file's path the lock file is named after (`${lockPath}-lock`; open() passes the real path).
+ */
 export function openOn<K = unknown, V = unknown>(
   storage: Storage,
   path: string,
   options: OpenOptions = {},
   hooks?: CommitHooks,
+  lockPath: string = storage.path,
 ): Database<K, V> {
   validateOptions(options);
   // A real file is shared through its lock file `${path}-lock` (writer lock, reader table);
@@ -75,7 +92,7 @@ export function openOn<K = unknown, V = unknown>(
   const lock =
     storage.path === ''
       ? undefined
-      : openLockFile(storage.path, storage.readOnly, options.maxReaders ?? DEFAULT_MAX_READERS);
+      : openLockFile(lockPath, storage.readOnly, options.maxReaders ?? DEFAULT_MAX_READERS);
   let env: Environment;
   try {
     env = Environment.open(storage, {
@@ -122,6 +139,19 @@ export function openOn<K = unknown, V = unknown>(
     env.close();
     throw err;
   }
+}
+
+/** Creates an empty file at `path` unless something is there; true when this call created it. */
+function createIfMissing(path: string): boolean {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL, 0o644);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw err;
+  }
+  closeSync(fd);
+  return true;
 }
 
 /**

@@ -46,7 +46,8 @@ export class MappedStorage implements Storage {
   /**
    * Opens `path`, creating it (mode 0o644) when missing unless `readOnly`; the parent folder
    * must exist. Maps every segment below the file's size. Throws MapKVError 'ERR_BAD_OPTION'
-   * for a bad option, or the system error of open/fstat/mmap (with `path`).
+   * for a bad option or a path that is not a regular file (a directory, a device, a FIFO), or
+   * the system error of open/fstat/mmap (with `path`).
    */
   static open(path: string, options: MappedStorageOptions = {}): MappedStorage {
     const readOnly = readBooleanOption(options.readOnly, 'readOnly');
@@ -59,8 +60,21 @@ export class MappedStorage implements Storage {
         `advice must be 'normal', 'random' or 'sequential', got ${String(advice)}`,
       );
     }
-    const flags = readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR | fs.constants.O_CREAT;
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer, with the event
+    // loop stopped. On a regular file, the only kind kept below, Linux ignores the flag.
+    const flags =
+      fs.constants.O_NONBLOCK |
+      (readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR | fs.constants.O_CREAT);
     const fd = fs.openSync(path, flags, 0o644);
+    let regular = false;
+    try {
+      regular = fs.fstatSync(fd).isFile();
+    } finally {
+      if (!regular) fs.closeSync(fd);
+    }
+    if (!regular) {
+      throw new MapKVError('ERR_BAD_OPTION', `${path} is not a regular file`);
+    }
     const storage = new MappedStorage(path, fd, segmentSize, readOnly, populate, advice);
     try {
       storage.refresh();

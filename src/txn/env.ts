@@ -123,8 +123,11 @@ const TXN_WORD = 12;
  * reader slot) and its storage (the data file's descriptor and mappings). Neither may point
  * back to the environment, or it would never be collected.
  */
-const lockRegistry = new FinalizationRegistry<{ lock: LockFile; storage: Storage }>((held) => {
-  for (const close of [() => held.lock.close(), () => held.storage.close()]) {
+const lockRegistry = new FinalizationRegistry<{
+  lock: LockFile | null;
+  storage: Storage;
+}>((held) => {
+  for (const close of [() => held.lock?.close(), () => held.storage.close()]) {
     try {
       close();
     } catch {
@@ -212,7 +215,11 @@ export class Environment {
     this.words1 = this.metaWords(1);
     // The seen words start unknown (-1), so the first read validates the metas again: a
     // commit may have landed since open chose `meta`.
-    if (this.lock !== null) lockRegistry.register(this, { lock: this.lock, storage }, this);
+    // A real file is closed for a dropped handle, with or without a lock file (a read-only
+    // file system has none); a MemoryStorage holds no descriptor, and tests reuse it.
+    if (this.lock !== null || storage.path !== '') {
+      lockRegistry.register(this, { lock: this.lock, storage }, this);
+    }
   }
 
   /** Opens the environment on `storage`, creating the two metas of an empty file. */
@@ -497,10 +504,8 @@ export class Environment {
     }
     this.closed = true;
     try {
-      if (this.lock !== null) {
-        lockRegistry.unregister(this);
-        this.lock.close();
-      }
+      lockRegistry.unregister(this);
+      this.lock?.close();
     } finally {
       this.storage.close();
     }

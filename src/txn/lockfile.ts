@@ -28,6 +28,7 @@ import {
   SLOT_SIZE,
   TABLE_MAP_LENGTH,
   currentThread,
+  loadWord64,
 } from './readers';
 
 /** Default `maxReaders`: a 4 KiB table (64-byte header + 126 slots of 32 bytes). */
@@ -150,7 +151,7 @@ export class LockFile {
 
   /** The newest txn id a sync 'full' writer made durable (header word). */
   durableTxn(): number {
-    return native.atomicLoad64(this.buf, H_DURABLE);
+    return loadWord64(this.buf, H_DURABLE);
   }
 
   /** Records that commit `txnId` is durable; called by the writer, under the writer lock. */

@@ -38,6 +38,7 @@
  * would hold reuse back.
  */
 import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { MapKVError } from '../errors';
 import { native } from '../storage/native';
 
 export const LOCK_MAGIC = 0x4c564b4d; // 'MKVL'
@@ -67,6 +68,23 @@ const RECLAIMING = 0x8000_0000;
 const ALIVE_FOR_MS = 100;
 
 /** The calling thread's identity: its process id and (on Linux) its thread id. */
+/**
+ * A 64-bit word of the lock file. Writers store txn ids, which stay below 2^53; a larger word
+ * is damage, and reads as ERR_CORRUPT rather than the addon's RangeError.
+ */
+export function loadWord64(buf: ArrayBuffer, offset: number): number {
+  try {
+    return native.atomicLoad64(buf, offset);
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    throw new MapKVError(
+      'ERR_CORRUPT',
+      `the lock file is damaged (the 64-bit word at byte ${offset} is above 2^53); delete it ` +
+        'when no process has the database open',
+    );
+  }
+}
+
 export interface ThreadId {
   pid: number;
   tid: number;
@@ -202,7 +220,7 @@ export class ReaderTable {
       const at = HEADER_SIZE + i * SLOT_SIZE;
       const pid = w[(at + S_PID) >> 2]!;
       if (pid === 0 || pid >= RECLAIMING) continue;
-      const txn = native.atomicLoad64(this.buf, at + S_TXN);
+      const txn = loadWord64(this.buf, at + S_TXN);
       if (txn === 0 || txn >= min) continue;
       if (!this.trust(at, pid)) {
         // Whoever holds the slot after this (a new owner that claimed it once freed) pins
