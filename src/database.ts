@@ -42,44 +42,77 @@ import type { WriteTxn } from './txn/write';
 import type { PageReader } from './txn/pages';
 import { checkEnvironment, type CheckResult } from './check';
 import { backupEnvironment, type BackupOptions } from './backup';
+import type {
+  DefaultValue,
+  EncodingsFor,
+  KeyPrefix,
+  KeyTypeOf,
+  NotPromise,
+  ValueTypeOf,
+} from './types';
 
-/** Options of `openDB`. */
+/**
+ * Options of `openDB`. An option left out (or `undefined`) takes the sub-database's recorded
+ * value when it exists, else the default.
+ */
 export interface DBOptions {
   /** 'btree' (ordered, the default) or 'hash' (point lookups, unordered iteration). */
-  kind?: 'btree' | 'hash';
-  keyEncoding?: KeyEncodingName;
-  valueEncoding?: ValueEncodingName;
+  kind?: 'btree' | 'hash' | undefined;
+  /**
+   * How keys are stored: 'ordered' (default), 'string', 'binary' or 'uint32'. Without type
+   * arguments it also sets the key type (see {@link KeyTypeOf}).
+   */
+  keyEncoding?: KeyEncodingName | undefined;
+  /**
+   * How values are stored: 'msgpack' (default), 'json', 'string' or 'binary'. Without type
+   * arguments it also sets the value type (see {@link ValueTypeOf}).
+   */
+  valueEncoding?: ValueEncodingName | undefined;
 }
 
-/** Options of `range`, `keys`, `values` and `count`. Bounds are encoded keys' order. */
+/**
+ * Options of `range`, `keys`, `values` and `count`. Bounds compare in the order of the encoded
+ * keys. An option that is `undefined` counts as left out.
+ *
+ * @typeParam K - The key type of the database iterated.
+ */
 export interface RangeOptions<K = unknown> {
   /** First key to include (inclusive). */
-  start?: K;
+  start?: K | undefined;
   /** Key to stop before (exclusive). */
-  end?: K;
+  end?: K | undefined;
   /** Iterate from the high end of [start, end) downwards. */
-  reverse?: boolean;
+  reverse?: boolean | undefined;
   /** At most this many entries. */
-  limit?: number;
+  limit?: number | undefined;
   /**
    * Only keys that begin with this key: for strings and binary, a byte prefix; for `ordered`
-   * tuples, keys whose leading elements equal the prefix's elements.
+   * tuples, keys whose leading elements equal the prefix's elements (so a leading part of a
+   * tuple key type is accepted: `{ prefix: ['user'] }` for keys `[string, number]`).
    */
-  prefix?: K;
+  prefix?: KeyPrefix<K> | undefined;
 }
 
 const DB_OPTIONS: ReadonlySet<string> = new Set(['kind', 'keyEncoding', 'valueEncoding']);
 const RANGE_OPTIONS: ReadonlySet<string> = new Set(['start', 'end', 'reverse', 'limit', 'prefix']);
 const BACKUP_OPTIONS: ReadonlySet<string> = new Set(['compact']);
 
-/** One entry of a range. */
+/**
+ * One entry of a range.
+ *
+ * @typeParam K - The key type.
+ * @typeParam V - The value type.
+ */
 export interface Entry<K, V> {
+  /** The entry's key, decoded. */
   key: K;
+  /** The entry's value, decoded. */
   value: V;
 }
 
 /** What `stats()` reports. */
 export interface DatabaseStats {
+  /** Bytes per page of the file (fixed when it was created). */
   pageSize: number;
   /** Bytes of the file on disk. */
   fileSize: number;
@@ -636,9 +669,10 @@ export class DatabaseBase<K = unknown, V = unknown> {
   /**
    * Runs `fn` in one atomic write transaction and commits it; returns what `fn` returns.
    * Reads inside see the transaction's own writes. A throw aborts (nothing is written) and is
-   * rethrown; `txn.abort()` aborts without throwing. `fn` must be synchronous.
+   * rethrown; `txn.abort()` aborts without throwing. `fn` must be synchronous: a callback that
+   * returns a promise is a compile error, and ERR_BAD_OPTION at run time.
    */
-  transactionSync<T>(fn: (txn: Transaction<K, V>) => T): T {
+  transactionSync<T>(fn: (txn: Transaction<K, V>) => NotPromise<T>): T {
     this.assertWritable();
     if (typeof fn !== 'function')
       throw new MapKVError('ERR_BAD_OPTION', 'transactionSync needs a callback');
@@ -662,8 +696,9 @@ export class DatabaseBase<K = unknown, V = unknown> {
   /**
    * Like transactionSync, but queued with the batched writes of this event-loop turn and
    * committed with them. A throw in `fn` aborts only `fn`'s writes and rejects its promise.
+   * `fn` must be synchronous, as in transactionSync.
    */
-  transaction<T>(fn: (txn: Transaction<K, V>) => T): Promise<T> {
+  transaction<T>(fn: (txn: Transaction<K, V>) => NotPromise<T>): Promise<T> {
     try {
       this.assertWritable();
       if (typeof fn !== 'function')
@@ -765,8 +800,11 @@ export class DatabaseBase<K = unknown, V = unknown> {
 
   // --- internals ---
 
-  /** @internal Encodes `key` into the store's scratch buffer; returns its length. */
-  encodeKey(key: K): number {
+  /**
+   * @internal Encodes `key` (or a range prefix, a leading part of a tuple key) into the store's
+   * scratch buffer; returns its length.
+   */
+  encodeKey(key: K | KeyPrefix<K>): number {
     const store = this.store;
     store.assertOpen();
     // A key can run code while it is encoded (a getter on a tuple element, a proxy); if that
@@ -837,7 +875,7 @@ export class DatabaseBase<K = unknown, V = unknown> {
     return { lo, hi, reverse: reverse === true, limit: limit ?? Infinity };
   }
 
-  private keyBytes(key: K): Uint8Array {
+  private keyBytes(key: K | KeyPrefix<K>): Uint8Array {
     const n = this.encodeKey(key);
     return this.store.keyScratch.slice(0, n);
   }
@@ -1428,22 +1466,32 @@ export class Transaction<K = unknown, V = unknown> {
   }
 }
 
-/** Options of `open`. */
+/** Options of `open`. An option left out or `undefined` takes its default. */
 export interface OpenOptions {
   /** Open an existing file for reads only. */
-  readOnly?: boolean;
+  readOnly?: boolean | undefined;
   /** 'full' (default): a commit is durable when it returns. 'none': no flush. */
-  sync?: 'full' | 'none';
+  sync?: 'full' | 'none' | undefined;
   /** Page size of a new file: a power of two from 4096 to 65536 (default 4096). */
-  pageSize?: number;
-  keyEncoding?: KeyEncodingName;
-  valueEncoding?: ValueEncodingName;
+  pageSize?: number | undefined;
+  /**
+   * How keys are stored: 'ordered' (default for a new file), 'string', 'binary' or 'uint32'.
+   * Left out, an existing file's encoding is used. Without type arguments it also sets the key
+   * type (see {@link KeyTypeOf}).
+   */
+  keyEncoding?: KeyEncodingName | undefined;
+  /**
+   * How values are stored: 'msgpack' (default for a new file), 'json', 'string' or 'binary'.
+   * Left out, an existing file's encoding is used. Without type arguments it also sets the
+   * value type (see {@link ValueTypeOf}).
+   */
+  valueEncoding?: ValueEncodingName | undefined;
   /** Verify the checksum of every page read (see README for the cost). Default false. */
-  verifyChecksums?: boolean;
+  verifyChecksums?: boolean | undefined;
   /** Address space mapped at a time, a power of two from 64 KiB to 1 GiB (default 1 GiB). */
-  segmentSize?: number;
+  segmentSize?: number | undefined;
   /** Pre-fault the whole file into memory at open (MAP_POPULATE): a warm start. */
-  populate?: boolean;
+  populate?: boolean | undefined;
   /**
    * msgpackr options for 'msgpack' values, merged over the defaults (records inline in each
    * value, moreTypes, copyBuffers). `{ useRecords: false }` stores plain msgpack, smaller and
@@ -1453,23 +1501,28 @@ export interface OpenOptions {
    * structures (`maxSharedStructures` > 0) are refused: they would not be stored in the file;
    * so is `copyBuffers: false`: binary in a value read would be a view of reused bytes.
    */
-  msgpack?: MsgpackOptions;
+  msgpack?: MsgpackOptions | undefined;
   /**
    * Milliseconds a write waits for the writer lock (held by a write in another process,
    * worker or handle of the file) before failing with ERR_LOCKED. putSync and
    * transactionSync block meanwhile; put, remove and transaction retry with timers and never
    * block the event loop. Default 10000; Infinity waits forever.
    */
-  lockTimeout?: number;
+  lockTimeout?: number | undefined;
   /**
    * Size of the reader table in the lock file: how many handles (in all processes and
    * workers) may have the file open at once; an open past it fails with ERR_READERS_FULL.
    * The table keeps the largest size any open asked for. Default 126.
    */
-  maxReaders?: number;
+  maxReaders?: number | undefined;
 }
 
-/** The root handle of an open file: the unnamed database plus file-wide operations. */
+/**
+ * The root handle of an open file: the unnamed database plus file-wide operations.
+ *
+ * @typeParam K - The key type of the unnamed database (see {@link DatabaseBase}).
+ * @typeParam V - Its value type.
+ */
 export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V> {
   private readonly subs = new Map<string, DatabaseBase<unknown, unknown>>();
   private closing: Promise<void> | null = null;
@@ -1493,7 +1546,33 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V> {
    * Opens (creating when missing and writable) the named sub-database `name` in this file.
    * Options left out are taken from the file; given options that contradict it throw
    * ERR_INCOMPATIBLE.
+   *
+   * Without type arguments, the key and value types follow `keyEncoding` and `valueEncoding`
+   * ({@link KeyTypeOf}, {@link ValueTypeOf}): `openDB('n', { keyEncoding: 'uint32' })` has
+   * `number` keys and `any` values.
+   *
+   * @typeParam KE - Inferred from `keyEncoding`; not meant to be written.
+   * @typeParam VE - Inferred from `valueEncoding`; not meant to be written.
    */
+  openDB<
+    KE extends KeyEncodingName | undefined = undefined,
+    VE extends ValueEncodingName | undefined = undefined,
+  >(
+    name: string,
+    opts?: DBOptions & { keyEncoding?: KE; valueEncoding?: VE },
+  ): DatabaseBase<KeyTypeOf<KE>, ValueTypeOf<VE>>;
+  /**
+   * Opens the sub-database `name` with the key and value types given as type arguments:
+   * `db.openDB<string, User>('users', { keyEncoding: 'string' })`. An encoding option that
+   * cannot store them (`keyEncoding: 'uint32'` with `string` keys) is a compile error.
+   *
+   * @typeParam K2 - The key type.
+   * @typeParam V2 - The value type (default `any`).
+   */
+  openDB<K2, V2 = DefaultValue>(
+    name: string,
+    opts?: DBOptions & EncodingsFor<K2, V2>,
+  ): DatabaseBase<K2, V2>;
   openDB<K2 = unknown, V2 = unknown>(name: string, opts: DBOptions = {}): DatabaseBase<K2, V2> {
     this.store.assertOpen();
     if (typeof name !== 'string' || name.length === 0 || utf8.encode(name).length > 255) {
