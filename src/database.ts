@@ -130,7 +130,9 @@ export interface DatabaseStats {
   openSnapshots: number;
   /** Largest key in bytes (after encoding) for this page size. */
   maxKeySize: number;
+  /** Bytes of address space mapped at a time (the `segmentSize` open option). */
   segmentSize: number;
+  /** The `sync` mode this handle commits with. */
   sync: 'full' | 'none';
 }
 
@@ -517,6 +519,11 @@ interface ReadContext {
 /**
  * The data API shared by the root database and sub-databases: point reads and writes, ranges,
  * transactions and snapshots.
+ *
+ * @typeParam K - The key type: what `get`, `put` and the range bounds take, and what `keys()`
+ * yields. Set by `keyEncoding` or by an explicit type argument.
+ * @typeParam V - The value type: what `put` takes and `get` returns. Set by `valueEncoding` or
+ * by an explicit type argument.
  */
 export class DatabaseBase<K = unknown, V = unknown> {
   /** @internal */
@@ -1170,6 +1177,9 @@ function compareSpan(b: Uint8Array, s: number, l: number, k: Uint8Array): number
 /**
  * A read transaction over one commit. It sees that commit, whatever commits follow, until
  * `close()` (or `using snap = db.snapshot()`).
+ *
+ * @typeParam K - The key type of the database the snapshot was taken on.
+ * @typeParam V - Its value type.
  */
 export class Snapshot<K = unknown, V = unknown> {
   private closed = false;
@@ -1187,30 +1197,37 @@ export class Snapshot<K = unknown, V = unknown> {
     return this.reader.meta.txnId;
   }
 
+  /** The value stored under `key` in this snapshot, decoded; undefined when absent. */
   get(key: K): V | undefined {
     return this.on(this.base).get(key);
   }
 
+  /** The stored bytes of `key`'s value in this snapshot (a copy); undefined when absent. */
   getBinary(key: K): Uint8Array | undefined {
     return this.on(this.base).getBinary(key);
   }
 
+  /** Whether `key` is present in this snapshot. */
   has(key: K): boolean {
     return this.on(this.base).has(key);
   }
 
+  /** Entries in key order, as this snapshot sees them (see {@link RangeOptions}). */
   range(opts: RangeOptions<K> = {}): Iterable<Entry<K, V>> {
     return this.on(this.base).range(opts);
   }
 
+  /** Keys in order, as this snapshot sees them (see range). */
   keys(opts: RangeOptions<K> = {}): Iterable<K> {
     return this.on(this.base).keys(opts);
   }
 
+  /** Values in key order, as this snapshot sees them (see range). */
   values(opts: RangeOptions<K> = {}): Iterable<V> {
     return this.on(this.base).values(opts);
   }
 
+  /** Number of entries in this snapshot, or of entries in a range (O(1) without options). */
   count(opts: RangeOptions<K> = {}): number {
     return this.on(this.base).count(opts);
   }
@@ -1228,6 +1245,7 @@ export class Snapshot<K = unknown, V = unknown> {
     this.base.store.env.unpin(this.reader);
   }
 
+  /** Closes the snapshot: what `using snap = db.snapshot()` calls at the end of the block. */
   [Symbol.dispose](): void {
     this.close();
   }
@@ -1239,7 +1257,13 @@ export class Snapshot<K = unknown, V = unknown> {
   }
 }
 
-/** Reads of one database through a snapshot. */
+/**
+ * Reads of one database through a snapshot: what `snap.db(other)` returns. Its reads throw
+ * ERR_TXN_DONE once the snapshot is closed.
+ *
+ * @typeParam K - The key type of that database.
+ * @typeParam V - Its value type.
+ */
 export class SnapshotView<K, V> {
   /** @internal */
   constructor(
@@ -1254,6 +1278,7 @@ export class SnapshotView<K, V> {
     return this.db.readContextOf(this.reader);
   }
 
+  /** The value stored under `key` in the snapshot, decoded; undefined when absent. */
   get(key: K): V | undefined {
     const ctx = this.ctx();
     const kl = this.db.encodeKey(key);
@@ -1261,6 +1286,7 @@ export class SnapshotView<K, V> {
     return this.db.values_.decode(VALUE_REF.buf, VALUE_REF.start, VALUE_REF.end) as V;
   }
 
+  /** The stored bytes of `key`'s value in the snapshot (a copy); undefined when absent. */
   getBinary(key: K): Uint8Array | undefined {
     const ctx = this.ctx();
     const kl = this.db.encodeKey(key);
@@ -1268,24 +1294,29 @@ export class SnapshotView<K, V> {
     return copyOut(VALUE_REF);
   }
 
+  /** Whether `key` is present in the snapshot. */
   has(key: K): boolean {
     const ctx = this.ctx();
     const kl = this.db.encodeKey(key);
     return ctx.index.get(ctx.r, ctx.desc, this.db.store.keyScratch, kl, VALUE_REF);
   }
 
+  /** Entries in key order, as the snapshot sees them (see {@link RangeOptions}). */
   range(opts: RangeOptions<K> = {}): Iterable<Entry<K, V>> {
     return this.iter(opts, 'entries') as Iterable<Entry<K, V>>;
   }
 
+  /** Keys in order, as the snapshot sees them (see range). */
   keys(opts: RangeOptions<K> = {}): Iterable<K> {
     return this.iter(opts, 'keys') as Iterable<K>;
   }
 
+  /** Values in key order, as the snapshot sees them (see range). */
   values(opts: RangeOptions<K> = {}): Iterable<V> {
     return this.iter(opts, 'values') as Iterable<V>;
   }
 
+  /** Number of entries in the snapshot, or of entries in a range (O(1) without options). */
   count(opts: RangeOptions<K> = {}): number {
     if (isWholeRange(this.db.planRange(opts))) return this.ctx().desc.entries;
     let n = 0;
@@ -1338,7 +1369,11 @@ class SnapshotReaderCopy implements PageReader {
 
 /**
  * A write transaction seen through one database. `txn.db(other)` gives the same transaction
- * on another database of the file, so one commit can change several atomically.
+ * on another database of the file, so one commit can change several atomically. It is valid
+ * only while its callback runs: later calls throw ERR_TXN_DONE.
+ *
+ * @typeParam K - The key type of the database it is seen through.
+ * @typeParam V - Its value type.
  */
 export class Transaction<K = unknown, V = unknown> {
   /** @internal */
@@ -1358,6 +1393,7 @@ export class Transaction<K = unknown, V = unknown> {
     this.database.store.assertOpen();
   }
 
+  /** The value stored under `key` (own writes included), decoded; undefined when absent. */
   get(key: K): V | undefined {
     this.live();
     const ctx = this.database.writeContext(this.txn);
@@ -1367,6 +1403,7 @@ export class Transaction<K = unknown, V = unknown> {
     return this.database.values_.decode(VALUE_REF.buf, VALUE_REF.start, VALUE_REF.end) as V;
   }
 
+  /** The stored bytes of `key`'s value (a copy), own writes included; undefined when absent. */
   getBinary(key: K): Uint8Array | undefined {
     this.live();
     const ctx = this.database.writeContext(this.txn);
@@ -1376,6 +1413,7 @@ export class Transaction<K = unknown, V = unknown> {
     return copyOut(VALUE_REF);
   }
 
+  /** Whether `key` is present, this transaction's own writes included. */
   has(key: K): boolean {
     this.live();
     const ctx = this.database.writeContext(this.txn);
@@ -1383,6 +1421,7 @@ export class Transaction<K = unknown, V = unknown> {
     return ctx.index.get(this.txn, ctx.desc, this.database.store.keyScratch, kl, VALUE_REF);
   }
 
+  /** Stores `value` under `key` when the transaction commits; later reads in it see it now. */
   put(key: K, value: V): void {
     this.live();
     // The value first, as in putSync: its encoding may run code that reads the database.
@@ -1396,6 +1435,7 @@ export class Transaction<K = unknown, V = unknown> {
     ctx.touched();
   }
 
+  /** Removes `key` when the transaction commits; returns whether it existed. */
   remove(key: K): boolean {
     this.live();
     const kl = this.database.encodeKey(key);
@@ -1406,18 +1446,25 @@ export class Transaction<K = unknown, V = unknown> {
     return existed;
   }
 
+  /**
+   * Entries in key order as the transaction sees them (see {@link RangeOptions}). An iteration
+   * keeps working when the transaction writes meanwhile: it goes on after the last key returned.
+   */
   range(opts: RangeOptions<K> = {}): Iterable<Entry<K, V>> {
     return this.iter(opts, 'entries') as Iterable<Entry<K, V>>;
   }
 
+  /** Keys in order as the transaction sees them (see range). */
   keys(opts: RangeOptions<K> = {}): Iterable<K> {
     return this.iter(opts, 'keys') as Iterable<K>;
   }
 
+  /** Values in key order as the transaction sees them (see range). */
   values(opts: RangeOptions<K> = {}): Iterable<V> {
     return this.iter(opts, 'values') as Iterable<V>;
   }
 
+  /** Number of entries as the transaction sees them, or of entries in a range. */
   count(opts: RangeOptions<K> = {}): number {
     this.live();
     if (isWholeRange(this.database.planRange(opts))) {
