@@ -33,10 +33,10 @@ import { MappedStorage } from './storage/mapped';
 import { Environment } from './txn/env';
 import type { SnapshotReader } from './txn/snapshot';
 
-/** Options of `backup`. */
+/** Options of `backup`. An option left out or `undefined` takes its default. */
 export interface BackupOptions {
   /** Rebuild the copy densely instead of copying pages. Default false. */
-  compact?: boolean;
+  compact?: boolean | undefined;
 }
 
 const COPY_CHUNK = 1 << 20;

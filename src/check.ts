@@ -14,7 +14,9 @@ import type { SnapshotReader } from './txn/snapshot';
 
 /** The result of `check()`. */
 export interface CheckResult {
+  /** True when no problem was found. */
   ok: boolean;
+  /** One line per problem found (at most 1000), empty when `ok`. */
   problems: string[];
 }
 

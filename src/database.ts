@@ -43,44 +43,77 @@ import type { WriteTxn } from './txn/write';
 import type { PageReader } from './txn/pages';
 import { checkEnvironment, type CheckResult } from './check';
 import { backupEnvironment, type BackupOptions } from './backup';
+import type {
+  DefaultValue,
+  EncodingsFor,
+  KeyPrefix,
+  KeyTypeOf,
+  NotPromise,
+  ValueTypeOf,
+} from './types';
 
-/** Options of `openDB`. */
+/**
+ * Options of `openDB`. An option left out (or `undefined`) takes the sub-database's recorded
+ * value when it exists, else the default.
+ */
 export interface DBOptions {
   /** 'btree' (ordered, the default) or 'hash' (point lookups, unordered iteration). */
-  kind?: 'btree' | 'hash';
-  keyEncoding?: KeyEncodingName;
-  valueEncoding?: ValueEncodingName;
+  kind?: 'btree' | 'hash' | undefined;
+  /**
+   * How keys are stored: 'ordered' (default), 'string', 'binary' or 'uint32'. Without type
+   * arguments it also sets the key type (see {@link KeyTypeOf}).
+   */
+  keyEncoding?: KeyEncodingName | undefined;
+  /**
+   * How values are stored: 'msgpack' (default), 'json', 'string' or 'binary'. Without type
+   * arguments it also sets the value type (see {@link ValueTypeOf}).
+   */
+  valueEncoding?: ValueEncodingName | undefined;
 }
 
-/** Options of `range`, `keys`, `values` and `count`. Bounds are encoded keys' order. */
+/**
+ * Options of `range`, `keys`, `values` and `count`. Bounds compare in the order of the encoded
+ * keys. An option that is `undefined` counts as left out.
+ *
+ * @typeParam K - The key type of the database iterated.
+ */
 export interface RangeOptions<K = unknown> {
   /** First key to include (inclusive). */
-  start?: K;
+  start?: K | undefined;
   /** Key to stop before (exclusive). */
-  end?: K;
+  end?: K | undefined;
   /** Iterate from the high end of [start, end) downwards. */
-  reverse?: boolean;
+  reverse?: boolean | undefined;
   /** At most this many entries. */
-  limit?: number;
+  limit?: number | undefined;
   /**
    * Only keys that begin with this key: for strings and binary, a byte prefix; for `ordered`
-   * tuples, keys whose leading elements equal the prefix's elements.
+   * tuples, keys whose leading elements equal the prefix's elements (so a leading part of a
+   * tuple key type is accepted: `{ prefix: ['user'] }` for keys `[string, number]`).
    */
-  prefix?: K;
+  prefix?: KeyPrefix<K> | undefined;
 }
 
 const DB_OPTIONS: ReadonlySet<string> = new Set(['kind', 'keyEncoding', 'valueEncoding']);
 const RANGE_OPTIONS: ReadonlySet<string> = new Set(['start', 'end', 'reverse', 'limit', 'prefix']);
 const BACKUP_OPTIONS: ReadonlySet<string> = new Set(['compact']);
 
-/** One entry of a range. */
+/**
+ * One entry of a range.
+ *
+ * @typeParam K - The key type.
+ * @typeParam V - The value type.
+ */
 export interface Entry<K, V> {
+  /** The entry's key, decoded. */
   key: K;
+  /** The entry's value, decoded. */
   value: V;
 }
 
 /** What `stats()` reports. */
 export interface DatabaseStats {
+  /** Bytes per page of the file (fixed when it was created). */
   pageSize: number;
   /** Bytes of the file on disk. */
   fileSize: number;
@@ -98,7 +131,9 @@ export interface DatabaseStats {
   openSnapshots: number;
   /** Largest key in bytes (after encoding) for this page size. */
   maxKeySize: number;
+  /** Bytes of address space mapped at a time (the `segmentSize` open option). */
   segmentSize: number;
+  /** The `sync` mode this handle commits with. */
   sync: 'full' | 'none';
 }
 
@@ -485,6 +520,11 @@ interface ReadContext {
 /**
  * The data API shared by the root database and sub-databases: point reads and writes, ranges,
  * transactions and snapshots.
+ *
+ * @typeParam K - The key type: what `get`, `put` and the range bounds take, and what `keys()`
+ * yields. Set by `keyEncoding` or by an explicit type argument.
+ * @typeParam V - The value type: what `put` takes and `get` returns. Set by `valueEncoding` or
+ * by an explicit type argument.
  */
 export class DatabaseBase<K = unknown, V = unknown> {
   /** @internal */
@@ -637,9 +677,10 @@ export class DatabaseBase<K = unknown, V = unknown> {
   /**
    * Runs `fn` in one atomic write transaction and commits it; returns what `fn` returns.
    * Reads inside see the transaction's own writes. A throw aborts (nothing is written) and is
-   * rethrown; `txn.abort()` aborts without throwing. `fn` must be synchronous.
+   * rethrown; `txn.abort()` aborts without throwing. `fn` must be synchronous: a callback that
+   * returns a promise is a compile error, and ERR_BAD_OPTION at run time.
    */
-  transactionSync<T>(fn: (txn: Transaction<K, V>) => T): T {
+  transactionSync<T>(fn: (txn: Transaction<K, V>) => NotPromise<T>): T {
     this.assertWritable();
     if (typeof fn !== 'function')
       throw new MapKVError('ERR_BAD_OPTION', 'transactionSync needs a callback');
@@ -663,8 +704,9 @@ export class DatabaseBase<K = unknown, V = unknown> {
   /**
    * Like transactionSync, but queued with the batched writes of this event-loop turn and
    * committed with them. A throw in `fn` aborts only `fn`'s writes and rejects its promise.
+   * `fn` must be synchronous, as in transactionSync.
    */
-  transaction<T>(fn: (txn: Transaction<K, V>) => T): Promise<T> {
+  transaction<T>(fn: (txn: Transaction<K, V>) => NotPromise<T>): Promise<T> {
     try {
       this.assertWritable();
       if (typeof fn !== 'function')
@@ -766,8 +808,11 @@ export class DatabaseBase<K = unknown, V = unknown> {
 
   // --- internals ---
 
-  /** @internal Encodes `key` into the store's scratch buffer; returns its length. */
-  encodeKey(key: K): number {
+  /**
+   * @internal Encodes `key` (or a range prefix, a leading part of a tuple key) into the store's
+   * scratch buffer; returns its length.
+   */
+  encodeKey(key: K | KeyPrefix<K>): number {
     const store = this.store;
     store.assertOpen();
     // A key can run code while it is encoded (a getter on a tuple element, a proxy); if that
@@ -838,7 +883,7 @@ export class DatabaseBase<K = unknown, V = unknown> {
     return { lo, hi, reverse: reverse === true, limit: limit ?? Infinity };
   }
 
-  private keyBytes(key: K): Uint8Array {
+  private keyBytes(key: K | KeyPrefix<K>): Uint8Array {
     const n = this.encodeKey(key);
     return this.store.keyScratch.slice(0, n);
   }
@@ -1158,6 +1203,9 @@ function compareSpan(b: Uint8Array, s: number, l: number, k: Uint8Array): number
 /**
  * A read transaction over one commit. It sees that commit, whatever commits follow, until
  * `close()` (or `using snap = db.snapshot()`).
+ *
+ * @typeParam K - The key type of the database the snapshot was taken on.
+ * @typeParam V - Its value type.
  */
 export class Snapshot<K = unknown, V = unknown> {
   private closed = false;
@@ -1175,30 +1223,37 @@ export class Snapshot<K = unknown, V = unknown> {
     return this.reader.meta.txnId;
   }
 
+  /** The value stored under `key` in this snapshot, decoded; undefined when absent. */
   get(key: K): V | undefined {
     return this.on(this.base).get(key);
   }
 
+  /** The stored bytes of `key`'s value in this snapshot (a copy); undefined when absent. */
   getBinary(key: K): Uint8Array | undefined {
     return this.on(this.base).getBinary(key);
   }
 
+  /** Whether `key` is present in this snapshot. */
   has(key: K): boolean {
     return this.on(this.base).has(key);
   }
 
+  /** Entries in key order, as this snapshot sees them (see {@link RangeOptions}). */
   range(opts: RangeOptions<K> = {}): Iterable<Entry<K, V>> {
     return this.on(this.base).range(opts);
   }
 
+  /** Keys in order, as this snapshot sees them (see range). */
   keys(opts: RangeOptions<K> = {}): Iterable<K> {
     return this.on(this.base).keys(opts);
   }
 
+  /** Values in key order, as this snapshot sees them (see range). */
   values(opts: RangeOptions<K> = {}): Iterable<V> {
     return this.on(this.base).values(opts);
   }
 
+  /** Number of entries in this snapshot, or of entries in a range (O(1) without options). */
   count(opts: RangeOptions<K> = {}): number {
     return this.on(this.base).count(opts);
   }
@@ -1216,6 +1271,7 @@ export class Snapshot<K = unknown, V = unknown> {
     this.base.store.env.unpin(this.reader);
   }
 
+  /** Closes the snapshot: what `using snap = db.snapshot()` calls at the end of the block. */
   [Symbol.dispose](): void {
     this.close();
   }
@@ -1227,7 +1283,13 @@ export class Snapshot<K = unknown, V = unknown> {
   }
 }
 
-/** Reads of one database through a snapshot. */
+/**
+ * Reads of one database through a snapshot: what `snap.db(other)` returns. Its reads throw
+ * ERR_TXN_DONE once the snapshot is closed.
+ *
+ * @typeParam K - The key type of that database.
+ * @typeParam V - Its value type.
+ */
 export class SnapshotView<K, V> {
   /** @internal */
   constructor(
@@ -1242,6 +1304,7 @@ export class SnapshotView<K, V> {
     return this.db.readContextOf(this.reader);
   }
 
+  /** The value stored under `key` in the snapshot, decoded; undefined when absent. */
   get(key: K): V | undefined {
     const ctx = this.ctx();
     const kl = this.db.encodeKey(key);
@@ -1249,6 +1312,7 @@ export class SnapshotView<K, V> {
     return this.db.values_.decode(VALUE_REF.buf, VALUE_REF.start, VALUE_REF.end) as V;
   }
 
+  /** The stored bytes of `key`'s value in the snapshot (a copy); undefined when absent. */
   getBinary(key: K): Uint8Array | undefined {
     const ctx = this.ctx();
     const kl = this.db.encodeKey(key);
@@ -1256,24 +1320,29 @@ export class SnapshotView<K, V> {
     return copyOut(VALUE_REF);
   }
 
+  /** Whether `key` is present in the snapshot. */
   has(key: K): boolean {
     const ctx = this.ctx();
     const kl = this.db.encodeKey(key);
     return ctx.index.get(ctx.r, ctx.desc, this.db.store.keyScratch, kl, VALUE_REF);
   }
 
+  /** Entries in key order, as the snapshot sees them (see {@link RangeOptions}). */
   range(opts: RangeOptions<K> = {}): Iterable<Entry<K, V>> {
     return this.iter(opts, 'entries') as Iterable<Entry<K, V>>;
   }
 
+  /** Keys in order, as the snapshot sees them (see range). */
   keys(opts: RangeOptions<K> = {}): Iterable<K> {
     return this.iter(opts, 'keys') as Iterable<K>;
   }
 
+  /** Values in key order, as the snapshot sees them (see range). */
   values(opts: RangeOptions<K> = {}): Iterable<V> {
     return this.iter(opts, 'values') as Iterable<V>;
   }
 
+  /** Number of entries in the snapshot, or of entries in a range (O(1) without options). */
   count(opts: RangeOptions<K> = {}): number {
     if (isWholeRange(this.db.planRange(opts))) return this.ctx().desc.entries;
     let n = 0;
@@ -1326,7 +1395,11 @@ class SnapshotReaderCopy implements PageReader {
 
 /**
  * A write transaction seen through one database. `txn.db(other)` gives the same transaction
- * on another database of the file, so one commit can change several atomically.
+ * on another database of the file, so one commit can change several atomically. It is valid
+ * only while its callback runs: later calls throw ERR_TXN_DONE.
+ *
+ * @typeParam K - The key type of the database it is seen through.
+ * @typeParam V - Its value type.
  */
 export class Transaction<K = unknown, V = unknown> {
   /** @internal */
@@ -1346,6 +1419,7 @@ export class Transaction<K = unknown, V = unknown> {
     this.database.store.assertOpen();
   }
 
+  /** The value stored under `key` (own writes included), decoded; undefined when absent. */
   get(key: K): V | undefined {
     this.live();
     const ctx = this.database.writeContext(this.txn);
@@ -1355,6 +1429,7 @@ export class Transaction<K = unknown, V = unknown> {
     return this.database.values_.decode(VALUE_REF.buf, VALUE_REF.start, VALUE_REF.end) as V;
   }
 
+  /** The stored bytes of `key`'s value (a copy), own writes included; undefined when absent. */
   getBinary(key: K): Uint8Array | undefined {
     this.live();
     const ctx = this.database.writeContext(this.txn);
@@ -1364,6 +1439,7 @@ export class Transaction<K = unknown, V = unknown> {
     return copyOut(VALUE_REF);
   }
 
+  /** Whether `key` is present, this transaction's own writes included. */
   has(key: K): boolean {
     this.live();
     const ctx = this.database.writeContext(this.txn);
@@ -1371,6 +1447,7 @@ export class Transaction<K = unknown, V = unknown> {
     return ctx.index.get(this.txn, ctx.desc, this.database.store.keyScratch, kl, VALUE_REF);
   }
 
+  /** Stores `value` under `key` when the transaction commits; later reads in it see it now. */
   put(key: K, value: V): void {
     this.live();
     // The value first, as in putSync: its encoding may run code that reads the database.
@@ -1384,6 +1461,7 @@ export class Transaction<K = unknown, V = unknown> {
     ctx.touched();
   }
 
+  /** Removes `key` when the transaction commits; returns whether it existed. */
   remove(key: K): boolean {
     this.live();
     const kl = this.database.encodeKey(key);
@@ -1394,18 +1472,25 @@ export class Transaction<K = unknown, V = unknown> {
     return existed;
   }
 
+  /**
+   * Entries in key order as the transaction sees them (see {@link RangeOptions}). An iteration
+   * keeps working when the transaction writes meanwhile: it goes on after the last key returned.
+   */
   range(opts: RangeOptions<K> = {}): Iterable<Entry<K, V>> {
     return this.iter(opts, 'entries') as Iterable<Entry<K, V>>;
   }
 
+  /** Keys in order as the transaction sees them (see range). */
   keys(opts: RangeOptions<K> = {}): Iterable<K> {
     return this.iter(opts, 'keys') as Iterable<K>;
   }
 
+  /** Values in key order as the transaction sees them (see range). */
   values(opts: RangeOptions<K> = {}): Iterable<V> {
     return this.iter(opts, 'values') as Iterable<V>;
   }
 
+  /** Number of entries as the transaction sees them, or of entries in a range. */
   count(opts: RangeOptions<K> = {}): number {
     this.live();
     if (isWholeRange(this.database.planRange(opts))) {
@@ -1454,22 +1539,32 @@ export class Transaction<K = unknown, V = unknown> {
   }
 }
 
-/** Options of `open`. */
+/** Options of `open`. An option left out or `undefined` takes its default. */
 export interface OpenOptions {
   /** Open an existing file for reads only. */
-  readOnly?: boolean;
+  readOnly?: boolean | undefined;
   /** 'full' (default): a commit is durable when it returns. 'none': no flush. */
-  sync?: 'full' | 'none';
+  sync?: 'full' | 'none' | undefined;
   /** Page size of a new file: a power of two from 4096 to 65536 (default 4096). */
-  pageSize?: number;
-  keyEncoding?: KeyEncodingName;
-  valueEncoding?: ValueEncodingName;
+  pageSize?: number | undefined;
+  /**
+   * How keys are stored: 'ordered' (default for a new file), 'string', 'binary' or 'uint32'.
+   * Left out, an existing file's encoding is used. Without type arguments it also sets the key
+   * type (see {@link KeyTypeOf}).
+   */
+  keyEncoding?: KeyEncodingName | undefined;
+  /**
+   * How values are stored: 'msgpack' (default for a new file), 'json', 'string' or 'binary'.
+   * Left out, an existing file's encoding is used. Without type arguments it also sets the
+   * value type (see {@link ValueTypeOf}).
+   */
+  valueEncoding?: ValueEncodingName | undefined;
   /** Verify the checksum of every page read (see README for the cost). Default false. */
-  verifyChecksums?: boolean;
+  verifyChecksums?: boolean | undefined;
   /** Address space mapped at a time, a power of two from 64 KiB to 1 GiB (default 1 GiB). */
-  segmentSize?: number;
+  segmentSize?: number | undefined;
   /** Pre-fault the whole file into memory at open (MAP_POPULATE): a warm start. */
-  populate?: boolean;
+  populate?: boolean | undefined;
   /**
    * msgpackr options for 'msgpack' values, merged over the defaults (records inline in each
    * value, moreTypes, copyBuffers). `{ useRecords: false }` stores plain msgpack, smaller and
@@ -1479,23 +1574,28 @@ export interface OpenOptions {
    * structures (`maxSharedStructures` > 0) are refused: they would not be stored in the file;
    * so is `copyBuffers: false`: binary in a value read would be a view of reused bytes.
    */
-  msgpack?: MsgpackOptions;
+  msgpack?: MsgpackOptions | undefined;
   /**
    * Milliseconds a write waits for the writer lock (held by a write in another process,
    * worker or handle of the file) before failing with ERR_LOCKED. putSync and
    * transactionSync block meanwhile; put, remove and transaction retry with timers and never
    * block the event loop. Default 10000; Infinity waits forever.
    */
-  lockTimeout?: number;
+  lockTimeout?: number | undefined;
   /**
    * Size of the reader table in the lock file: how many handles (in all processes and
    * workers) may have the file open at once; an open past it fails with ERR_READERS_FULL.
    * The table keeps the largest size any open asked for. Default 126.
    */
-  maxReaders?: number;
+  maxReaders?: number | undefined;
 }
 
-/** The root handle of an open file: the unnamed database plus file-wide operations. */
+/**
+ * The root handle of an open file: the unnamed database plus file-wide operations.
+ *
+ * @typeParam K - The key type of the unnamed database (see {@link DatabaseBase}).
+ * @typeParam V - Its value type.
+ */
 export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V> {
   private readonly subs = new Map<string, DatabaseBase<unknown, unknown>>();
   private closing: Promise<void> | null = null;
@@ -1519,7 +1619,33 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V> {
    * Opens (creating when missing and writable) the named sub-database `name` in this file.
    * Options left out are taken from the file; given options that contradict it throw
    * ERR_INCOMPATIBLE.
+   *
+   * Without type arguments, the key and value types follow `keyEncoding` and `valueEncoding`
+   * ({@link KeyTypeOf}, {@link ValueTypeOf}): `openDB('n', { keyEncoding: 'uint32' })` has
+   * `number` keys and `any` values.
+   *
+   * @typeParam KE - Inferred from `keyEncoding`; not meant to be written.
+   * @typeParam VE - Inferred from `valueEncoding`; not meant to be written.
    */
+  openDB<
+    KE extends KeyEncodingName | undefined = undefined,
+    VE extends ValueEncodingName | undefined = undefined,
+  >(
+    name: string,
+    opts?: DBOptions & { keyEncoding?: KE; valueEncoding?: VE },
+  ): DatabaseBase<KeyTypeOf<KE>, ValueTypeOf<VE>>;
+  /**
+   * Opens the sub-database `name` with the key and value types given as type arguments:
+   * `db.openDB<string, User>('users', { keyEncoding: 'string' })`. An encoding option that
+   * cannot store them (`keyEncoding: 'uint32'` with `string` keys) is a compile error.
+   *
+   * @typeParam K2 - The key type.
+   * @typeParam V2 - The value type (default `any`).
+   */
+  openDB<K2, V2 = DefaultValue>(
+    name: string,
+    opts?: DBOptions & EncodingsFor<K2, V2>,
+  ): DatabaseBase<K2, V2>;
   openDB<K2 = unknown, V2 = unknown>(name: string, opts: DBOptions = {}): DatabaseBase<K2, V2> {
     this.store.assertOpen();
     if (typeof name !== 'string' || name.length === 0 || utf8.encode(name).length > 255) {

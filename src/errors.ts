@@ -19,8 +19,16 @@ export type MapKVErrorCode =
 
 /** The error class of the library: check `err.code`, never the message. */
 export class MapKVError extends Error {
+  /** What went wrong, as a stable code (see {@link MapKVErrorCode} and the README's table). */
   readonly code: MapKVErrorCode;
 
+  /**
+   * mapkv raises these itself; constructing one is useful mainly in tests and wrappers.
+   *
+   * @param code - The error's `code`.
+   * @param message - A human-readable description; it may change between versions.
+   * @param options - `cause`: the underlying error, if any (as for `Error`).
+   */
   constructor(code: MapKVErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'MapKVError';

@@ -25,3 +25,13 @@ export {
 export type { CheckResult } from './check';
 export type { BackupOptions } from './backup';
 export type { KeyEncodingName, ValueEncodingName, OrderedKey } from './encoding/index';
+export type {
+  DefaultValue,
+  EncodingsFor,
+  KeyEncodingFor,
+  KeyPrefix,
+  KeyTypeOf,
+  NotPromise,
+  ValueEncodingFor,
+  ValueTypeOf,
+} from './types';

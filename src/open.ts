@@ -11,7 +11,12 @@ import {
   resolveEncoding,
   resolvePlainMsgpack,
 } from './database';
-import { KEY_ENCODING_NAMES, VALUE_ENCODING_NAMES } from './encoding/index';
+import {
+  KEY_ENCODING_NAMES,
+  VALUE_ENCODING_NAMES,
+  type KeyEncodingName,
+  type ValueEncodingName,
+} from './encoding/index';
 import { MapKVError, checkOptionKeys } from './errors';
 import { isValidPageSize } from './format/layout';
 import { MappedStorage } from './storage/mapped';
@@ -19,6 +24,7 @@ import type { Storage } from './storage/storage';
 import { type CommitHooks, Environment } from './txn/env';
 import { DEFAULT_MAX_READERS, LockFile } from './txn/lockfile';
 import { MAX_READERS } from './txn/readers';
+import type { DefaultValue, EncodingsFor, KeyTypeOf, ValueTypeOf } from './types';
 
 const KNOWN_OPTIONS = new Set([
   'readOnly',
@@ -37,7 +43,34 @@ const KNOWN_OPTIONS = new Set([
 /**
  * Opens the database file at `path` (creating it and its folder when missing, unless
  * `readOnly`). See OpenOptions for the options and their defaults.
+ *
+ * Without type arguments, the key and value types follow the `keyEncoding` and
+ * `valueEncoding` options ({@link KeyTypeOf}, {@link ValueTypeOf}): `open(path)` has
+ * {@link OrderedKey} keys and `any` values, `open(path, { keyEncoding: 'string',
+ * valueEncoding: 'binary' })` has `string` keys and `Uint8Array` values.
+ *
+ * @typeParam KE - Inferred from `keyEncoding`; not meant to be written.
+ * @typeParam VE - Inferred from `valueEncoding`; not meant to be written.
  */
+export function open<
+  KE extends KeyEncodingName | undefined = undefined,
+  VE extends ValueEncodingName | undefined = undefined,
+>(
+  path: string,
+  options?: OpenOptions & { keyEncoding?: KE; valueEncoding?: VE },
+): Database<KeyTypeOf<KE>, ValueTypeOf<VE>>;
+/**
+ * Opens the database file at `path` with the key and value types given as type arguments:
+ * `open<string, User>(path, { keyEncoding: 'string' })`. An encoding option that cannot store
+ * them (`keyEncoding: 'uint32'` with `string` keys) is a compile error.
+ *
+ * @typeParam K - The key type.
+ * @typeParam V - The value type (default `any`).
+ */
+export function open<K, V = DefaultValue>(
+  path: string,
+  options?: OpenOptions & EncodingsFor<K, V>,
+): Database<K, V>;
 export function open<K = unknown, V = unknown>(
   path: string,
   options: OpenOptions = {},

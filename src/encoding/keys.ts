@@ -46,8 +46,13 @@ import { MapKVError, corrupt } from '../errors';
 import { copyBytes, newBytes } from './owned';
 import type { KeyEncoder } from './types';
 
-/** A key of the `ordered` encoding. Binary keys decode as `Buffer`. */
-export type OrderedKey = string | number | boolean | null | Uint8Array | OrderedKey[];
+/**
+ * A key of the `ordered` encoding: a string, number, boolean, null, bytes, or an array (tuple)
+ * of these, nested arrays allowed. Readonly arrays (`['user', 1] as const`) are accepted; keys
+ * read back are plain arrays, and binary keys decode as `Buffer`.
+ */
+export type OrderedKey =
+  string | number | boolean | null | Uint8Array | OrderedKey[] | readonly OrderedKey[];
 
 /** Keys of any type in their natural order (see the module comment for the order). */
 export const orderedKeyEncoder: KeyEncoder<OrderedKey> = {

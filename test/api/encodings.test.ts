@@ -587,19 +587,18 @@ describe('getBinary', () => {
   });
 
   it('returns Buffers of every size, small ones owning exactly their bytes', () => {
-    const db = folder.open<string, Uint8Array>({ valueEncoding: 'binary', keyEncoding: 'binary' });
+    const db = folder.open<Uint8Array, Uint8Array>({
+      valueEncoding: 'binary',
+      keyEncoding: 'binary',
+    });
     // Around V8's 64-byte limit for typed arrays kept inside its heap (src/encoding/owned.ts).
     for (const n of [0, 1, 27, 63, 64, 65, 200, 5000]) {
       const bytes = Buffer.alloc(n);
       for (let i = 0; i < n; i++) bytes[i] = (i * 31 + n) & 0xff;
       const key = Buffer.from(`k${n}`);
-      db.putSync(key as unknown as string, bytes);
+      db.putSync(key, bytes);
       const snap = db.snapshot();
-      const read = [
-        db.getBinary(key as unknown as string)!,
-        db.get(key as unknown as string)!,
-        snap.getBinary(key as unknown as string)!,
-      ];
+      const read = [db.getBinary(key)!, db.get(key)!, snap.getBinary(key)!];
       snap.close();
       for (const out of read) {
         expect(Buffer.isBuffer(out), `${n} bytes`).toBe(true);

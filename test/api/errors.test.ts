@@ -474,12 +474,14 @@ describe('ERR_BAD_OPTION', () => {
     const before = bytesOf(file);
     expectCode(
       () =>
+        // @ts-expect-error an async callback: a compile error too
         db.transactionSync(async (txn) => {
           txn.put('a', 2);
         }),
       'ERR_BAD_OPTION',
     );
     await expectRejectCode(
+      // @ts-expect-error an async callback: a compile error too
       db.transaction(async (txn) => {
         txn.put('a', 3);
       }),
@@ -500,6 +502,7 @@ describe('ERR_BAD_OPTION', () => {
     try {
       expectCode(
         () =>
+          // @ts-expect-error an async callback: a compile error too
           db.transactionSync(async (txn) => {
             txn.put('a', 1);
             throw new Error('inside an async callback');
@@ -507,6 +510,7 @@ describe('ERR_BAD_OPTION', () => {
         'ERR_BAD_OPTION',
       );
       await expectRejectCode(
+        // @ts-expect-error an async callback: a compile error too
         db.transaction(async (txn) => {
           txn.put('b', 1);
           throw new Error('inside an async callback');

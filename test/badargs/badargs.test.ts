@@ -436,6 +436,7 @@ beforeAll(async () => {
     );
   }
   add('transactionSync, an async callback', 'ERR_BAD_OPTION', () =>
+    // @ts-expect-error an async callback: a compile error too
     db.transactionSync(async (t) => {
       t.put('async', 1);
     }),
@@ -443,6 +444,7 @@ beforeAll(async () => {
   add(
     'transaction, an async callback',
     'ERR_BAD_OPTION',
+    // @ts-expect-error an async callback: a compile error too
     () => db.transaction(async (t) => t.put('async', 1)),
     true,
   );

@@ -7,7 +7,13 @@ import * as path from 'node:path';
 import ts from 'typescript';
 import { expect } from 'vitest';
 
-import { MapKVError, open, type Database, type OpenOptions } from '../../src/index';
+import {
+  MapKVError,
+  open,
+  type Database,
+  type EncodingsFor,
+  type OpenOptions,
+} from '../../src/index';
 
 /**
  * A temp folder under os.tmpdir(); `open()` opens a database in it and remembers it, and
@@ -27,7 +33,10 @@ export class ApiFolder {
   }
 
   /** Opens (and tracks) a database at `file` (default: the folder's db.mkv). */
-  open<K = any, V = any>(options: OpenOptions = {}, file = this.file()): Database<K, V> {
+  open<K = any, V = any>(
+    options: OpenOptions & EncodingsFor<K, V> = {},
+    file = this.file(),
+  ): Database<K, V> {
     const db = open<K, V>(file, options);
     this.dbs.push(db as Database<any, any>);
     return db;

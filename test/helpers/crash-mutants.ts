@@ -80,7 +80,7 @@ export async function buildBase(file: string, pageSize: number, trim = false): P
   const db = open<any, any>(file, { pageSize });
   const subs: Record<string, 'btree' | 'hash'> = { users: 'btree' };
   const users = db.openDB<string, any>('users');
-  let hashed: ReturnType<typeof db.openDB<string, any>> | null = null;
+  let hashed: typeof users | null = null;
   try {
     hashed = db.openDB<string, any>('hashed', { kind: 'hash' });
     subs.hashed = 'hash';
