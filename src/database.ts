@@ -1803,6 +1803,14 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V> {
     }
     return this.closing;
   }
+
+  /**
+   * Closes the database (as `close()`): what `await using db = open(path)` calls at the end of
+   * the block.
+   */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
 }
 
 function checkEncodingNames(k: unknown, v: unknown): void {

@@ -1,5 +1,6 @@
 // The data file as the file system sees it: symlinks and hard links to it, paths that are not
-// regular files, opens that fail half-way, lock files without a lock, damaged lock words.
+// regular files, opens that fail half-way, lock files without a lock, damaged lock words; and
+// `await using`, which closes the file.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -7,7 +8,7 @@ import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
-import { open } from '../../src/index';
+import { open, type Database } from '../../src/index';
 import { LockFile } from '../../src/txn/lockfile';
 import { ApiFolder } from '../helpers/api-helpers';
 
@@ -214,5 +215,21 @@ describe('a sub-database created by another handle after openDB', () => {
     }
     expect(reader.openDB('y').get('k')).toBe(1);
     expect(reader.openDB('h').get('k')).toBe(2);
+  });
+});
+
+describe('await using', () => {
+  it('closes the database at the end of the block, after its queued writes commit', async () => {
+    const file = folder.file('db.mkv');
+    let escaped: Database<string, number> | undefined;
+    {
+      await using db = open<string, number>(file);
+      escaped = db;
+      void db.put('queued', 1);
+    }
+    expect(() => escaped!.get('queued')).toThrow(code('ERR_CLOSED'));
+    const again = open<string, number>(file);
+    expect(again.get('queued')).toBe(1);
+    await again.close();
   });
 });
