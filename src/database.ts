@@ -464,7 +464,11 @@ function checkSameFile(db: unknown, store: Store, call: string): void {
   }
   db.store.assertOpen();
   if (db.store !== store)
-    throw new MapKVError('ERR_BAD_OPTION', 'that database belongs to another file');
+    throw new MapKVError(
+      'ERR_BAD_OPTION',
+      `${call} takes a database opened through the same handle (the same open() call); ` +
+        'that one belongs to another handle, of this file or another',
+    );
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {

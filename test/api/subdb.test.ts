@@ -229,6 +229,17 @@ describe('transactions over several databases', () => {
       expectCode(() => txn.db(other), 'ERR_BAD_OPTION');
     });
   });
+
+  it('openDB of a new name inside a write transaction is a nested write; an existing name is not', () => {
+    const db = folder.open();
+    db.openDB('old');
+    db.transactionSync((txn) => {
+      expectCode(() => db.openDB('new'), 'ERR_LOCKED');
+      txn.db(db.openDB('old')).put('k', 1);
+    });
+    expect(db.openDB('old').get('k')).toBe(1);
+    expect(db.openDB('new').get('k')).toBeUndefined();
+  });
 });
 
 describe('snapshots across databases', () => {
