@@ -116,11 +116,15 @@ describe('ERR_CLOSED', () => {
       db.transaction((txn) => txn.put('late', 5)),
       'ERR_CLOSED',
     );
+    // openDB of a new name commits it: a write too (it used to commit here).
+    expectCode(() => db.openDB('late-sub', { kind: 'hash' }), 'ERR_CLOSED');
     await Promise.all([queued, closing]);
     const again = open(file);
     try {
       expect(again.get('queued')).toBe(1);
       expect(again.has('late')).toBe(false);
+      expect(again.openDB('late-sub').get('k')).toBeUndefined(); // a btree: never created
+      expect(again.openDB('late-sub', { kind: 'btree' }).count()).toBe(0);
     } finally {
       await again.close();
     }
