@@ -590,6 +590,7 @@ describe('ERR_TXN_DONE', () => {
       txn.abort();
       expectCode(() => txn.put('a', 2), 'ERR_TXN_DONE');
       expectCode(() => txn.get('a'), 'ERR_TXN_DONE');
+      expectCode(() => txn.abort(), 'ERR_TXN_DONE');
       return 'done';
     });
     expect(out).toBe('done');
