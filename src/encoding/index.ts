@@ -3,6 +3,7 @@
  * Each call returns an encoder the caller may use alone: value encoders keep reusable scratch
  * state, so two databases never share one.
  */
+import { constants as bufferConstants } from 'node:buffer';
 import type { Options as MsgpackOptions } from 'msgpackr';
 import { MapKVError } from '../errors';
 import { binaryKeyEncoder, orderedKeyEncoder, stringKeyEncoder, uint32KeyEncoder } from './keys';
@@ -62,6 +63,10 @@ export function createValueEncoder(
   name: ValueEncodingName,
   msgpack?: MsgpackOptions,
 ): ValueEncoder {
+  return limitValueSize(makeValueEncoder(name, msgpack));
+}
+
+function makeValueEncoder(name: ValueEncodingName, msgpack?: MsgpackOptions): ValueEncoder {
   switch (name) {
     case 'msgpack':
       return createMsgpackValueEncoder(msgpack);
@@ -73,6 +78,31 @@ export function createValueEncoder(
       return createBinaryValueEncoder() as ValueEncoder;
   }
   throw badOption('valueEncoding', name, VALUE_ENCODING_NAMES);
+}
+
+/**
+ * The most bytes a stored value may have: 4 GiB - 128 KiB. A large value lives in an overflow
+ * run of whole pages, header included, which a commit builds in one buffer, so the run (at most
+ * the value + 32 + 65,535 bytes) must fit the largest buffer Node makes (2^32 bytes on 64-bit
+ * Node 20); and a record's length field is a u32.
+ */
+export const MAX_VALUE_BYTES = Math.min(bufferConstants.MAX_LENGTH, 2 ** 32) - 2 ** 17;
+
+/** Refuses, at encode time (before any write is queued), a value too large to store. */
+function limitValueSize(encoder: ValueEncoder): ValueEncoder {
+  const encode = encoder.encode.bind(encoder);
+  encoder.encode = (value: unknown): Uint8Array => {
+    const bytes = encode(value);
+    if (bytes.length > MAX_VALUE_BYTES) {
+      throw new MapKVError(
+        'ERR_BAD_VALUE',
+        `the value is ${bytes.length} bytes encoded; the largest value is ${MAX_VALUE_BYTES} ` +
+          'bytes (4 GiB - 128 KiB)',
+      );
+    }
+    return bytes;
+  };
+  return encoder;
 }
 
 function badOption(option: string, name: unknown, valid: readonly string[]): MapKVError {

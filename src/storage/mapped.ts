@@ -65,7 +65,16 @@ export class MappedStorage implements Storage {
     const flags =
       fs.constants.O_NONBLOCK |
       (readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR | fs.constants.O_CREAT);
-    const fd = fs.openSync(path, flags, 0o644);
+    let fd: number;
+    try {
+      fd = fs.openSync(path, flags, 0o644);
+    } catch (err) {
+      // A folder opened for writing fails here rather than at the regular-file check below.
+      if ((err as NodeJS.ErrnoException).code === 'EISDIR') {
+        throw new MapKVError('ERR_BAD_OPTION', `${path} is not a regular file (a folder)`);
+      }
+      throw err;
+    }
     let regular = false;
     try {
       regular = fs.fstatSync(fd).isFile();
@@ -149,12 +158,38 @@ export class MappedStorage implements Storage {
     const length = checkWrite(offset, buffers, this.currentSize);
     this.fault('write');
     try {
-      const n = fs.writevSync(this.fd, buffers as Uint8Array[], offset);
-      if (n !== length) throw new Error(`short write: ${n} of ${length} bytes at ${offset}`);
+      // Linux writes at most 0x7ffff000 bytes per call, and Node's writevSync turns a longer
+      // count into a bogus error: an overflow run of several GiB goes out in pieces of at
+      // most WRITE_PIECE bytes.
+      let at = offset;
+      let piece: Uint8Array[] = [];
+      let pieceBytes = 0;
+      const flush = (): void => {
+        if (piece.length === 0) return;
+        const n = fs.writevSync(this.fd, piece, at);
+        if (n !== pieceBytes) throw new Error(`short write: ${n} of ${pieceBytes} bytes at ${at}`);
+        at += n;
+        piece = [];
+        pieceBytes = 0;
+      };
+      for (const buf of buffers) {
+        for (let from = 0; from < buf.length;) {
+          const take = Math.min(buf.length - from, MappedStorage.writePiece - pieceBytes);
+          piece.push(from === 0 && take === buf.length ? buf : buf.subarray(from, from + take));
+          pieceBytes += take;
+          from += take;
+          if (pieceBytes === MappedStorage.writePiece) flush();
+        }
+      }
+      flush();
+      if (at - offset !== length) throw new Error(`short write: ${at - offset} of ${length}`);
     } catch (err) {
       throw this.withPath(err);
     }
   }
+
+  /** @internal Most bytes per writev call (1 GiB; tests lower it to exercise the pieces). */
+  static writePiece = 2 ** 30;
 
   /**
    * Extends the file to `bytes` with posix_fallocate and maps the segments it reaches. A

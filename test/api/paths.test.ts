@@ -111,6 +111,7 @@ describe('paths that are not regular files', () => {
 
   it('a folder or a device is refused with ERR_BAD_OPTION', () => {
     expect(() => open(folder.dir, { readOnly: true })).toThrow(code('ERR_BAD_OPTION'));
+    expect(() => open(folder.dir)).toThrow(code('ERR_BAD_OPTION'));
     fs.symlinkSync('/dev/null', folder.file('null.mkv'));
     expect(() => open(folder.file('null.mkv'), { readOnly: true })).toThrow(code('ERR_BAD_OPTION'));
     expect(() => open(folder.file('null.mkv'))).toThrow(code('ERR_BAD_OPTION'));

@@ -10,6 +10,8 @@ import {
   expectHealthy,
   expectUnchanged,
 } from '../helpers/api-helpers';
+import { MAX_VALUE_BYTES } from '../../src/encoding/index';
+import { MappedStorage } from '../../src/storage/mapped';
 
 let folder: ApiFolder;
 
@@ -87,6 +89,47 @@ describe('large values', () => {
     expect(again.stats().freePages).toBeGreaterThanOrEqual((100 * MiB) / 4096 - 1);
     expectHealthy(again);
   });
+
+  it('a value over 4 GiB - 128 KiB is ERR_BAD_VALUE at the call, and nothing is written', async () => {
+    const db = folder.open<string, Uint8Array>({ valueEncoding: 'binary' });
+    db.putSync('kept', Uint8Array.from([1]));
+    const before = bytesOf(folder.file());
+    // Zero-filled and never touched, so the 4 GiB costs no memory. It used to reach the commit,
+    // where allocating its overflow run threw a RangeError (over 2^32 bytes).
+    const tooBig = new Uint8Array(MAX_VALUE_BYTES + 1);
+    expectCode(() => db.putSync('big', tooBig), 'ERR_BAD_VALUE');
+    expectCode(() => db.transactionSync((txn) => txn.put('big', tooBig)), 'ERR_BAD_VALUE');
+    await expect(db.put('big', tooBig)).rejects.toMatchObject({ code: 'ERR_BAD_VALUE' });
+    expectUnchanged(folder.file(), before);
+    expect(db.has('big')).toBe(false);
+  });
+
+  // Linux writes at most 0x7ffff000 bytes per call, so a run of over 2 GiB goes out in pieces
+  // of at most MappedStorage.writePiece (1 GiB). The default suite lowers the piece to 1 MiB
+  // and stores 5 MiB + 12,345 bytes; MAPKV_SOAK stores 2 GiB + 12,345 bytes with the real
+  // piece (about 40 s and 5 GiB of memory).
+  it('a value larger than one write call round-trips, in pieces', async () => {
+    const soak = process.env.MAPKV_SOAK === '1';
+    const piece = MappedStorage.writePiece;
+    if (!soak) MappedStorage.writePiece = MiB;
+    try {
+      const db = folder.open<string, Uint8Array>({ valueEncoding: 'binary', sync: 'none' });
+      const size = (soak ? 2 ** 31 : 5 * MiB) + 12_345;
+      const big = Buffer.allocUnsafe(size);
+      for (let i = 0; i < size; i += 4096) big[i] = (i >>> 12) & 0xff;
+      big[size - 1] = 7;
+      db.putSync('big', big);
+      expectHealthy(db);
+      await db.close();
+      const again = folder.open<string, Uint8Array>();
+      const back = again.getBinary('big')!;
+      expect(back.length).toBe(size);
+      expect(back[size - 1]).toBe(7);
+      for (let i = 0; i < size; i += 4096 * 97) expect(back[i]).toBe((i >>> 12) & 0xff);
+    } finally {
+      MappedStorage.writePiece = piece;
+    }
+  }, 300_000);
 
   it('a 1 MiB msgpack value (object with a big array) round-trips through put and transaction', async () => {
     const db = folder.open<string, unknown>();

@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import * as os from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
@@ -6,6 +7,7 @@ import { MappedStorage } from '../../src/storage/mapped';
 import { native } from '../../src/storage/native';
 import { runChild, tempFolder } from '../helpers/temp-files';
 
+const cjsFs = createRequire(__filename)('node:fs') as typeof fs;
 const SEGMENT = 64 * 1024;
 const PAGE = native.pageSize();
 const EXT4_SUPER_MAGIC = 0xef53;
@@ -108,6 +110,38 @@ describe('durability through the file', () => {
     const again = open({ readOnly: true });
     expect(again.size).toBe(3 * SEGMENT);
     expect(Array.from(again.readSegment(2).subarray(10, 13))).toEqual([4, 5, 6]);
+  });
+
+  it('writeAt goes out in pieces of at most writePiece bytes, splitting a buffer as needed', () => {
+    const storage = open();
+    storage.grow(2 * SEGMENT);
+    const piece = MappedStorage.writePiece;
+    const calls: number[] = [];
+    const writev = fs.writevSync;
+    // A piece limit of 3 bytes makes every kind of cut happen in a few bytes (the real one,
+    // 1 GiB, needs a value of over 2 GiB to matter: MAPKV_SOAK runs that in values.test.ts).
+    MappedStorage.writePiece = 3;
+    // The CommonJS fs object is writable; syncBuiltinESMExports carries the change into the
+    // `import * as fs` that MappedStorage uses.
+    cjsFs.writevSync = (fd, bufs, at) => {
+      calls.push(bufs.reduce((n, b) => n + b.byteLength, 0));
+      return writev(fd, bufs, at);
+    };
+    syncBuiltinESMExports();
+    try {
+      const buffers = [[1], [2, 3, 4, 5, 6, 7, 8], [], [9, 10], [11]].map((b) =>
+        Uint8Array.from(b),
+      );
+      storage.writeAt(100, buffers);
+    } finally {
+      MappedStorage.writePiece = piece;
+      cjsFs.writevSync = writev;
+      syncBuiltinESMExports();
+    }
+    expect(calls).toEqual([3, 3, 3, 2]);
+    expect(Array.from(fs.readFileSync(path).subarray(99, 113))).toEqual([
+      0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 0,
+    ]);
   });
 
   it('close unmaps every view and closes the descriptor', () => {
