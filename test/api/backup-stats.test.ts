@@ -325,6 +325,31 @@ describe('stats', () => {
     expect(large.stats().pageSize).toBe(65536);
     expect(large.stats().maxKeySize).toBeGreaterThan(small.stats().maxKeySize);
   });
+
+  it("the README's Limits table: the largest key per page size, taken and one byte more refused", () => {
+    const table: Array<[number, number]> = [
+      [4096, 1003],
+      [8192, 2027],
+      [16384, 4075],
+      [32768, 8171],
+      [65536, 16363],
+    ];
+    for (const [pageSize, largest] of table) {
+      const db = folder.open<Uint8Array, number>(
+        { pageSize, keyEncoding: 'binary' },
+        folder.file(`k${pageSize}.mkv`),
+      );
+      expect(db.stats().maxKeySize).toBe(largest);
+      const hash = db.openDB<Uint8Array, number>('h', { kind: 'hash', keyEncoding: 'binary' });
+      for (const target of [db, hash]) {
+        target.putSync(new Uint8Array(largest).fill(7), 1);
+        expect(target.get(new Uint8Array(largest).fill(7))).toBe(1);
+        expect(() => target.putSync(new Uint8Array(largest + 1), 2)).toThrow(
+          expect.objectContaining({ code: 'ERR_KEY_TOO_LARGE' }),
+        );
+      }
+    }
+  });
 });
 
 describe('check', () => {

@@ -378,3 +378,19 @@ describe('errors thrown by a callback', () => {
     expect(caught).not.toBeInstanceOf(MapKVError);
   });
 });
+
+describe('sync writes and queued batches', () => {
+  it('putSync and transactionSync commit at once, before a batch still queued', async () => {
+    const db = folder.open<string, string>();
+    const queued = db.put('order', 'async');
+    db.putSync('order', 'sync');
+    // Committed: the queued batch has not run yet.
+    expect(db.get('order')).toBe('sync');
+    const queued2 = db.put('other', 'async');
+    db.transactionSync((txn) => txn.put('other', 'sync'));
+    expect(db.get('other')).toBe('sync');
+    await Promise.all([queued, queued2]);
+    // The batch committed after them, so its writes are the last ones.
+    expect([db.get('order'), db.get('other')]).toEqual(['async', 'async']);
+  });
+});
