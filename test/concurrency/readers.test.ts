@@ -171,6 +171,32 @@ describe('maxReaders', () => {
     await Promise.all([again.close(), kept.close()]);
   });
 
+  it('defaults: a 126-slot reader table (a 4 KiB lock file) and a 10 s lockTimeout', async () => {
+    const file = folder.file('defaults.mkv');
+    const db = open(file);
+    expect(fs.statSync(`${file}-lock`).size).toBe(64 + 126 * 32);
+    expect(db.store.env.lockTimeout).toBe(10_000);
+    await db.close();
+  });
+
+  it('a snapshot dropped without close() is collected and unpins its commit', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const db = open<string, number>(folder.file('snap.mkv'));
+    db.putSync('x', 1);
+    const take = (): void => {
+      expect(db.snapshot().get('x')).toBe(1);
+    };
+    take();
+    expect(db.stats().openSnapshots).toBe(1);
+    for (let round = 0; round < 20 && db.stats().openSnapshots > 0; round++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(db.stats().openSnapshots).toBe(0);
+    await db.close();
+  });
+
   it('rejects a bad maxReaders or lockTimeout with ERR_BAD_OPTION', () => {
     const file = folder.file('bad.mkv');
     for (const maxReaders of [0, 1.5, -1, 1e9, '3']) {
