@@ -160,7 +160,7 @@ export class MappedStorage implements Storage {
     try {
       // Linux writes at most 0x7ffff000 bytes per call, and Node's writevSync turns a longer
       // count into a bogus error: an overflow run of several GiB goes out in pieces of at
-      // most WRITE_PIECE bytes.
+      // most `MappedStorage.writePiece` bytes.
       let at = offset;
       let piece: Uint8Array[] = [];
       let pieceBytes = 0;

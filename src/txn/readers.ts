@@ -67,7 +67,6 @@ const RECLAIMING = 0x8000_0000;
 /** How long a live owner is trusted before its liveness is checked again. */
 const ALIVE_FOR_MS = 100;
 
-/** The calling thread's identity: its process id and (on Linux) its thread id. */
 /**
  * A 64-bit word of the lock file. Writers store txn ids, which stay below 2^53; a larger word
  * is damage, and reads as ERR_CORRUPT rather than the addon's RangeError.
@@ -85,6 +84,7 @@ export function loadWord64(buf: ArrayBuffer, offset: number): number {
   }
 }
 
+/** The calling thread's identity: its process id and (on Linux) its thread id. */
 export interface ThreadId {
   pid: number;
   tid: number;
