@@ -43,14 +43,7 @@ import type { WriteTxn } from './txn/write';
 import type { PageReader } from './txn/pages';
 import { checkEnvironment, type CheckResult } from './check';
 import { backupEnvironment, type BackupOptions } from './backup';
-import type {
-  DefaultValue,
-  EncodingsFor,
-  KeyPrefix,
-  KeyTypeOf,
-  NotPromise,
-  ValueTypeOf,
-} from './types';
+import type { EncodingsFor, KeyPrefix, KeyTypeOf, NotPromise, ValueTypeOf } from './types';
 
 /**
  * Options of `openDB`. An option left out (or `undefined`) takes the sub-database's recorded
@@ -1644,12 +1637,10 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V> {
    * cannot store them (`keyEncoding: 'uint32'` with `string` keys) is a compile error.
    *
    * @typeParam K2 - The key type.
-   * @typeParam V2 - The value type (default `any`).
+   * @typeParam V2 - The value type. Both are required: `openDB<User>(name)` does not compile,
+   *   since a lone type argument would be taken for the key type.
    */
-  openDB<K2, V2 = DefaultValue>(
-    name: string,
-    opts?: DBOptions & EncodingsFor<K2, V2>,
-  ): DatabaseBase<K2, V2>;
+  openDB<K2, V2>(name: string, opts?: DBOptions & EncodingsFor<K2, V2>): DatabaseBase<K2, V2>;
   openDB<K2 = unknown, V2 = unknown>(name: string, opts: DBOptions = {}): DatabaseBase<K2, V2> {
     this.store.assertOpen();
     if (typeof name !== 'string' || name.length === 0 || utf8.encode(name).length > 255) {

@@ -24,7 +24,7 @@ import type { Storage } from './storage/storage';
 import { type CommitHooks, Environment } from './txn/env';
 import { DEFAULT_MAX_READERS, LockFile } from './txn/lockfile';
 import { MAX_READERS } from './txn/readers';
-import type { DefaultValue, EncodingsFor, KeyTypeOf, ValueTypeOf } from './types';
+import type { EncodingsFor, KeyTypeOf, ValueTypeOf } from './types';
 
 const KNOWN_OPTIONS = new Set([
   'readOnly',
@@ -65,9 +65,10 @@ export function open<
  * them (`keyEncoding: 'uint32'` with `string` keys) is a compile error.
  *
  * @typeParam K - The key type.
- * @typeParam V - The value type (default `any`).
+ * @typeParam V - The value type. Both are required: `open<User>(path)` does not compile, since
+ *   a lone type argument would be taken for the key type.
  */
-export function open<K, V = DefaultValue>(
+export function open<K, V>(
   path: string,
   options?: OpenOptions & EncodingsFor<K, V>,
 ): Database<K, V>;
