@@ -1709,8 +1709,7 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V> {
     const sub = new DatabaseBase<K2, V2>(this.store, name, kind, keyEncoding, valueEncoding, plain);
     if (existing === null && !env.storage.readOnly) {
       // Creating it is a commit: like any write, refused once close() was called.
-      if (this.store.closing)
-        throw new MapKVError('ERR_CLOSED', 'the database is closing: close() was called');
+      this.assertWritable();
       // Record it in the catalog now, so its kind and encodings are fixed from here on.
       this.store.runSync((txn) => {
         sub.writeContext(txn).touched();

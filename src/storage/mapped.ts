@@ -160,7 +160,12 @@ export class MappedStorage implements Storage {
     try {
       // Linux writes at most 0x7ffff000 bytes per call, and Node's writevSync turns a longer
       // count into a bogus error: an overflow run of several GiB goes out in pieces of at
-      // most `MappedStorage.writePiece` bytes.
+      // most `MappedStorage.writePiece` bytes. Every commit's page groups fit one call.
+      if (length <= MappedStorage.writePiece) {
+        const n = fs.writevSync(this.fd, buffers as Uint8Array[], offset);
+        if (n !== length) throw new Error(`short write: ${n} of ${length} bytes at ${offset}`);
+        return;
+      }
       let at = offset;
       let piece: Uint8Array[] = [];
       let pieceBytes = 0;
