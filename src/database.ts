@@ -87,6 +87,28 @@ export interface RangeOptions<K = unknown> {
   prefix?: KeyPrefix<K> | undefined;
 }
 
+/** A sub-database's kind as a type parameter: 'btree', 'hash', or both when not known. */
+export type DbKindName = 'btree' | 'hash';
+
+/**
+ * Options of `range`, `keys`, `values` and `count` on a database opened with
+ * `{ kind: 'hash' }`: it has no key order, so `limit` is the only one (`start`, `end`,
+ * `reverse` and `prefix` do not compile; at run time they are ERR_BAD_OPTION).
+ */
+export interface HashRangeOptions {
+  /** At most this many entries. */
+  limit?: number | undefined;
+}
+
+/**
+ * The range options a database of kind `Kind` takes: {@link HashRangeOptions} when it is known
+ * to be a hash, else {@link RangeOptions}. `openDB(name)` without `kind` may open either, so
+ * it takes RangeOptions and a hash database refuses ordered options at run time.
+ */
+export type RangeOptionsFor<K, Kind extends DbKindName> = [Kind] extends ['hash']
+  ? HashRangeOptions
+  : RangeOptions<K>;
+
 const DB_OPTIONS: ReadonlySet<string> = new Set(['kind', 'keyEncoding', 'valueEncoding']);
 const RANGE_OPTIONS: ReadonlySet<string> = new Set(['start', 'end', 'reverse', 'limit', 'prefix']);
 const BACKUP_OPTIONS: ReadonlySet<string> = new Set(['compact']);
@@ -522,8 +544,10 @@ interface ReadContext {
  * yields. Set by `keyEncoding` or by an explicit type argument.
  * @typeParam V - The value type: what `put` takes and `get` returns. Set by `valueEncoding` or
  * by an explicit type argument.
+ * @typeParam Kind - 'hash' when opened with `{ kind: 'hash' }`: its range options are then
+ * {@link HashRangeOptions}. 'btree' for the root database; both when not known.
  */
-export class DatabaseBase<K = unknown, V = unknown> {
+export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = DbKindName> {
   /** @internal */
   readonly store: Store;
   /** The sub-database's name; null for the unnamed (root) database. */
@@ -677,13 +701,13 @@ export class DatabaseBase<K = unknown, V = unknown> {
    * rethrown; `txn.abort()` aborts without throwing. `fn` must be synchronous: a callback that
    * returns a promise is a compile error, and ERR_BAD_OPTION at run time.
    */
-  transactionSync<T>(fn: (txn: Transaction<K, V>) => NotPromise<T>): T {
+  transactionSync<T>(fn: (txn: Transaction<K, V, Kind>) => NotPromise<T>): T {
     this.assertWritable();
     if (typeof fn !== 'function')
       throw new MapKVError('ERR_BAD_OPTION', 'transactionSync needs a callback');
     const store = this.store;
     const txn = store.env.beginWrite();
-    const view = new Transaction<K, V>(this, txn);
+    const view = new Transaction<K, V, Kind>(this, txn);
     try {
       const out = fn(view);
       if (isThenable(out)) refuseAsyncCallback(out);
@@ -703,7 +727,7 @@ export class DatabaseBase<K = unknown, V = unknown> {
    * committed with them. A throw in `fn` aborts only `fn`'s writes and rejects its promise.
    * `fn` must be synchronous, as in transactionSync.
    */
-  transaction<T>(fn: (txn: Transaction<K, V>) => NotPromise<T>): Promise<T> {
+  transaction<T>(fn: (txn: Transaction<K, V, Kind>) => NotPromise<T>): Promise<T> {
     try {
       this.assertWritable();
       if (typeof fn !== 'function')
@@ -725,28 +749,28 @@ export class DatabaseBase<K = unknown, V = unknown> {
   // --- snapshots and ranges ---
 
   /** A read transaction: sees the latest commit, and only it, until closed. */
-  snapshot(): Snapshot<K, V> {
+  snapshot(): Snapshot<K, V, Kind> {
     this.store.assertOpen();
-    return new Snapshot<K, V>(this, this.store.env.pin());
+    return new Snapshot<K, V, Kind>(this, this.store.env.pin());
   }
 
   /** Entries in key order over one snapshot, taken when iteration starts. */
-  range(opts: RangeOptions<K> = {}): Iterable<Entry<K, V>> {
+  range(opts: RangeOptionsFor<K, Kind> = {}): Iterable<Entry<K, V>> {
     return this.iterable(opts, 'entries') as Iterable<Entry<K, V>>;
   }
 
   /** Keys in order (see range). */
-  keys(opts: RangeOptions<K> = {}): Iterable<K> {
+  keys(opts: RangeOptionsFor<K, Kind> = {}): Iterable<K> {
     return this.iterable(opts, 'keys') as Iterable<K>;
   }
 
   /** Values in key order (see range). */
-  values(opts: RangeOptions<K> = {}): Iterable<V> {
+  values(opts: RangeOptionsFor<K, Kind> = {}): Iterable<V> {
     return this.iterable(opts, 'values') as Iterable<V>;
   }
 
   /** Number of entries, or of entries in a range. */
-  count(opts: RangeOptions<K> = {}): number {
+  count(opts: RangeOptionsFor<K, Kind> = {}): number {
     this.store.assertOpen();
     if (isWholeRange(this.planRange(opts))) return this.readLatest().desc.entries;
     let n = 0;
@@ -1203,13 +1227,14 @@ function compareSpan(b: Uint8Array, s: number, l: number, k: Uint8Array): number
  *
  * @typeParam K - The key type of the database the snapshot was taken on.
  * @typeParam V - Its value type.
+ * @typeParam Kind - That database's kind ({@link DatabaseBase}).
  */
-export class Snapshot<K = unknown, V = unknown> {
+export class Snapshot<K = unknown, V = unknown, Kind extends DbKindName = DbKindName> {
   private closed = false;
 
   /** @internal */
   constructor(
-    private readonly base: DatabaseBase<K, V>,
+    private readonly base: DatabaseBase<K, V, Kind>,
     private readonly reader: SnapshotReader,
   ) {
     pinRegistry.register(this, () => base.store.env.unpin(reader), this);
@@ -1236,27 +1261,29 @@ export class Snapshot<K = unknown, V = unknown> {
   }
 
   /** Entries in key order, as this snapshot sees them (see {@link RangeOptions}). */
-  range(opts: RangeOptions<K> = {}): Iterable<Entry<K, V>> {
+  range(opts: RangeOptionsFor<K, Kind> = {}): Iterable<Entry<K, V>> {
     return this.on(this.base).range(opts);
   }
 
   /** Keys in order, as this snapshot sees them (see range). */
-  keys(opts: RangeOptions<K> = {}): Iterable<K> {
+  keys(opts: RangeOptionsFor<K, Kind> = {}): Iterable<K> {
     return this.on(this.base).keys(opts);
   }
 
   /** Values in key order, as this snapshot sees them (see range). */
-  values(opts: RangeOptions<K> = {}): Iterable<V> {
+  values(opts: RangeOptionsFor<K, Kind> = {}): Iterable<V> {
     return this.on(this.base).values(opts);
   }
 
   /** Number of entries in this snapshot, or of entries in a range (O(1) without options). */
-  count(opts: RangeOptions<K> = {}): number {
+  count(opts: RangeOptionsFor<K, Kind> = {}): number {
     return this.on(this.base).count(opts);
   }
 
   /** The same snapshot, read through another database of the same file. */
-  db<K2, V2>(other: DatabaseBase<K2, V2>): SnapshotView<K2, V2> {
+  db<K2, V2, Kind2 extends DbKindName = DbKindName>(
+    other: DatabaseBase<K2, V2, Kind2>,
+  ): SnapshotView<K2, V2, Kind2> {
     return this.on(other);
   }
 
@@ -1273,7 +1300,9 @@ export class Snapshot<K = unknown, V = unknown> {
     this.close();
   }
 
-  private on<K2, V2>(db: DatabaseBase<K2, V2>): SnapshotView<K2, V2> {
+  private on<K2, V2, Kind2 extends DbKindName>(
+    db: DatabaseBase<K2, V2, Kind2>,
+  ): SnapshotView<K2, V2, Kind2> {
     if (this.closed) throw new MapKVError('ERR_TXN_DONE', 'the snapshot is closed');
     checkSameFile(db, this.base.store, 'snapshot.db()');
     return new SnapshotView(db, this.reader, () => this.closed);
@@ -1286,11 +1315,12 @@ export class Snapshot<K = unknown, V = unknown> {
  *
  * @typeParam K - The key type of that database.
  * @typeParam V - Its value type.
+ * @typeParam Kind - That database's kind ({@link DatabaseBase}).
  */
-export class SnapshotView<K, V> {
+export class SnapshotView<K, V, Kind extends DbKindName = DbKindName> {
   /** @internal */
   constructor(
-    private readonly db: DatabaseBase<K, V>,
+    private readonly db: DatabaseBase<K, V, Kind>,
     private readonly reader: SnapshotReader,
     private readonly isClosed: () => boolean,
   ) {}
@@ -1325,22 +1355,22 @@ export class SnapshotView<K, V> {
   }
 
   /** Entries in key order, as the snapshot sees them (see {@link RangeOptions}). */
-  range(opts: RangeOptions<K> = {}): Iterable<Entry<K, V>> {
+  range(opts: RangeOptionsFor<K, Kind> = {}): Iterable<Entry<K, V>> {
     return this.iter(opts, 'entries') as Iterable<Entry<K, V>>;
   }
 
   /** Keys in order, as the snapshot sees them (see range). */
-  keys(opts: RangeOptions<K> = {}): Iterable<K> {
+  keys(opts: RangeOptionsFor<K, Kind> = {}): Iterable<K> {
     return this.iter(opts, 'keys') as Iterable<K>;
   }
 
   /** Values in key order, as the snapshot sees them (see range). */
-  values(opts: RangeOptions<K> = {}): Iterable<V> {
+  values(opts: RangeOptionsFor<K, Kind> = {}): Iterable<V> {
     return this.iter(opts, 'values') as Iterable<V>;
   }
 
   /** Number of entries in the snapshot, or of entries in a range (O(1) without options). */
-  count(opts: RangeOptions<K> = {}): number {
+  count(opts: RangeOptionsFor<K, Kind> = {}): number {
     if (isWholeRange(this.db.planRange(opts))) return this.ctx().desc.entries;
     let n = 0;
     for (const _ of this.keys(opts)) n++;
@@ -1397,15 +1427,16 @@ class SnapshotReaderCopy implements PageReader {
  *
  * @typeParam K - The key type of the database it is seen through.
  * @typeParam V - Its value type.
+ * @typeParam Kind - That database's kind ({@link DatabaseBase}).
  */
-export class Transaction<K = unknown, V = unknown> {
+export class Transaction<K = unknown, V = unknown, Kind extends DbKindName = DbKindName> {
   /** @internal */
   aborted = false;
   private done = false;
 
   /** @internal */
   constructor(
-    private readonly database: DatabaseBase<K, V>,
+    private readonly database: DatabaseBase<K, V, Kind>,
     private readonly txn: WriteTxn,
     private readonly root: Transaction<unknown, unknown> | null = null,
   ) {}
@@ -1473,22 +1504,22 @@ export class Transaction<K = unknown, V = unknown> {
    * Entries in key order as the transaction sees them (see {@link RangeOptions}). An iteration
    * keeps working when the transaction writes meanwhile: it goes on after the last key returned.
    */
-  range(opts: RangeOptions<K> = {}): Iterable<Entry<K, V>> {
+  range(opts: RangeOptionsFor<K, Kind> = {}): Iterable<Entry<K, V>> {
     return this.iter(opts, 'entries') as Iterable<Entry<K, V>>;
   }
 
   /** Keys in order as the transaction sees them (see range). */
-  keys(opts: RangeOptions<K> = {}): Iterable<K> {
+  keys(opts: RangeOptionsFor<K, Kind> = {}): Iterable<K> {
     return this.iter(opts, 'keys') as Iterable<K>;
   }
 
   /** Values in key order as the transaction sees them (see range). */
-  values(opts: RangeOptions<K> = {}): Iterable<V> {
+  values(opts: RangeOptionsFor<K, Kind> = {}): Iterable<V> {
     return this.iter(opts, 'values') as Iterable<V>;
   }
 
   /** Number of entries as the transaction sees them, or of entries in a range. */
-  count(opts: RangeOptions<K> = {}): number {
+  count(opts: RangeOptionsFor<K, Kind> = {}): number {
     this.live();
     if (isWholeRange(this.database.planRange(opts))) {
       return this.database.writeContext(this.txn).desc.entries;
@@ -1499,10 +1530,12 @@ export class Transaction<K = unknown, V = unknown> {
   }
 
   /** This transaction on another database of the same file. */
-  db<K2, V2>(other: DatabaseBase<K2, V2>): Transaction<K2, V2> {
+  db<K2, V2, Kind2 extends DbKindName = DbKindName>(
+    other: DatabaseBase<K2, V2, Kind2>,
+  ): Transaction<K2, V2, Kind2> {
     this.live();
     checkSameFile(other, this.database.store, 'txn.db()');
-    return new Transaction<K2, V2>(
+    return new Transaction<K2, V2, Kind2>(
       other,
       this.txn,
       this.root ?? (this as Transaction<unknown, unknown>),
@@ -1593,7 +1626,7 @@ export interface OpenOptions {
  * @typeParam K - The key type of the unnamed database (see {@link DatabaseBase}).
  * @typeParam V - Its value type.
  */
-export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V> {
+export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V, 'btree'> {
   private readonly subs = new Map<string, DatabaseBase<unknown, unknown>>();
   private closing: Promise<void> | null = null;
 
@@ -1619,18 +1652,21 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V> {
    *
    * Without type arguments, the key and value types follow `keyEncoding` and `valueEncoding`
    * ({@link KeyTypeOf}, {@link ValueTypeOf}): `openDB('n', { keyEncoding: 'uint32' })` has
-   * `number` keys and `any` values.
+   * `number` keys and `any` values. With `kind: 'hash'` the handle's range options are
+   * {@link HashRangeOptions} (only `limit`).
    *
    * @typeParam KE - Inferred from `keyEncoding`; not meant to be written.
    * @typeParam VE - Inferred from `valueEncoding`; not meant to be written.
+   * @typeParam KD - Inferred from `kind`; not meant to be written.
    */
   openDB<
     KE extends KeyEncodingName | undefined = undefined,
     VE extends ValueEncodingName | undefined = undefined,
+    KD extends DbKindName | undefined = undefined,
   >(
     name: string,
-    opts?: DBOptions & { keyEncoding?: KE; valueEncoding?: VE },
-  ): DatabaseBase<KeyTypeOf<KE>, ValueTypeOf<VE>>;
+    opts?: DBOptions & { kind?: KD; keyEncoding?: KE; valueEncoding?: VE },
+  ): DatabaseBase<KeyTypeOf<KE>, ValueTypeOf<VE>, KD extends DbKindName ? KD : DbKindName>;
   /**
    * Opens the sub-database `name` with the key and value types given as type arguments:
    * `db.openDB<string, User>('users', { keyEncoding: 'string' })`. An encoding option that

@@ -18,9 +18,12 @@ export {
   Transaction,
   type DBOptions,
   type DatabaseStats,
+  type DbKindName,
   type Entry,
+  type HashRangeOptions,
   type OpenOptions,
   type RangeOptions,
+  type RangeOptionsFor,
 } from './database';
 export type { CheckResult } from './check';
 export type { BackupOptions } from './backup';

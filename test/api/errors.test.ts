@@ -465,10 +465,19 @@ describe('ERR_BAD_OPTION', () => {
     const db = folder.open();
     const h = db.openDB('h', { kind: 'hash' });
     h.putSync('a', 1);
+    // Typed as a hash database, these do not compile; JavaScript callers get the error.
+    // @ts-expect-error start needs kind 'btree'
     expectCode(() => h.range({ start: 'a' }), 'ERR_BAD_OPTION');
+    // @ts-expect-error end needs kind 'btree'
     expectCode(() => h.range({ end: 'a' }), 'ERR_BAD_OPTION');
+    // @ts-expect-error prefix needs kind 'btree'
     expectCode(() => h.range({ prefix: 'a' }), 'ERR_BAD_OPTION');
+    // @ts-expect-error reverse needs kind 'btree'
     expectCode(() => h.range({ reverse: true }), 'ERR_BAD_OPTION');
+    // A handle opened without `kind` may be either kind: it compiles and fails at run time.
+    const loose = db.openDB('h');
+    expectCode(() => loose.range({ start: 'a' }), 'ERR_BAD_OPTION');
+    expectCode(() => loose.count({ reverse: false }), 'ERR_BAD_OPTION');
     expect([...h.range({ limit: 1 })]).toEqual([{ key: 'a', value: 1 }]);
   });
 
@@ -953,7 +962,8 @@ describe('arguments that are not what they seem', () => {
     expectUnchanged(file, before);
     const s = db.openDB('s', { kind: 'hash' }); // still free to be a hash database
     s.putSync('x', 1);
-    expectCode(() => s.range({ start: 'a' }), 'ERR_BAD_OPTION'); // hash: no key order
+    // @ts-expect-error hash: no key order
+    expectCode(() => s.range({ start: 'a' }), 'ERR_BAD_OPTION');
   });
 
   it('txn.db() and snapshot.db() refuse anything but a database of the file', () => {

@@ -209,6 +209,49 @@ export function snapshots(db: Database<string, User>): void {
   typeOf(entries).is<Entry<string, User>[]>();
 }
 
+// --- a hash sub-database has no key order: only `limit` compiles ---
+
+export function hashRanges(db: Database<string, User>): void {
+  const h = db.openDB('h', { kind: 'hash', keyEncoding: 'string' });
+  void [...h.range({ limit: 10 })];
+  h.count();
+  // @ts-expect-error start needs kind 'btree'
+  h.range({ start: 'a' });
+  // @ts-expect-error end needs kind 'btree'
+  h.keys({ end: 'b' });
+  // @ts-expect-error reverse needs kind 'btree'
+  h.values({ reverse: true });
+  // @ts-expect-error prefix needs kind 'btree'
+  h.count({ prefix: 'a' });
+
+  // The kind carries through transactions and snapshots.
+  db.transactionSync((txn) => {
+    txn.db(h).range({ limit: 1 });
+    // @ts-expect-error through txn.db()
+    txn.db(h).range({ start: 'a' });
+  });
+  h.transactionSync((txn) => {
+    // @ts-expect-error through the hash database's own transaction
+    txn.count({ reverse: false });
+  });
+  using snap = db.snapshot();
+  // @ts-expect-error through snapshot.db()
+  snap.db(h).keys({ start: 'a' });
+  using own = h.snapshot();
+  // @ts-expect-error through the hash database's own snapshot
+  own.range({ end: 'z' });
+
+  // B+trees, the root database, and handles whose kind is not known keep every option.
+  const b = db.openDB('b', { kind: 'btree', keyEncoding: 'string' });
+  b.range({ start: 'a', end: 'b', reverse: true, prefix: 'a', limit: 1 });
+  db.range({ start: 'a' });
+  db.transactionSync((txn) => txn.db(b).count({ prefix: 'a' }));
+  const unknownKind = db.openDB('h', { keyEncoding: 'string' });
+  unknownKind.range({ start: 'a' }); // compiles; ERR_BAD_OPTION at run time if it is a hash
+  const kind: 'btree' | 'hash' = Math.random() < 0.5 ? 'btree' : 'hash';
+  db.openDB('k', { kind }).range({ start: 'a' });
+}
+
 // --- the README's examples, compiled as they are written there ---
 
 /** README, Quick start. */
