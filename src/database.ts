@@ -774,7 +774,7 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
     this.store.assertOpen();
     if (isWholeRange(this.planRange(opts))) return this.readLatest().desc.entries;
     let n = 0;
-    for (const _ of this.keys(opts)) n++;
+    for (const _ of this.iterable(opts, 'count')) n++;
     return n;
   }
 
@@ -871,7 +871,7 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
 
   /** @internal */
   planRange(opts: RangeOptions<K>): RangePlan {
-    checkOptionKeys(opts, RANGE_OPTIONS, 'range');
+    opts = checkOptionKeys(opts, RANGE_OPTIONS, 'range');
     const { start, end, reverse, limit, prefix } = opts;
     if (
       this.kind === DbKind.Hash &&
@@ -984,7 +984,8 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
   }
 }
 
-type IterMode = 'entries' | 'keys' | 'values';
+/** What an iterator yields; 'count' yields `true` per entry, decoding nothing (count()). */
+type IterMode = 'entries' | 'keys' | 'values' | 'count';
 
 /** @internal A range's bounds as bytes: [lo, hi). */
 export interface RangePlan {
@@ -1119,16 +1120,23 @@ class RangeIterator<K, V> implements IterableIterator<unknown> {
     // Kept small so that V8 inlines it into the caller's loop, where the result object then
     // need not be allocated; the decoding is in current().
     if (this.stage !== Stage.Step) return this.first();
-    this.store.assertOpen();
-    if (this.assertLive !== null) this.assertLive();
-    if (this.left <= 0) return this.finish();
-    const c = this.cursor;
-    let ok: boolean;
-    if (this.txn !== null && this.txn.version !== this.version) ok = this.reseek();
-    else ok = this.reverse ? c.prev() : c.next();
-    const value = ok ? this.current() : PAST_END;
-    if (value === PAST_END) return this.finish();
-    return { done: false, value };
+    try {
+      this.store.assertOpen();
+      if (this.assertLive !== null) this.assertLive();
+      if (this.left <= 0) return this.finish();
+      const c = this.cursor;
+      let ok: boolean;
+      if (this.txn !== null && this.txn.version !== this.version) ok = this.reseek();
+      else ok = this.reverse ? c.prev() : c.next();
+      const value = ok ? this.current() : PAST_END;
+      if (value === PAST_END) return this.finish();
+      return { done: false, value };
+    } catch (err) {
+      // A for..of does not call return() when next() throws: an iterator that threw is done,
+      // and must give back its pin now, not when the GC finds it.
+      this.finish();
+      throw err;
+    }
   }
 
   return(): IteratorResult<unknown> {
@@ -1138,6 +1146,15 @@ class RangeIterator<K, V> implements IterableIterator<unknown> {
   /** next() before the first entry (seeks) and after the last. */
   private first(): IteratorResult<unknown> {
     if (this.stage === Stage.Done) return { done: true, value: undefined };
+    try {
+      return this.seekFirst();
+    } catch (err) {
+      this.finish(); // as in next()
+      throw err;
+    }
+  }
+
+  private seekFirst(): IteratorResult<unknown> {
     this.store.assertOpen();
     if (this.assertLive !== null) this.assertLive();
     if (this.left <= 0) return this.finish();
@@ -1188,6 +1205,7 @@ class RangeIterator<K, V> implements IterableIterator<unknown> {
     this.left--;
     if (this.txn !== null) this.lastKey = kb.slice(ks, ks + kl);
     const mode = this.mode;
+    if (mode === 'count') return true;
     if (mode === 'keys') return this.keys.decode(kb, ks, ks + kl);
     c.value(VALUE_REF);
     const value = this.values.decode(VALUE_REF.buf, VALUE_REF.start, VALUE_REF.end);
@@ -1373,7 +1391,7 @@ export class SnapshotView<K, V, Kind extends DbKindName = DbKindName> {
   count(opts: RangeOptionsFor<K, Kind> = {}): number {
     if (isWholeRange(this.db.planRange(opts))) return this.ctx().desc.entries;
     let n = 0;
-    for (const _ of this.keys(opts)) n++;
+    for (const _ of this.iter(opts, 'count')) n++;
     return n;
   }
 
@@ -1525,7 +1543,7 @@ export class Transaction<K = unknown, V = unknown, Kind extends DbKindName = DbK
       return this.database.writeContext(this.txn).desc.entries;
     }
     let n = 0;
-    for (const _ of this.keys(opts)) n++;
+    for (const _ of this.iter(opts, 'count')) n++;
     return n;
   }
 
@@ -1693,7 +1711,7 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V, 'btre
         'a sub-database name must be well-formed Unicode (it has an unpaired surrogate)',
       );
     }
-    checkOptionKeys(opts, DB_OPTIONS, 'openDB');
+    opts = checkOptionKeys(opts, DB_OPTIONS, 'openDB');
     const kindName = opts.kind;
     if (kindName !== undefined && kindName !== 'btree' && kindName !== 'hash') {
       throw new MapKVError(
@@ -1799,7 +1817,7 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V, 'btre
     this.store.assertOpen();
     if (typeof path !== 'string' || path.length === 0 || path.includes('\0'))
       throw new MapKVError('ERR_BAD_OPTION', 'backup needs a file path (a non-empty string)');
-    checkOptionKeys(opts, BACKUP_OPTIONS, 'backup');
+    opts = checkOptionKeys(opts, BACKUP_OPTIONS, 'backup');
     const target = resolvePath(path);
     const lockPath = this.store.env.lock?.path ?? `${this.store.path}-lock`;
     // By path, and by device and inode: a symlink or a hard link to the database (or its lock

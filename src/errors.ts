@@ -37,19 +37,27 @@ export class MapKVError extends Error {
 }
 
 /**
- * Checks an options argument: an object (not an array) whose own keys are all in `known`. A
- * misspelt option is refused rather than ignored: ignored, `kindd: 'hash'` would create a
- * B+tree for good.
+ * Checks an options argument and returns a plain copy of it to use instead: an object (not an
+ * array) whose own keys are all in `known`. A misspelt option is refused rather than ignored:
+ * ignored, `kindd: 'hash'` would create a B+tree for good. The copy holds each known option
+ * read once (through getters and prototypes, as a plain read would), so a getter that throws
+ * is ERR_BAD_OPTION here, and one that answers differently each time cannot pass validation
+ * with one value and be used with another.
  */
-export function checkOptionKeys(opts: unknown, known: ReadonlySet<string>, what: string): void {
+export function checkOptionKeys<T>(opts: T, known: ReadonlySet<string>, what: string): T {
   let keys: string[];
+  const copy: Record<string, unknown> = {};
   try {
     if (typeof opts !== 'object' || opts === null || Array.isArray(opts))
       throw new MapKVError('ERR_BAD_OPTION', `${what} options must be an object`);
     keys = Object.keys(opts);
+    for (const k of known) {
+      const v: unknown = (opts as Record<string, unknown>)[k];
+      if (v !== undefined) copy[k] = v;
+    }
   } catch (err) {
     if (err instanceof MapKVError) throw err;
-    // A revoked proxy throws on every look.
+    // A revoked proxy throws on every look; a getter may throw.
     throw new MapKVError('ERR_BAD_OPTION', `${what} options could not be read: ${String(err)}`, {
       cause: err,
     });
@@ -62,6 +70,7 @@ export function checkOptionKeys(opts: unknown, known: ReadonlySet<string>, what:
       );
     }
   }
+  return copy as T;
 }
 
 /** Throws ERR_CORRUPT: the one way the engine reports a file that breaks an invariant. */

@@ -79,7 +79,7 @@ export function open<K = unknown, V = unknown>(
   if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
     throw new MapKVError('ERR_BAD_OPTION', 'open needs a file path (a non-empty string)');
   }
-  validateOptions(options);
+  options = validateOptions(options);
   const readOnly = options.readOnly === true;
   const full = resolve(path);
   if (!readOnly) mkdirSync(dirname(full), { recursive: true });
@@ -120,7 +120,7 @@ export function openOn<K = unknown, V = unknown>(
   hooks?: CommitHooks,
   lockPath: string = storage.path,
 ): Database<K, V> {
-  validateOptions(options);
+  options = validateOptions(options);
   // A real file is shared through its lock file `${path}-lock` (writer lock, reader table);
   // a MemoryStorage (path '') belongs to this handle alone.
   const lock =
@@ -201,8 +201,9 @@ function openLockFile(path: string, readOnly: boolean, maxReaders: number): Lock
   }
 }
 
-function validateOptions(o: OpenOptions): void {
-  checkOptionKeys(o, KNOWN_OPTIONS, 'open');
+/** Checks the options of open; returns the copy to use (see checkOptionKeys). */
+function validateOptions(options: OpenOptions): OpenOptions {
+  const o = checkOptionKeys(options, KNOWN_OPTIONS, 'open');
   for (const k of ['readOnly', 'verifyChecksums', 'populate'] as const) {
     if (o[k] !== undefined && typeof o[k] !== 'boolean')
       throw new MapKVError('ERR_BAD_OPTION', `${k} must be a boolean`);
@@ -285,4 +286,5 @@ function validateOptions(o: OpenOptions): void {
       );
     }
   }
+  return o;
 }

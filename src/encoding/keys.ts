@@ -42,6 +42,8 @@
  *   is a prefix of another sorts first.
  * Tags are spaced out to leave room for types added later (a new tag keeps old keys valid).
  */
+import { types } from 'node:util';
+
 import { MapKVError, corrupt } from '../errors';
 import { copyBytes, newBytes } from './owned';
 import type { KeyEncoder } from './types';
@@ -58,7 +60,7 @@ export type OrderedKey =
 export const orderedKeyEncoder: KeyEncoder<OrderedKey> = {
   name: 'ordered',
   encode(key: OrderedKey, target: Uint8Array): number {
-    return writeOrdered(key, target, 0, false);
+    return writeOrdered(key, target, 0, 0);
   },
   decode(buf: Uint8Array, start: number, end: number): OrderedKey {
     if (start >= end) corrupt('an ordered key is empty');
@@ -66,7 +68,7 @@ export const orderedKeyEncoder: KeyEncoder<OrderedKey> = {
     if (tag === TAG_STRING) return decodeUtf8(buf, start + 1, end);
     if (tag === TAG_BINARY) return copyBytes(buf, start + 1, end);
     cursor = start;
-    const key = readNested(buf, end);
+    const key = readNested(buf, end, 0);
     if (cursor !== end) corrupt('an ordered key has bytes after its value');
     return key;
   },
@@ -138,12 +140,21 @@ const END = 0x00;
 const ESCAPED_ZERO = 0xff;
 
 /**
- * Writes `key` at `target[pos]` and returns the position after it. `nested` is true inside
- * an array, where string and binary bodies are escaped and terminated. Every write is
- * preceded by a bound check, so nothing lands past `target.length`.
+ * Arrays in an ordered key nest at most this deep. Both directions recurse once per level,
+ * and decoding uses more stack per level than encoding: without a bound, a key deep enough
+ * (thousands of levels, which a 64 KiB page's key size allows) was written and then could not
+ * be read back (a RangeError from the stack). A file holding a deeper key is damaged.
  */
-function writeOrdered(key: OrderedKey, target: Uint8Array, pos: number, nested: boolean): number {
+export const MAX_KEY_NESTING = 100;
+
+/**
+ * Writes `key` at `target[pos]` and returns the position after it. `depth` is the number of
+ * arrays around `key`; inside one, string and binary bodies are escaped and terminated. Every
+ * write is preceded by a bound check, so nothing lands past `target.length`.
+ */
+function writeOrdered(key: OrderedKey, target: Uint8Array, pos: number, depth: number): number {
   if (pos >= target.length) throw keyTooLarge(target);
+  const nested = depth > 0;
   switch (typeof key) {
     case 'string':
       target[pos] = TAG_STRING;
@@ -162,8 +173,11 @@ function writeOrdered(key: OrderedKey, target: Uint8Array, pos: number, nested: 
         return pos + 1;
       }
       if (Array.isArray(key)) {
+        if (depth >= MAX_KEY_NESTING) {
+          throw badKey(key, `arrays in a key nest at most ${MAX_KEY_NESTING} levels deep`);
+        }
         target[pos++] = TAG_ARRAY;
-        for (let i = 0; i < key.length; i++) pos = writeOrdered(key[i], target, pos, true);
+        for (let i = 0; i < key.length; i++) pos = writeOrdered(key[i], target, pos, depth + 1);
         if (pos >= target.length) throw keyTooLarge(target);
         target[pos] = END;
         return pos + 1;
@@ -288,8 +302,11 @@ function writeTerminator(target: Uint8Array, pos: number): number {
 /** Read position of the nested decoder; a module variable so decoding allocates no state. */
 let cursor = 0;
 
-/** Reads the value at `buf[cursor]` in its nested form, advancing `cursor` past it. */
-function readNested(buf: Uint8Array, end: number): OrderedKey {
+/**
+ * Reads the value at `buf[cursor]` in its nested form, advancing `cursor` past it. `depth`:
+ * the arrays around it (bounded as in writeOrdered).
+ */
+function readNested(buf: Uint8Array, end: number, depth: number): OrderedKey {
   if (cursor >= end) corrupt('an ordered key ends inside a value');
   const tag = buf[cursor++];
   switch (tag) {
@@ -314,11 +331,14 @@ function readNested(buf: Uint8Array, end: number): OrderedKey {
       return unescapeBody(buf, bodyStart, cursor - 2, escapes);
     }
     case TAG_ARRAY: {
+      if (depth >= MAX_KEY_NESTING) {
+        corrupt(`an ordered key nests arrays deeper than ${MAX_KEY_NESTING} levels`);
+      }
       const items: OrderedKey[] = [];
       while (true) {
         if (cursor >= end) corrupt('an ordered key ends inside an array');
         if (buf[cursor] === END) break;
-        items.push(readNested(buf, end));
+        items.push(readNested(buf, end, depth + 1));
       }
       cursor++;
       return items;
@@ -518,9 +538,11 @@ function badKey(key: unknown, rule: string): MapKVError {
 /**
  * Whether `x` is a real Uint8Array (or Buffer). A Proxy of one passes `instanceof` and then
  * throws on every read of its length or bytes; ArrayBuffer.isView looks at the object itself.
+ * A Uint8Array made in another realm (a `vm` context, a test runner's sandbox) fails
+ * `instanceof` here; util.types.isUint8Array, asked only then, knows it by its internal slots.
  */
 export function isBytes(x: unknown): x is Uint8Array {
-  return ArrayBuffer.isView(x) && x instanceof Uint8Array;
+  return ArrayBuffer.isView(x) && (x instanceof Uint8Array || types.isUint8Array(x));
 }
 
 /** Whether `s` has a UTF-8 form: no unpaired surrogate (String#isWellFormed, Node 20). */

@@ -1,6 +1,7 @@
 // Every MapKVError code the public API raises, each proved by a call that raises it, and each
 // failing call proved to leave the file byte-for-byte as it was.
 import * as fs from 'node:fs';
+import * as vm from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { MapKVError, open, type Database } from '../../src/index';
@@ -1015,5 +1016,52 @@ describe('arguments that are not what they seem', () => {
     expectCode(() => db.range(revoked() as never), 'ERR_BAD_OPTION');
     expectCode(() => open(file, revoked() as never), 'ERR_BAD_OPTION');
     expect([...bin.keys()]).toEqual([]);
+  });
+
+  it('options are read once: a throwing getter is ERR_BAD_OPTION, a changing one cannot slip by', async () => {
+    const db = folder.open();
+    for (const k of ['a', 'b', 'c']) db.putSync(k, k);
+    const throwing = (name: string): object =>
+      Object.defineProperty({}, name, {
+        enumerable: true,
+        get() {
+          throw new Error('getter says no');
+        },
+      });
+    expectCode(() => db.range(throwing('limit') as never), 'ERR_BAD_OPTION');
+    expectCode(() => db.count(throwing('start') as never), 'ERR_BAD_OPTION');
+    expectCode(() => db.openDB('s', throwing('kind') as never), 'ERR_BAD_OPTION');
+    await expectRejectCode(
+      db.backup(folder.file('copy.mkv'), throwing('compact') as never),
+      'ERR_BAD_OPTION',
+    );
+    const fresh = folder.file('fresh.mkv');
+    expectCode(() => open(fresh, throwing('sync') as never), 'ERR_BAD_OPTION');
+    expect(fs.existsSync(fresh)).toBe(false);
+    expect(db.stats().openSnapshots).toBe(0);
+    // A limit that is 1 when validated and -1 afterwards: the validated value is the one used.
+    let reads = 0;
+    const shifty = {
+      get limit() {
+        return reads++ === 0 ? 1 : -1;
+      },
+    };
+    expect([...db.keys(shifty)]).toEqual(['a']);
+    db.openDB('s', { kind: 'hash' }).putSync('x', 1); // the refused openDB created nothing
+  });
+
+  it('a Uint8Array from another realm (vm context) is bytes, as key and as binary value', () => {
+    const db = folder.open();
+    const foreign = vm.runInNewContext('new Uint8Array([1, 0, 2])') as Uint8Array;
+    expect(foreign instanceof Uint8Array).toBe(false); // the point of the test
+    const bin = db.openDB<Uint8Array, Uint8Array>('b', {
+      keyEncoding: 'binary',
+      valueEncoding: 'binary',
+    });
+    bin.putSync(foreign, foreign);
+    expect([...bin.getBinary(Uint8Array.of(1, 0, 2))!]).toEqual([1, 0, 2]);
+    expect([...bin.get(Uint8Array.of(1, 0, 2))!]).toEqual([1, 0, 2]);
+    db.putSync(['k', foreign], 1);
+    expect(db.get(['k', Uint8Array.of(1, 0, 2)])).toBe(1);
   });
 });

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { addExtension } from 'msgpackr';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import type { Database, OrderedKey } from '../../src/index';
@@ -238,6 +239,37 @@ describe('count', () => {
 });
 
 describe('iterators and snapshots', () => {
+  it('an iterator whose next() throws gives its pin back at once (for..of calls no return())', async () => {
+    // A value that msgpackr refuses to revive: reading it throws inside next().
+    class Unrevivable {}
+    addExtension({
+      Class: Unrevivable,
+      type: 0x61,
+      write: () => 1,
+      read: () => {
+        throw new Error('cannot revive');
+      },
+    });
+    const db = folder.open<string, unknown>();
+    db.putSync('a', 1);
+    db.putSync('b', new Unrevivable());
+    db.putSync('c', 3);
+    const walks: Array<() => unknown> = [
+      () => [...db.range()],
+      () => [...db.values({ reverse: true })],
+      () => {
+        for (const e of db.range({ start: 'b' })) void e; // throws at the first entry
+      },
+    ];
+    for (const walk of walks) {
+      expect(walk).toThrow();
+      expect(db.stats().openSnapshots).toBe(0); // was 1 per throw until the GC found it
+    }
+    expect([...db.keys()]).toEqual(['a', 'b', 'c']); // keys alone decode no value
+    expect(db.count({ start: 'a' })).toBe(3);
+    await db.close();
+  });
+
   it('a for-of over db.range() sees one snapshot even when putSync/removeSync run inside the loop', () => {
     const n = 800;
     const db = filled(n, (i) => ({ i, pad: 'p'.repeat(100) }));

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { orderedKeyEncoder, type OrderedKey } from '../../src/encoding/keys';
+import { MAX_KEY_NESTING, orderedKeyEncoder, type OrderedKey } from '../../src/encoding/keys';
 import { MapKVError } from '../../src/errors';
 
 const MAX_KEY = 1982; // a realistic limit; the property keys stay well under it
@@ -409,11 +409,41 @@ describe('ordered keys: size limit', () => {
     );
   });
 
-  it('a cyclic tuple ends in ERR_KEY_TOO_LARGE, not a hang', () => {
+  it('a cyclic tuple ends in an error, not a hang', () => {
     const cyclic: OrderedKey[] = [];
     cyclic.push(cyclic);
+    // Deeper than the nesting bound before 512 bytes run out; with less room, too large.
     expect(() => orderedKeyEncoder.encode(cyclic, new Uint8Array(512))).toThrow(
+      expect.objectContaining({ code: 'ERR_BAD_KEY' }),
+    );
+    expect(() => orderedKeyEncoder.encode(cyclic, new Uint8Array(50))).toThrow(
       expect.objectContaining({ code: 'ERR_KEY_TOO_LARGE' }),
+    );
+  });
+
+  it(`arrays nest at most ${MAX_KEY_NESTING} levels: deeper keys are refused, deeper bytes damaged`, () => {
+    const nest = (levels: number): OrderedKey => {
+      let k: OrderedKey = 'x';
+      for (let i = 0; i < levels; i++) k = [k];
+      return k;
+    };
+    const target = new Uint8Array(4096);
+    const n = orderedKeyEncoder.encode(nest(MAX_KEY_NESTING), target);
+    expect(orderedKeyEncoder.decode(target, 0, n)).toEqual(nest(MAX_KEY_NESTING));
+    expect(() => orderedKeyEncoder.encode(nest(MAX_KEY_NESTING + 1), target)).toThrow(
+      expect.objectContaining({ code: 'ERR_BAD_KEY' }),
+    );
+    // The bytes of a key one level deeper (as a damaged or forged file could hold them).
+    const deeper = new Uint8Array(n + 2);
+    deeper[0] = 0x50; // array tag
+    deeper.set(target.subarray(0, n), 1);
+    deeper[n + 1] = 0x00; // end of the array
+    expect(() => orderedKeyEncoder.decode(deeper, 0, deeper.length)).toThrow(
+      expect.objectContaining({ code: 'ERR_CORRUPT' }),
+    );
+    // Unbounded, 6,000 levels were written and then could not be read back (a RangeError).
+    expect(() => orderedKeyEncoder.encode(nest(6000), new Uint8Array(16363))).toThrow(
+      expect.objectContaining({ code: 'ERR_BAD_KEY' }),
     );
   });
 });
