@@ -10,6 +10,7 @@ import { H_CHECKSUM, readU32 } from './format/layout';
 import { type IndexCheck, indexFor } from './indexes';
 import type { Environment } from './txn/env';
 import { readChunk, readFreeDirectory } from './txn/freelist';
+import { sleep } from './txn/lockfile';
 import type { SnapshotReader } from './txn/snapshot';
 
 /** The result of `check()`. */
@@ -102,9 +103,7 @@ export function checkEnvironment(env: Environment, r: SnapshotReader): CheckResu
   // The other meta slot is the fallback commit: damage there is damage too (a blank slot,
   // as a fresh backup leaves it, is not).
   const other = 1 - (meta.txnId % 2);
-  const ov = env.pager.readView(other);
-  const oo = env.pager.offsetOf(other);
-  const reading = readMeta(ov, oo, other, env.pageSize);
+  const { bytes: ov, reading } = readOtherMeta(env, other);
   const passed = env.passedOver();
   if (passed !== null) {
     // A one-flush commit whose pages did not all reach the disk: a crash cut its flush short,
@@ -116,7 +115,7 @@ export function checkEnvironment(env: Environment, r: SnapshotReader): CheckResu
     );
   } else if (!reading.ok && reading.reason !== 'not-mkv')
     c.problem(`meta page ${other}: ${reading.detail}`);
-  else if (!reading.ok && ov.subarray(oo, oo + env.pageSize).some((x) => x !== 0)) {
+  else if (!reading.ok && ov.some((x) => x !== 0)) {
     c.problem(`meta page ${other} is neither a meta page nor blank`);
   }
   let lost = 0;
@@ -125,6 +124,31 @@ export function checkEnvironment(env: Environment, r: SnapshotReader): CheckResu
   }
   if (lost > 20) c.problem(`${lost} pages in all are neither reachable nor free`);
   return { ok: problems.length === 0, problems };
+}
+
+/** Reads of the other meta slot before a failed one counts as damage. */
+const META_READS = 5;
+
+/**
+ * A private copy of meta slot `slot` and what it holds. The slot is where the next commit's
+ * meta goes, so another handle or process may be writing it while check() reads: a copy taken
+ * mid-write fails its checksum without anything being wrong. A write is a single pwrite, done
+ * in microseconds, so a slot that still fails after META_READS copies a millisecond apart is
+ * taken for what it is.
+ */
+function readOtherMeta(
+  env: Environment,
+  slot: number,
+): { bytes: Uint8Array; reading: ReturnType<typeof readMeta> } {
+  const ps = env.pageSize;
+  for (let attempt = 1; ; attempt++) {
+    const view = env.pager.readView(slot);
+    const at = env.pager.offsetOf(slot);
+    const bytes = view.slice(at, at + ps);
+    const reading = readMeta(bytes, 0, slot, ps);
+    if (reading.ok || attempt === META_READS) return { bytes, reading };
+    sleep(1);
+  }
 }
 
 function verify(env: Environment, pgno: number, c: IndexCheck): void {
