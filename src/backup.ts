@@ -111,6 +111,16 @@ async function pageCopy(
   }
 }
 
+/**
+ * How much a compact copy builds in memory before it commits what it has to the copy and goes
+ * on in a new transaction. One transaction for the whole copy held all of it in heap buffers
+ * (an 886 MiB database took 885 MiB) and wrote it in one synchronous commit that blocked the
+ * event loop for seconds. Each step ends with a commit of at most this much, and costs the
+ * copy a few free pages: the right edge of the tree being built, which the next step copies on
+ * write. A mutable object, so tests can make steps small.
+ */
+export const compactStep = { bytes: 16 << 20 };
+
 async function compactCopy(
   env: Environment,
   r: SnapshotReader,
@@ -118,25 +128,49 @@ async function compactCopy(
   assertOpen: () => void,
 ): Promise<void> {
   assertOpen(); // the caller awaited since it last checked
+  // Nothing reads the copy before the rename, so its steps need no flush: one fdatasync at
+  // the end makes all of it durable.
   const target = Environment.open(MappedStorage.open(path), {
     pageSize: env.pageSize,
-    sync: 'full',
+    sync: 'none',
     verifyChecksums: false,
   });
+  let pageCount: number;
   try {
-    const txn = target.beginWrite();
+    let txn = target.beginWrite();
+    /** The sub-database being copied, whose catalog entry a step must write before it commits. */
+    let open: { name: Uint8Array; desc: DbDescriptor } | null = null;
+    const putCatalog = (name: Uint8Array, desc: DbDescriptor): void => {
+      const vb = new Uint8Array(DESCRIPTOR_SIZE);
+      writeDescriptor(vb, 0, desc);
+      treePut(txn, txn.catalog, name, name.length, vb, vb.length);
+    };
+    /**
+     * Commits the copy so far once it holds a step's worth of pages. Every page built must be
+     * reachable from that commit (or it would be neither used nor free): the main database's
+     * are, through the meta; a sub-database's through its catalog entry, written here first.
+     */
+    const stepIfFull = (): void => {
+      if (txn.allocatedBytes < compactStep.bytes) return;
+      if (open !== null) putCatalog(open.name, open.desc);
+      target.commit(txn);
+      txn = target.beginWrite();
+    };
     const ref: ValueRef = { buf: new Uint8Array(0), start: 0, end: 0 };
-    const copyIndex = async (from: DbDescriptor, to: DbDescriptor): Promise<void> => {
+    /** Copies `from` into the descriptor `to()` names (the current transaction's, for main). */
+    const copyIndex = async (from: DbDescriptor, to: () => DbDescriptor): Promise<void> => {
       assertOpen();
       const src = indexFor(from.kind);
-      const dst = indexFor(to.kind);
+      const dst = indexFor(from.kind);
       const cur = src.cursor(r, from, r.pageCount);
       let n = 0;
       for (let ok = cur.seek(null, 0); ok; ok = cur.next()) {
         const kb = cur.keyBuf().slice(cur.keyStart(), cur.keyStart() + cur.keyLength());
         cur.value(ref);
         const vb = ref.buf.subarray(ref.start, ref.end);
-        dst.put(txn, to, kb, kb.length, vb, vb.length);
+        dst.put(txn, to(), kb, kb.length, vb, vb.length);
+        // The cursor reads the source snapshot, which a step does not touch.
+        stepIfFull();
         if (++n % ENTRIES_PER_TURN === 0) {
           await yieldToLoop();
           assertOpen();
@@ -146,7 +180,7 @@ async function compactCopy(
     const meta = r.meta;
     txn.main.keyEncoding = meta.main.keyEncoding;
     txn.main.valueEncoding = meta.main.valueEncoding;
-    await copyIndex(meta.main, txn.main);
+    await copyIndex(meta.main, () => txn.main);
     if (meta.catalog.root !== 0) {
       const cur = new TreeCursor(r, meta.catalog, r.pageCount);
       const named: Array<[Uint8Array, DbDescriptor]> = [];
@@ -159,14 +193,25 @@ async function compactCopy(
       }
       for (const [name, d] of named) {
         const copy = emptyDescriptor(d.kind, d.keyEncoding, d.valueEncoding);
-        await copyIndex(d, copy);
-        const vb = new Uint8Array(DESCRIPTOR_SIZE);
-        writeDescriptor(vb, 0, copy);
-        treePut(txn, txn.catalog, name, name.length, vb, vb.length);
+        open = { name, desc: copy };
+        await copyIndex(d, () => copy);
+        open = null;
+        putCatalog(name, copy);
       }
     }
     target.commit(txn);
+    pageCount = txn.pageCount;
+    target.storage.sync();
   } finally {
     target.close();
+  }
+  // The file grew in steps of up to an eighth of its size; a compact copy ends at its last page.
+  // (Were this lost in a crash, the longer file would still be valid: zeros past the pages.)
+  const fh = await fsp.open(path, 'r+');
+  try {
+    await fh.truncate(pageCount * env.pageSize);
+    await fh.datasync();
+  } finally {
+    await fh.close();
   }
 }

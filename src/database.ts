@@ -142,7 +142,11 @@ export interface DatabaseStats {
   depth: number;
   /** Id of the latest commit. */
   txnId: number;
-  /** Snapshots open in this process. */
+  /**
+   * Snapshots open on this handle: snapshot() objects not yet closed, running iterators and
+   * backups (each pins one). Other handles of the same file, in this process or others, count
+   * their own.
+   */
   openSnapshots: number;
   /** Largest key in bytes (after encoding) for this page size. */
   maxKeySize: number;
@@ -1811,7 +1815,8 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V, 'btre
 
   /**
    * Writes a consistent copy of the latest commit to `path` while writes go on. With
-   * `compact: true` the copy is rebuilt densely (no free pages).
+   * `compact: true` the copy is rebuilt densely (a few free pages at most: it is built in
+   * steps of 16 MiB to bound its memory).
    */
   async backup(path: string, opts: BackupOptions = {}): Promise<void> {
     this.store.assertOpen();
@@ -1831,6 +1836,15 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V, 'btre
       throw new MapKVError(
         'ERR_BAD_OPTION',
         'a backup cannot overwrite the database itself or its lock file',
+      );
+    }
+    // Refused before any copying: the rename at the end would fail on a folder (EISDIR) or a
+    // path ending in a separator (ENOTDIR), and would replace a FIFO or socket.
+    const existing = statSync(target, { throwIfNoEntry: false });
+    if (path.endsWith('/') || (existing !== undefined && !existing.isFile())) {
+      throw new MapKVError(
+        'ERR_BAD_OPTION',
+        `backup needs a file path; ${path} is ${existing?.isDirectory() === true ? 'a folder' : 'not a regular file'}`,
       );
     }
     const env = this.store.env;

@@ -70,6 +70,11 @@ export class WriteTxn implements PageWriter {
   readonly namedDirty = new Set<string>();
   /** Bumped on every change, so iterators over this transaction know to re-seek. */
   version = 0;
+  /**
+   * Bytes of page buffers this transaction has allocated (never decreased): a bound on the
+   * heap its dirty pages take, for writers that commit in steps (the compact backup).
+   */
+  allocatedBytes = 0;
 
   private readonly dirty = new Map<number, number>();
   /** Heap buffer of each dirty page, or of each dirty overflow run (keyed by its first page). */
@@ -183,6 +188,7 @@ export class WriteTxn implements PageWriter {
     if (this.dirty.has(p)) corrupt(`the freelist lists page ${p}, which is in use`);
     this.dirty.set(p, this.level);
     this.buffers.set(p, this.pager.takeBuffer());
+    this.allocatedBytes += this.pageSize;
     return p;
   }
 
@@ -216,6 +222,7 @@ export class WriteTxn implements PageWriter {
     for (let i = 0; i < pages; i++) this.dirty.set(first + i, this.level);
     this.runs.set(first, pages);
     this.buffers.set(first, new Uint8Array(pages * this.pageSize));
+    this.allocatedBytes += pages * this.pageSize;
     return first;
   }
 

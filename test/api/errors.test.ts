@@ -1,5 +1,6 @@
 // Every MapKVError code the public API raises, each proved by a call that raises it, and each
 // failing call proved to leave the file byte-for-byte as it was.
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as vm from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -987,6 +988,21 @@ describe('arguments that are not what they seem', () => {
   it('a backup path with a NUL byte is ERR_BAD_OPTION, as for open()', async () => {
     const db = folder.open();
     await expectRejectCode(db.backup(folder.file('a\0b')), 'ERR_BAD_OPTION');
+  });
+
+  it('a backup onto a folder, a path ending in /, or a FIFO is ERR_BAD_OPTION before any copy', async () => {
+    const db = folder.open();
+    db.putSync('a', 1);
+    const dir = folder.file('a-folder');
+    fs.mkdirSync(dir);
+    await expectRejectCode(db.backup(dir), 'ERR_BAD_OPTION'); // was EISDIR after the copy
+    await expectRejectCode(db.backup(`${folder.file('copy.mkv')}/`), 'ERR_BAD_OPTION'); // ENOTDIR
+    const fifo = folder.file('fifo');
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0);
+    await expectRejectCode(db.backup(fifo, { compact: true }), 'ERR_BAD_OPTION'); // was replaced
+    expect(fs.statSync(fifo).isFIFO()).toBe(true);
+    expect(fs.readdirSync(folder.file('')).filter((f) => f.endsWith('.backup'))).toEqual([]);
+    await db.backup(folder.file('copy.mkv')); // a file path still works
   });
 
   it('a sub-database name with an unpaired surrogate is refused; it would alias U+FFFD', () => {
