@@ -139,7 +139,7 @@ async function compactCopy(
   try {
     let txn = target.beginWrite();
     /** The sub-database being copied, whose catalog entry a step must write before it commits. */
-    let open: { name: Uint8Array; desc: DbDescriptor } | null = null;
+    let copying: { name: Uint8Array; desc: DbDescriptor } | null = null;
     const putCatalog = (name: Uint8Array, desc: DbDescriptor): void => {
       const vb = new Uint8Array(DESCRIPTOR_SIZE);
       writeDescriptor(vb, 0, desc);
@@ -152,7 +152,7 @@ async function compactCopy(
      */
     const stepIfFull = (): void => {
       if (txn.allocatedBytes < compactStep.bytes) return;
-      if (open !== null) putCatalog(open.name, open.desc);
+      if (copying !== null) putCatalog(copying.name, copying.desc);
       target.commit(txn);
       txn = target.beginWrite();
     };
@@ -160,15 +160,14 @@ async function compactCopy(
     /** Copies `from` into the descriptor `to()` names (the current transaction's, for main). */
     const copyIndex = async (from: DbDescriptor, to: () => DbDescriptor): Promise<void> => {
       assertOpen();
-      const src = indexFor(from.kind);
-      const dst = indexFor(from.kind);
-      const cur = src.cursor(r, from, r.pageCount);
+      const index = indexFor(from.kind);
+      const cur = index.cursor(r, from, r.pageCount);
       let n = 0;
       for (let ok = cur.seek(null, 0); ok; ok = cur.next()) {
         const kb = cur.keyBuf().slice(cur.keyStart(), cur.keyStart() + cur.keyLength());
         cur.value(ref);
         const vb = ref.buf.subarray(ref.start, ref.end);
-        dst.put(txn, to(), kb, kb.length, vb, vb.length);
+        index.put(txn, to(), kb, kb.length, vb, vb.length);
         // The cursor reads the source snapshot, which a step does not touch.
         stepIfFull();
         if (++n % ENTRIES_PER_TURN === 0) {
@@ -193,9 +192,9 @@ async function compactCopy(
       }
       for (const [name, d] of named) {
         const copy = emptyDescriptor(d.kind, d.keyEncoding, d.valueEncoding);
-        open = { name, desc: copy };
+        copying = { name, desc: copy };
         await copyIndex(d, () => copy);
-        open = null;
+        copying = null;
         putCatalog(name, copy);
       }
     }

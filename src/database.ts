@@ -331,6 +331,11 @@ export class Store {
   }
 
   /** Resolves when the writes queued so far are committed (or failed). */
+  /** Whether no write is queued or committing. */
+  get idle(): boolean {
+    return this.batchDone === null && this.committing === null;
+  }
+
   async drain(): Promise<void> {
     while (this.batchDone !== null || this.committing !== null) {
       await (this.batchDone ?? this.committing);
@@ -1856,15 +1861,32 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V, 'btre
     }
   }
 
-  /** Commits queued writes, then closes the file. Idempotent; later calls throw ERR_CLOSED. */
+  /**
+   * Commits queued writes, then closes the file; with none queued, closes before returning.
+   * Idempotent; later calls throw ERR_CLOSED.
+   */
   close(): Promise<void> {
     if (this.closing === null) {
       this.store.closing = true;
-      this.closing = (async () => {
-        await this.store.drain();
+      if (this.store.idle) {
+        // Nothing to commit first: close now, not in a microtask. A synchronous script that
+        // calls close() without await and opens the file again would otherwise keep this
+        // handle's reader slot, pinning its last read, until the script ends: the new handle's
+        // commits could reuse no page freed after it.
         this.store.closed = true;
-        this.store.env.close();
-      })();
+        try {
+          this.store.env.close();
+          this.closing = Promise.resolve();
+        } catch (err) {
+          this.closing = Promise.reject(err);
+        }
+      } else {
+        this.closing = (async () => {
+          await this.store.drain();
+          this.store.closed = true;
+          this.store.env.close();
+        })();
+      }
     }
     return this.closing;
   }

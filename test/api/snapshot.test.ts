@@ -294,6 +294,22 @@ describe('a snapshot', () => {
   });
 });
 
+describe('close() and the pins of a handle', () => {
+  it('close() with nothing queued gives up the handle at once: a synchronous reopen reuses pages', () => {
+    // No await anywhere: a plain synchronous script.
+    const first = folder.open<string, Uint8Array>({ valueEncoding: 'binary' });
+    first.putSync('a', new Uint8Array(100_000).fill(1));
+    first.get('a'); // a read pins its commit until the turn ends
+    void first.close();
+    const db = folder.open<string, Uint8Array>({ valueEncoding: 'binary' });
+    for (let i = 0; i < 30; i++) db.putSync('a', new Uint8Array(1 << 20).fill(i));
+    // Each put frees the run of the value before. The first handle's reader slot, kept until
+    // a close in a microtask that a synchronous script never reaches, held all of them back:
+    // ~7,700 pages. Reused, the file holds a few runs of 257 pages.
+    expect(db.stats().pages).toBeLessThan(4 * 257 + 50);
+  });
+});
+
 describe('commits of another process', () => {
   it('are seen by the next read of this process, and this process writes on top of them', async () => {
     const db = folder.open<string, unknown>();
