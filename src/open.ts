@@ -17,6 +17,7 @@ import {
   type KeyEncodingName,
   type ValueEncodingName,
 } from './encoding/index';
+import { checkMsgpackOptions } from './encoding/values';
 import { MapKVError, checkOptionKeys } from './errors';
 import { isValidPageSize } from './format/layout';
 import { MappedStorage } from './storage/mapped';
@@ -235,30 +236,7 @@ function validateOptions(options: OpenOptions): OpenOptions {
       `valueEncoding must be one of ${VALUE_ENCODING_NAMES.join(', ')}`,
     );
   }
-  if (o.msgpack !== undefined && (typeof o.msgpack !== 'object' || o.msgpack === null)) {
-    throw new MapKVError('ERR_BAD_OPTION', 'msgpack must be an object of msgpackr options');
-  }
-  // Without copyBuffers, binary inside a decoded value is a view of the bytes it was decoded
-  // from: a page of the file or a scratch copy that later reads and commits overwrite.
-  if (o.msgpack?.copyBuffers === false) {
-    throw new MapKVError(
-      'ERR_BAD_OPTION',
-      'msgpack.copyBuffers must be true or left out: binary inside a value would be a view of ' +
-        'bytes that later reads and commits overwrite',
-    );
-  }
-  // Shared record structures live in the encoder, not in the values: values written with them
-  // would not decode after a reopen or in another process. mapkv keeps every value's record
-  // definition inline instead (maxSharedStructures 0).
-  const shared = o.msgpack?.maxSharedStructures;
-  if (shared !== undefined && shared !== 0) {
-    throw new MapKVError(
-      'ERR_BAD_OPTION',
-      `msgpack.maxSharedStructures must be 0 or left out, got ${String(shared)}: shared record ` +
-        'structures are not stored in the database, so values written with them could not be ' +
-        'read after a reopen',
-    );
-  }
+  if (o.msgpack !== undefined) o.msgpack = checkMsgpackOptions(o.msgpack);
   if (
     o.lockTimeout !== undefined &&
     (typeof o.lockTimeout !== 'number' || Number.isNaN(o.lockTimeout) || o.lockTimeout < 0)

@@ -393,7 +393,9 @@ function unescapeBody(buf: Uint8Array, start: number, end: number, escapes: numb
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
 
-const utf8Decoder = new TextDecoder();
+// ignoreBOM: a U+FEFF at the start is text to keep, not a byte-order mark to drop (the default
+// drops it, and each piece of decodeUtf8InPieces starts a new decode).
+const utf8Decoder = new TextDecoder('utf-8', { ignoreBOM: true });
 // Buffer's native utf8Slice reads any Uint8Array without making a Buffer view first; it is
 // about 1.5x faster than TextDecoder on short keys (measured on Node 20). Not a documented
 // API, so fall back to TextDecoder when it is missing.

@@ -56,6 +56,11 @@ export function createMsgpackValueEncoder(overrides: MsgpackOptions = {}): Value
         if (err instanceof MapKVError) throw err;
         throw badValue(`the value cannot be encoded as msgpack: ${message(err)}`, err);
       }
+      // A class instance whose toJSON returns undefined packs as msgpack's `undefined`: stored,
+      // get() would return undefined for a key that exists.
+      if (packed.length === 3 && packed[0] === 0xd4 && packed[1] === 0 && packed[2] === 0) {
+        throw badValue('the value encodes as undefined (a toJSON that returns undefined?)');
+      }
       // msgpackr cannot decode a string of more than 2^29 - 24 bytes of UTF-8 (Node's limit,
       // counted in bytes), though such a string exists ('é'.repeat(2 ** 28)). Only a value at
       // least that long can hold one: such a value is decoded once here, and refused if that
@@ -176,6 +181,82 @@ const MSGPACK_OPTIONS: MsgpackOptions = {
   },
 };
 const MSGPACK_NIL = Buffer.from([0xc0]);
+
+/**
+ * msgpackr options that keep state in the encoder (record structures shared between values,
+ * or a stream's running structures): values written with them would not decode after a
+ * reopen or in another process, since the database stores values, not encoder state.
+ */
+const STATEFUL_MSGPACK_OPTIONS = [
+  'saveStructures',
+  'getStructures',
+  'sequential',
+  'shouldShareStructure',
+] as const;
+
+/**
+ * Checks the open option `msgpack` and returns the copy to use: own options read once (a getter
+ * that throws is ERR_BAD_OPTION), those set to `undefined` left out so that mapkv's defaults
+ * hold, and the options that would make stored values unreadable or views of the file refused.
+ * msgpackr then gets to see the options (its constructors throw on some), before any file is
+ * created.
+ */
+export function checkMsgpackOptions(given: unknown): MsgpackOptions {
+  const bad = (why: string, cause?: unknown): MapKVError =>
+    new MapKVError('ERR_BAD_OPTION', `msgpack: ${why}`, cause === undefined ? {} : { cause });
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) {
+    throw bad('must be an object of msgpackr options');
+  }
+  const copy: Record<string, unknown> = {};
+  try {
+    for (const k of Object.keys(given)) {
+      const v: unknown = (given as Record<string, unknown>)[k];
+      if (v !== undefined) copy[k] = v;
+    }
+  } catch (err) {
+    throw bad(`the options could not be read: ${message(err)}`, err);
+  }
+  // Without copyBuffers, binary inside a decoded value is a view of the bytes it was decoded
+  // from: a page of the file or a scratch copy that later reads and commits overwrite.
+  if ('copyBuffers' in copy && copy.copyBuffers !== true) {
+    throw bad(
+      'copyBuffers must be true or left out: binary inside a value would be a view of ' +
+        'bytes that later reads and commits overwrite',
+    );
+  }
+  // Shared record structures live in the encoder, not in the values: mapkv keeps every
+  // value's record definition inline instead (maxSharedStructures 0).
+  if ('maxSharedStructures' in copy && copy.maxSharedStructures !== 0) {
+    throw bad(
+      `maxSharedStructures must be 0 or left out, got ${String(copy.maxSharedStructures)}: ` +
+        'shared record structures are not stored in the database, so values written with ' +
+        'them could not be read after a reopen',
+    );
+  }
+  // An empty list of structures, with none shared, is mapkv's own state: allowed.
+  if ('structures' in copy && !(Array.isArray(copy.structures) && copy.structures.length === 0)) {
+    throw bad('structures must be an empty array or left out (shared structures are not stored)');
+  }
+  for (const k of STATEFUL_MSGPACK_OPTIONS) {
+    if (k in copy) {
+      throw bad(
+        `${k} is not supported: it keeps encoder state that the database does not store, so ` +
+          'values written with it could not be read after a reopen',
+      );
+    }
+  }
+  if ('useRecords' in copy && typeof copy.useRecords !== 'boolean') {
+    throw bad(`useRecords must be a boolean, got ${String(copy.useRecords)}`);
+  }
+  try {
+    const options = { ...MSGPACK_OPTIONS, ...copy };
+    new Packr({ ...options });
+    new Unpackr({ ...options });
+  } catch (err) {
+    throw bad(`msgpackr refused the options: ${message(err)}`, err);
+  }
+  return copy as MsgpackOptions;
+}
 
 /** The most UTF-8 bytes Node decodes into one string (2^29 - 24 on 64-bit Node 20). */
 const STRING_BYTES_MAX = bufferConstants.MAX_STRING_LENGTH;

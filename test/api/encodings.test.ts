@@ -1,6 +1,7 @@
 // Key and value encodings through the public API: the documented key order as range() returns
 // it, and values of every encoding round-tripping through putSync/put and get/getBinary.
 import * as fs from 'node:fs';
+import * as vm from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import type { OrderedKey } from '../../src/index';
@@ -474,6 +475,94 @@ describe('msgpack options', () => {
       db.get(`z${i}`);
     }
     expect(held.equals(Buffer.alloc(3000, 1))).toBe(true);
+  });
+
+  it('an option set to undefined is left out: mapkv defaults hold (copyBuffers, moreTypes)', () => {
+    const db = folder.open<string, any>({
+      sync: 'none',
+      msgpack: { copyBuffers: undefined, moreTypes: undefined, useRecords: undefined },
+    });
+    db.putSync('k', { b: Buffer.alloc(3000, 1), set: new Set([1]), u32: new Uint32Array([7]) });
+    const read = db.get('k');
+    for (let i = 0; i < 20; i++) db.putSync('k', { b: Buffer.alloc(3000, 2 + i) });
+    // Was a view of the mapping (copyBuffers overridden by undefined): it changed to 0x02...
+    expect(read.b.equals(Buffer.alloc(3000, 1))).toBe(true);
+    expect(read.set).toEqual(new Set([1])); // was an array without moreTypes
+    expect(read.u32).toEqual(new Uint32Array([7]));
+  });
+
+  it('options that would leave values unreadable or shared are ERR_BAD_OPTION, and create no file', () => {
+    const file = folder.file('refused.mkv');
+    const throwing = Object.defineProperty({}, 'useRecords', {
+      enumerable: true,
+      get() {
+        throw new Error('getter says no');
+      },
+    });
+    const refused: unknown[] = [
+      { copyBuffers: 0 },
+      { copyBuffers: null },
+      { sequential: true }, // opened fine, then every value was ERR_CORRUPT after a reopen
+      { saveStructures: () => true, getStructures: () => [] },
+      { structures: [['a', 'b']] },
+      { structures: 5 },
+      { useRecords: 0 }, // every object put failed with ERR_BAD_VALUE
+      { maxOwnStructures: 9000 }, // msgpackr's own refusal, was a TypeError after creating the file
+      throwing,
+      'records',
+    ];
+    for (const msgpack of refused) {
+      expectCode(() => folder.open({ msgpack } as never, file), 'ERR_BAD_OPTION');
+      expect(fs.existsSync(file)).toBe(false);
+    }
+  });
+
+  it('the msgpack options are read once, at open: changing the object later changes nothing', () => {
+    const options: { useRecords?: boolean } = {};
+    const db = folder.open<string, unknown>({ msgpack: options });
+    options.useRecords = false; // would make sub-databases opened later plain msgpack
+    const late = db.openDB<string, unknown>('late');
+    late.putSync('m', new Map([['a', 1]]));
+    expect(late.get('m')).toBeInstanceOf(Map); // with records, a Map stays a Map
+  });
+
+  it('a value that msgpack would store as undefined (toJSON returning undefined) is refused', () => {
+    const db = folder.open<string, unknown>();
+    class Money {
+      toJSON(): undefined {
+        return undefined;
+      }
+    }
+    expectCode(() => db.putSync('m', new Money()), 'ERR_BAD_VALUE');
+    expect(db.has('m')).toBe(false);
+  });
+});
+
+describe("what msgpackr does not keep (the README's list)", () => {
+  it('strings: an unpaired surrogate, a leading U+FEFF on a long string', () => {
+    const db = folder.open<string, unknown>();
+    db.putSync('s', 'a\ud800b');
+    expect(db.get('s')).toBe('a\ufffd\ufffd\ufffdb');
+    const long = `\ufeff${'x'.repeat(70)}`;
+    db.putSync('bom', long);
+    expect(db.get('bom')).toBe(long.slice(1));
+    db.putSync('short', '\ufeffxy');
+    expect(db.get('short')).toBe('\ufeffxy');
+  });
+
+  it('values of another realm lose their type; useRecords: false Maps with object keys do not decode', () => {
+    const db = folder.open<string, any>();
+    const foreign = vm.runInNewContext(
+      '({ m: new Map([[1, 2]]), s: new Set([1]), u: new Uint8Array([5]), d: new Date(0) })',
+    ) as Record<string, unknown>;
+    db.putSync('f', foreign);
+    expect(db.get('f')).toEqual({ m: {}, s: {}, u: { 0: 5 }, d: '1970-01-01T00:00:00.000Z' });
+    const plain = folder.open<string, unknown>(
+      { msgpack: { useRecords: false } },
+      folder.file('plain.mkv'),
+    );
+    plain.putSync('m', new Map([[{ id: 1 }, 'x']]));
+    expectCode(() => plain.get('m'), 'ERR_CORRUPT');
   });
 });
 
