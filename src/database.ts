@@ -331,11 +331,6 @@ export class Store {
   }
 
   /** Resolves when the writes queued so far are committed (or failed). */
-  /** Whether no write is queued or committing. */
-  get idle(): boolean {
-    return this.batchDone === null && this.committing === null;
-  }
-
   async drain(): Promise<void> {
     while (this.batchDone !== null || this.committing !== null) {
       await (this.batchDone ?? this.committing);
@@ -495,10 +490,19 @@ function checkSameFile(db: unknown, store: Store, call: string): void {
     );
 }
 
+/**
+ * Whether `v` is what `await` would treat as a promise: an object or a function with a `then`
+ * method (a callable thenable made db.transaction's promise adopt it and never settle). A
+ * `then` that cannot be read (a throwing getter, a revoked proxy) counts as none: the callback
+ * succeeded, and its odd return value is the caller's to handle.
+ */
 function isThenable(v: unknown): v is PromiseLike<unknown> {
-  return (
-    typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function'
-  );
+  if ((typeof v !== 'object' && typeof v !== 'function') || v === null) return false;
+  try {
+    return typeof (v as { then?: unknown }).then === 'function';
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -1862,31 +1866,22 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V, 'btre
   }
 
   /**
-   * Commits queued writes, then closes the file; with none queued, closes before returning.
-   * Idempotent; later calls throw ERR_CLOSED.
+   * Commits queued writes, then closes the file. Idempotent; later calls throw ERR_CLOSED.
+   *
+   * The file is closed in a microtask, never inside the call: close() may be called from code
+   * that runs in the middle of one of this handle's operations (a transaction callback, a key's
+   * getter, a msgpackr extension), which would go on reading unmapped views. So a synchronous
+   * script that reopens the file must await close(), or the old handle's reader slot keeps
+   * holding back the pages freed after its last read until the script yields.
    */
   close(): Promise<void> {
     if (this.closing === null) {
       this.store.closing = true;
-      if (this.store.idle) {
-        // Nothing to commit first: close now, not in a microtask. A synchronous script that
-        // calls close() without await and opens the file again would otherwise keep this
-        // handle's reader slot, pinning its last read, until the script ends: the new handle's
-        // commits could reuse no page freed after it.
+      this.closing = (async () => {
+        await this.store.drain();
         this.store.closed = true;
-        try {
-          this.store.env.close();
-          this.closing = Promise.resolve();
-        } catch (err) {
-          this.closing = Promise.reject(err);
-        }
-      } else {
-        this.closing = (async () => {
-          await this.store.drain();
-          this.store.closed = true;
-          this.store.env.close();
-        })();
-      }
+        this.store.env.close();
+      })();
     }
     return this.closing;
   }

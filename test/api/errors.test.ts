@@ -507,6 +507,42 @@ describe('ERR_BAD_OPTION', () => {
     expectHealthy(db);
   });
 
+  it('a callable thenable is a promise too; a `then` that cannot be read is not', async () => {
+    const db = folder.open();
+    db.putSync('a', 1);
+    const callable = Object.assign(() => 1, { then: () => undefined });
+    expectCode(
+      () =>
+        db.transactionSync((txn) => {
+          txn.put('a', 2);
+          return callable as never;
+        }),
+      'ERR_BAD_OPTION',
+    );
+    // Committed before, and then `await` adopted it: the promise never settled.
+    await expectRejectCode(
+      db.transaction((txn) => {
+        txn.put('a', 3);
+        return callable as never;
+      }),
+      'ERR_BAD_OPTION',
+    );
+    expect(db.get('a')).toBe(1);
+    // A successful callback whose result has a throwing `then` getter commits and returns it.
+    const odd = Object.defineProperty({}, 'then', {
+      get() {
+        throw new Error('no then here');
+      },
+    });
+    expect(
+      db.transactionSync((txn) => {
+        txn.put('a', 4);
+        return odd;
+      }),
+    ).toBe(odd);
+    expect(db.get('a')).toBe(4);
+  });
+
   it('an async callback that throws is refused, and its rejection is not left unhandled', async () => {
     const db = folder.open();
     const unhandled: unknown[] = [];
