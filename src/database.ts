@@ -491,6 +491,21 @@ function checkSameFile(db: unknown, store: Store, call: string): void {
 }
 
 /**
+ * The value of the first field of every object a user can hold that leads to a mapping
+ * (handles, snapshots, views, transactions, iterators). structuredClone, v8.serialize and
+ * postMessage copy an object's fields in order and copy ArrayBuffers byte by byte: reaching a
+ * mapped segment, which extends past the end of the file, they read unbacked pages and the
+ * process died of SIGBUS. A function cannot be cloned, so the clone throws a DataCloneError at
+ * this field, before anything else is read. (Never called.)
+ */
+function refuseClone(): never {
+  throw new MapKVError(
+    'ERR_BAD_OPTION',
+    'a mapkv handle cannot be cloned or sent to another thread: open the file in that thread',
+  );
+}
+
+/**
  * Whether `v` is what `await` would treat as a promise: an object or a function with a `then`
  * method (a callable thenable made db.transaction's promise adopt it and never settle). A
  * `then` that cannot be read (a throwing getter, a revoked proxy) counts as none: the callback
@@ -561,6 +576,8 @@ interface ReadContext {
  * {@link HashRangeOptions}. 'btree' for the root database; both when not known.
  */
 export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = DbKindName> {
+  /** @internal See {@link refuseClone}. The first field, so a clone stops here. */
+  readonly cloneGuard = refuseClone;
   /** @internal */
   readonly store: Store;
   /** The sub-database's name; null for the unnamed (root) database. */
@@ -1084,6 +1101,8 @@ const enum Stage {
  * transaction changes under it).
  */
 class RangeIterator<K, V> implements IterableIterator<unknown> {
+  /** See {@link refuseClone}. */
+  readonly cloneGuard = refuseClone;
   private stage = Stage.Start;
   /** Entries the limit still allows. */
   private left: number;
@@ -1261,6 +1280,8 @@ function compareSpan(b: Uint8Array, s: number, l: number, k: Uint8Array): number
  * @typeParam Kind - That database's kind ({@link DatabaseBase}).
  */
 export class Snapshot<K = unknown, V = unknown, Kind extends DbKindName = DbKindName> {
+  /** @internal See {@link refuseClone}. */
+  readonly cloneGuard = refuseClone;
   private closed = false;
 
   /** @internal */
@@ -1349,6 +1370,8 @@ export class Snapshot<K = unknown, V = unknown, Kind extends DbKindName = DbKind
  * @typeParam Kind - That database's kind ({@link DatabaseBase}).
  */
 export class SnapshotView<K, V, Kind extends DbKindName = DbKindName> {
+  /** @internal See {@link refuseClone}. */
+  readonly cloneGuard = refuseClone;
   /** @internal */
   constructor(
     private readonly db: DatabaseBase<K, V, Kind>,
@@ -1461,6 +1484,8 @@ class SnapshotReaderCopy implements PageReader {
  * @typeParam Kind - That database's kind ({@link DatabaseBase}).
  */
 export class Transaction<K = unknown, V = unknown, Kind extends DbKindName = DbKindName> {
+  /** @internal See {@link refuseClone}. */
+  readonly cloneGuard = refuseClone;
   /** @internal */
   aborted = false;
   private done = false;

@@ -438,6 +438,41 @@ describe('package entry', () => {
     expect(r.stdout.trim()).toBe('function function');
   });
 
+  it('cloning or posting a handle, snapshot, view, transaction or iterator throws; the process lives', () => {
+    // structuredClone copied the mapping's ArrayBuffers byte by byte, read past the end of the
+    // file and the process died of SIGBUS (exit 135). In a child, so that a crash is a result.
+    const script = `
+      const { open } = require('mapkv');
+      const v8 = require('node:v8');
+      const { MessageChannel } = require('node:worker_threads');
+      const db = open(process.argv[1]);
+      db.putSync('a', 1);
+      const sub = db.openDB('s');
+      const hash = db.openDB('h', { kind: 'hash' });
+      const snap = db.snapshot();
+      const objects = { db, sub, hash, snap, view: snap.db(sub), iterator: db.range()[Symbol.iterator]() };
+      db.transactionSync((txn) => { objects.txn = txn; });
+      const port = new MessageChannel().port1;
+      const out = [];
+      for (const [name, o] of Object.entries(objects)) {
+        for (const [how, fn] of [['clone', structuredClone], ['serialize', v8.serialize], ['post', (x) => port.postMessage(x)]]) {
+          try { fn(o); out.push(name + ' ' + how + ' copied'); } catch (e) { out.push(name + ' ' + how + ' ' + e.name); }
+        }
+      }
+      console.log(out.join('\\n'));
+      port.close();
+    `;
+    const r = spawnSync(process.execPath, ['-e', script, folder.file('clone.mkv')], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+    });
+    expect(r.signal).toBe(null);
+    expect(r.status).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toHaveLength(7 * 3);
+    for (const line of lines) expect(line).toMatch(/ (DataCloneError|Error)$/);
+  });
+
   it('the built package opens a file, writes, reads and throws MapKVError instances', () => {
     const file = folder.file('pkg.mkv');
     const script = `
