@@ -245,6 +245,12 @@ export function checkMsgpackOptions(given: unknown): MsgpackOptions {
       );
     }
   }
+  // msgpackr without moreTypes packs a typed array other than Uint8Array as binary of the
+  // wrong bytes (Uint32Array [1, 2, 3, 4] came back as 16 bytes: 01 02 03 04, then whatever
+  // was in its buffer): stored, it would read back changed.
+  if ('moreTypes' in copy && copy.moreTypes !== true) {
+    throw bad('moreTypes must be true or left out: without it msgpackr stores typed arrays wrong');
+  }
   if ('useRecords' in copy && typeof copy.useRecords !== 'boolean') {
     throw bad(`useRecords must be a boolean, got ${String(copy.useRecords)}`);
   }

@@ -507,6 +507,7 @@ describe('msgpack options', () => {
       { structures: [['a', 'b']] },
       { structures: 5 },
       { useRecords: 0 }, // every object put failed with ERR_BAD_VALUE
+      { moreTypes: false }, // msgpackr then stores a Uint32Array as 16 wrong bytes
       { maxOwnStructures: 9000 }, // msgpackr's own refusal, was a TypeError after creating the file
       throwing,
       'records',
