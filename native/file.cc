@@ -1,4 +1,4 @@
-// File operations: pageSize, fallocate, fdatasync, flock, funlock, fileSize.
+// File operations: pageSize, fallocate, punchHole, fdatasync, flock, funlock, fileSize.
 
 #include <fcntl.h>
 #include <sys/file.h>
@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <string>
 
 #include "mapkv.h"
 
@@ -18,6 +19,27 @@ Napi::Value GetPageSize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(PageSize()));
 }
 
+// Reads the (fd, offset, length) arguments of fallocate and punchHole: length > 0 and
+// offset + length at most 2^53, so both fit off_t. False with a JS exception pending otherwise.
+bool ReadFileRange(const Napi::CallbackInfo& info, const char* call, int* fd, uint64_t* offset,
+                   uint64_t* length) {
+  Napi::Env env = info.Env();
+  if (!ReadFd(info, 0, fd) || !ReadSafeInteger(info, 1, "offset", offset) ||
+      !ReadSafeInteger(info, 2, "length", length)) {
+    return false;
+  }
+  if (*length == 0) {
+    ThrowRangeError(env, std::string(call) + " length must be non-zero");
+    return false;
+  }
+  if (*length > kMaxSafeInteger - *offset) {
+    ThrowRangeError(env,
+                    std::string(call) + " offset + length must be at most Number.MAX_SAFE_INTEGER");
+    return false;
+  }
+  return true;
+}
+
 // fallocate(fd, offset, length): void. Allocates real blocks for [offset, offset + length),
 // extending the file when the range passes its end, so a full disk fails here (ENOSPC) rather
 // than as a SIGBUS when a page of a mapping is first written.
@@ -25,18 +47,7 @@ Napi::Value Fallocate(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd;
   uint64_t offset, length;
-  if (!ReadFd(info, 0, &fd) || !ReadSafeInteger(info, 1, "offset", &offset) ||
-      !ReadSafeInteger(info, 2, "length", &length)) {
-    return env.Undefined();
-  }
-  if (length == 0) {
-    ThrowRangeError(env, "fallocate length must be non-zero");
-    return env.Undefined();
-  }
-  if (length > kMaxSafeInteger - offset) {
-    ThrowRangeError(env, "fallocate offset + length must be at most Number.MAX_SAFE_INTEGER");
-    return env.Undefined();
-  }
+  if (!ReadFileRange(info, "fallocate", &fd, &offset, &length)) return env.Undefined();
   int err;
   do {
     // SAFETY: offset >= 0 and length > 0 (checked) and offset + length <= 2^53 fits off_t, so
@@ -46,6 +57,29 @@ Napi::Value Fallocate(const Napi::CallbackInfo& info) {
     err = posix_fallocate(fd, static_cast<off_t>(offset), static_cast<off_t>(length));
   } while (err == EINTR);
   if (err != 0) ThrowSystemError(env, err, "fallocate");
+  return env.Undefined();
+}
+
+// punchHole(fd, offset, length): void. Deallocates the blocks of [offset, offset + length)
+// without changing the file's size: the range reads as zeros and its page-cache pages are
+// dropped. A commit whose flush failed punches the pages it wrote, so that their next writes
+// land in fresh blocks (see WriteTxn.writtenRanges for why).
+Napi::Value PunchHole(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  uint64_t offset, length;
+  if (!ReadFileRange(info, "punchHole", &fd, &offset, &length)) return env.Undefined();
+  int result;
+  do {
+    // SAFETY: offset >= 0 and length > 0 (checked) and offset + length <= 2^53 fits off_t.
+    // PUNCH_HOLE must be paired with KEEP_SIZE (EINVAL otherwise), and the pair never extends
+    // the file. The kernel checks that fd is open for writing (EBADF) and that the file
+    // system supports punching (EOPNOTSUPP). It touches no memory of ours; mappings of the
+    // range read zeros afterwards. EINTR is retried.
+    result = fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                       static_cast<off_t>(length));
+  } while (result != 0 && errno == EINTR);
+  if (result != 0) ThrowSystemError(env, errno, "fallocate");
   return env.Undefined();
 }
 
@@ -169,6 +203,7 @@ Napi::Value FileSize(const Napi::CallbackInfo& info) {
 void InitFile(Napi::Env env, Napi::Object exports) {
   exports.Set("pageSize", Napi::Function::New(env, GetPageSize, "pageSize"));
   exports.Set("fallocate", Napi::Function::New(env, Fallocate, "fallocate"));
+  exports.Set("punchHole", Napi::Function::New(env, PunchHole, "punchHole"));
   exports.Set("fdatasync", Napi::Function::New(env, Fdatasync, "fdatasync"));
   exports.Set("fdatasyncAsync", Napi::Function::New(env, FdatasyncAsync, "fdatasyncAsync"));
   exports.Set("flock", Napi::Function::New(env, Flock, "flock"));

@@ -75,16 +75,16 @@ export class MappedStorage implements Storage {
       }
       throw err;
     }
-    let regular = false;
+    let st: fs.Stats | undefined;
     try {
-      regular = fs.fstatSync(fd).isFile();
+      st = fs.fstatSync(fd);
     } finally {
-      if (!regular) fs.closeSync(fd);
+      if (st?.isFile() !== true) fs.closeSync(fd);
     }
-    if (!regular) {
+    if (!st.isFile()) {
       throw new MapKVError('ERR_BAD_OPTION', `${path} is not a regular file`);
     }
-    const storage = new MappedStorage(path, fd, segmentSize, readOnly, populate, advice);
+    const storage = new MappedStorage(path, fd, segmentSize, readOnly, populate, advice, st);
     try {
       storage.refresh();
     } catch (err) {
@@ -110,6 +110,9 @@ export class MappedStorage implements Storage {
   private readonly segments: Segment[] = [];
   private readonly populate: boolean;
   private readonly advice: ReadAdvice;
+  /** Device and inode of the open file: what `path` must still name (namesFile). */
+  private readonly dev: number;
+  private readonly ino: number;
 
   private constructor(
     path: string,
@@ -118,7 +121,10 @@ export class MappedStorage implements Storage {
     readOnly: boolean,
     populate: boolean,
     advice: ReadAdvice,
+    st: fs.Stats,
   ) {
+    this.dev = st.dev;
+    this.ino = st.ino;
     this.path = path;
     this.fd = fd;
     this.segmentSize = segmentSize;
@@ -235,6 +241,33 @@ export class MappedStorage implements Storage {
     }
     this.currentSize = size;
     return size;
+  }
+
+  /** Punches `[offset, offset + length)` out of the file (see Storage.discard). */
+  discard(offset: number, length: number): void {
+    this.checkWritable();
+    if (length <= 0) return;
+    try {
+      native.punchHole(this.fd, offset, length);
+    } catch (err) {
+      throw this.withPath(err);
+    }
+  }
+
+  /**
+   * Whether `path` names the open file: a stat of the path against the device and inode of
+   * the descriptor. A path that cannot be looked up for another reason than absence (EACCES
+   * on a folder, say) counts as naming it: only a file known to be gone or replaced does not.
+   */
+  namesFile(): boolean {
+    this.checkOpen();
+    let st: fs.Stats | undefined;
+    try {
+      st = fs.statSync(this.path, { throwIfNoEntry: false });
+    } catch (err) {
+      return (err as NodeJS.ErrnoException).code !== 'ENOTDIR';
+    }
+    return st !== undefined && st.dev === this.dev && st.ino === this.ino;
   }
 
   /** msync(MS_SYNC) of each range through the write views, split at segment edges. */

@@ -180,6 +180,19 @@ export class MemoryStorage implements Storage {
     }
   }
 
+  /** Zeroes the range's current bytes, as a punched hole reads (volatile until synced). */
+  discard(offset: number, length: number): void {
+    this.checkWritable();
+    if (length <= 0) return;
+    this.fill(offset, Math.min(offset + length, this.currentSize), 0);
+  }
+
+  /** A MemoryStorage has no path to lose. */
+  namesFile(): boolean {
+    this.checkOpen();
+    return true;
+  }
+
   /** Makes every current byte and the current size durable. */
   sync(): void {
     this.checkWritable();

@@ -74,6 +74,13 @@ export interface NativeBinding {
    */
   fallocate(fd: number, offset: number, length: number): void;
 
+  /**
+   * fallocate(PUNCH_HOLE | KEEP_SIZE): frees the blocks of `[offset, offset + length)`, which
+   * then read as zeros; the size does not change. `length` > 0. EOPNOTSUPP where the file
+   * system cannot punch.
+   */
+  punchHole(fd: number, offset: number, length: number): void;
+
   /** fdatasync: the file's data and size reach the disk. */
   fdatasync(fd: number): void;
   /**

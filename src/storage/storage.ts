@@ -64,6 +64,20 @@ export interface Storage {
    */
   flush(ranges: readonly FlushRange[]): void;
 
+  /**
+   * Frees the file's blocks under `[offset, offset + length)` (fallocate PUNCH_HOLE on
+   * MappedStorage): the range reads as zeros and the next write there allocates fresh blocks.
+   * Offsets and lengths are multiples of the db page size, inside `size`. Throws the system
+   * error (EOPNOTSUPP where the file system cannot punch).
+   */
+  discard(offset: number, length: number): void;
+
+  /**
+   * Whether the storage's path still names the file it opened: false once the file was
+   * deleted or another file was renamed over its path (always true for MemoryStorage).
+   */
+  namesFile(): boolean;
+
   /** fdatasync: makes the file's size and every written byte durable. */
   sync(): void;
 

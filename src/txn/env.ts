@@ -340,14 +340,18 @@ export class Environment {
       // On Linux msync(MS_SYNC) of a range is an fsync of the file (vfs_fsync_range), so one
       // msync per dirty range would cost one journal commit each. One fdatasync writes back
       // every dirty page of the file, and the file's new size when it grew.
-      if (full && !listed) this.storage.sync();
+      if (full && !listed) this.syncPages(plan);
       this.hooks.afterDataFlush?.();
       const written = this.writeMetaFor(plan);
       try {
         this.hooks.afterMetaWrite?.();
         // The meta went in by pwrite: one fdatasync flushes it (an msync of its range would
-        // cost the same, an fsync of the file, but needs a writable mapping).
-        if (full) this.storage.sync();
+        // cost the same, an fsync of the file, but needs a writable mapping). A listed
+        // commit's pages go with it.
+        if (full) {
+          if (listed) this.syncPages(plan);
+          else this.storage.sync();
+        }
       } catch (err) {
         this.restoreMeta(written);
         throw err;
@@ -380,15 +384,17 @@ export class Environment {
     }
     const f: InFlight = { txn, plan, written: null, done: false, error: undefined };
     this.inflight = f;
+    const listed = plan.meta.written !== undefined;
     try {
-      if (plan.meta.written === undefined) {
-        await this.storage.syncAsync();
+      if (!listed) {
+        await this.syncPagesAsync(f, plan);
         if (f.done) return this.settled(f);
       }
       this.hooks.afterDataFlush?.();
       f.written = this.writeMetaFor(plan);
       this.hooks.afterMetaWrite?.();
-      await this.storage.syncAsync();
+      if (listed) await this.syncPagesAsync(f, plan);
+      else await this.storage.syncAsync();
       if (f.done) return this.settled(f);
       this.publishCommit(plan);
       f.done = true;
@@ -426,14 +432,16 @@ export class Environment {
   /** Completes the in-flight async commit with blocking flushes (a sync writer needs the lock). */
   private finishInFlight(): void {
     const f = this.inflight!;
+    const listed = f.plan.meta.written !== undefined;
     try {
       if (f.written === null) {
-        if (f.plan.meta.written === undefined) this.storage.sync();
+        if (!listed) this.syncPages(f.plan);
         this.hooks.afterDataFlush?.();
         f.written = this.writeMetaFor(f.plan);
         this.hooks.afterMetaWrite?.();
       }
-      this.storage.sync();
+      if (listed) this.syncPages(f.plan);
+      else this.storage.sync();
       this.publishCommit(f.plan);
     } catch (err) {
       if (f.written !== null) this.restoreMeta(f.written);
@@ -442,6 +450,42 @@ export class Environment {
       f.done = true;
       this.inflight = null;
       this.endWrite();
+    }
+  }
+
+  /**
+   * The flush that makes a commit's pages durable (fdatasync). If it fails, the pages are
+   * punched out of the file before the error goes on (CommitPlan.written says why): they
+   * belong to no commit, and whatever the failed write-back left behind must not shadow their
+   * next writes.
+   */
+  private syncPages(plan: CommitPlan): void {
+    try {
+      this.storage.sync();
+    } catch (err) {
+      this.discardPages(plan);
+      throw err;
+    }
+  }
+
+  /** `syncPages` on a thread-pool thread; no punch once a synchronous writer took over. */
+  private async syncPagesAsync(f: InFlight, plan: CommitPlan): Promise<void> {
+    try {
+      await this.storage.syncAsync();
+    } catch (err) {
+      if (!f.done) this.discardPages(plan);
+      throw err;
+    }
+  }
+
+  private discardPages(plan: CommitPlan): void {
+    for (const r of plan.written) {
+      try {
+        this.storage.discard(r.offset, r.length);
+      } catch {
+        // The flush's error is the one to report; a file system that cannot punch keeps the
+        // pages as they are, which is how this worked before punching.
+      }
     }
   }
 
@@ -516,6 +560,15 @@ export class Environment {
   private startWrite(wait: boolean): WriteTxn | null {
     if (this.storage.readOnly)
       throw new MapKVError('ERR_READ_ONLY', 'the database was opened read-only');
+    // A file deleted or renamed over while open stays readable through this handle, but its
+    // commits would land in a file that no open() can reach again: silent loss, so refused.
+    if (!this.storage.namesFile()) {
+      throw new MapKVError(
+        'ERR_READ_ONLY',
+        `${this.storage.path} no longer names the file this handle opened (it was deleted or ` +
+          'replaced): the handle can read it but not write; open the path again',
+      );
+    }
     this.finishPendingCommit();
     if (this.writer !== null) {
       throw new MapKVError('ERR_LOCKED', 'a write transaction is already open on this database');
@@ -792,13 +845,14 @@ function initialize(storage: Storage, pageSize: number): MetaState {
     catalog: emptyDescriptor(DbKind.BTree, KEY_ENCODING_IDS.string, VALUE_ENCODING_IDS.binary),
   };
   storage.grow(Math.max(META_PAGES * pageSize, 16 * pageSize));
-  // Each meta through the segment that holds it: a segment may be a single page (segmentSize
-  // is a multiple of pageSize, at least one page).
+  // By pwrite, as commits write: a write view mapped here would stay mapped (address space,
+  // one mapping per segment) for as long as the handle, which otherwise maps one only to put
+  // back the meta of a commit whose flush failed.
+  const page = new Uint8Array(pageSize);
   for (let slot = 0; slot < META_PAGES; slot++) {
-    const at = slot * pageSize;
-    const seg = Math.floor(at / storage.segmentSize);
-    const w = storage.writeSegment(seg);
-    writeMeta(w, at - seg * storage.segmentSize, slot, { ...meta, txnId: slot });
+    page.fill(0);
+    writeMeta(page, 0, slot, { ...meta, txnId: slot });
+    storage.writeAt(slot * pageSize, [page]);
   }
   storage.sync();
   return { ...meta, txnId: 1 };

@@ -36,6 +36,7 @@ import { type DbDescriptor, type MetaState, copyDescriptor, writtenCapacity } fr
 import { DIR_ENTRY, type FreeChunk, chunkCapacity, directoryCapacity, readChunk } from './freelist';
 import type { PageWriter } from './pages';
 import type { Pager } from './pager';
+import type { FlushRange } from '../storage/storage';
 
 /** Bytes of pages a commit may ask open() to verify (larger commits flush before the meta). */
 const VERIFY_BUDGET = 2 << 20;
@@ -52,6 +53,14 @@ interface Savepoint {
 /** What a commit hands to the environment to write as the new meta. */
 export interface CommitPlan {
   meta: MetaState;
+  /**
+   * The byte ranges of the file the commit's pages were written to (pwritev groups). When
+   * the flush of these pages fails, the environment punches them out of the file: on ext4, a
+   * page whose first write-back into never-written (fallocated) blocks failed can be written
+   * again and flushed with success while its blocks stay marked unwritten, so it reads as
+   * zeros after the page cache is dropped. Fresh blocks do not keep that state.
+   */
+  written: FlushRange[];
 }
 
 export class WriteTxn implements PageWriter {
@@ -87,6 +96,8 @@ export class WriteTxn implements PageWriter {
   private readonly oldDirPages: number[];
   private level = 0;
   private readonly savepoints: Savepoint[] = [];
+  /** Byte ranges written by sealPages (see CommitPlan.written). */
+  private writtenRanges: FlushRange[] = [];
 
   constructor(
     private readonly pager: Pager,
@@ -289,6 +300,8 @@ export class WriteTxn implements PageWriter {
   prepareCommit(): CommitPlan {
     const freeDir = this.writeFreelist();
     const written = this.sealPages();
+    const ranges = this.writtenRanges;
+    this.writtenRanges = [];
     const meta: MetaState = {
       pageSize: this.pageSize,
       txnId: this.txnId,
@@ -300,7 +313,7 @@ export class WriteTxn implements PageWriter {
       catalog: this.catalog,
       ...(written !== null ? { written } : {}),
     };
-    return { meta };
+    return { meta, written: ranges };
   }
 
   /** Whether this transaction changed anything at all. */
@@ -492,17 +505,25 @@ export class WriteTxn implements PageWriter {
         else written.push(p, crc);
       }
       if (p !== groupEnd || group.length >= WRITE_GROUP) {
-        if (group.length > 0) this.pager.storage.writeAt(groupAt * ps, group);
+        if (group.length > 0) this.writeGroup(groupAt, groupEnd, group);
         group = [];
         groupAt = p;
       }
       group.push(buf);
       groupEnd = p + buf.length / ps;
     }
-    if (group.length > 0) this.pager.storage.writeAt(groupAt * ps, group);
+    if (group.length > 0) this.writeGroup(groupAt, groupEnd, group);
     for (const buf of this.buffers.values()) if (buf.length === ps) this.pager.returnBuffer(buf);
     this.buffers.clear();
     return written;
+  }
+
+  /** Writes pages `[first, end)` from `group` and records their range (CommitPlan.written). */
+  private writeGroup(first: number, end: number, group: Uint8Array[]): void {
+    const ps = this.pageSize;
+    // Recorded first: a write that fails part-way may still have put some of its pages in.
+    this.writtenRanges.push({ offset: first * ps, length: (end - first) * ps });
+    this.pager.storage.writeAt(first * ps, group);
   }
 }
 

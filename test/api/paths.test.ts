@@ -10,7 +10,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { open, type Database } from '../../src/index';
 import { LockFile } from '../../src/txn/lockfile';
-import { ApiFolder } from '../helpers/api-helpers';
+import { ApiFolder, expectCode, expectRejectCode } from '../helpers/api-helpers';
 
 let folder: ApiFolder;
 
@@ -95,6 +95,65 @@ describe('one file under several paths', () => {
     const again = open<string, number>(file);
     expect([again.get('kept'), again.get('after')]).toEqual([1, 2]);
     await again.close();
+  });
+});
+
+describe('a file deleted or replaced under an open handle', () => {
+  // Before the fix the handle's commits succeeded into the orphaned file, which no open()
+  // can reach again: every later write was lost without an error.
+  it('deleted: writes are ERR_READ_ONLY, reads go on; open() of the path makes a new file', async () => {
+    const file = folder.file();
+    const db = folder.open<string, number>({}, file);
+    db.putSync('a', 1);
+    fs.unlinkSync(file);
+    expectCode(() => db.putSync('b', 2), 'ERR_READ_ONLY');
+    expectCode(() => db.transactionSync((t) => t.put('b', 2)), 'ERR_READ_ONLY');
+    await expectRejectCode(db.put('b', 2), 'ERR_READ_ONLY');
+    expect([db.get('a'), db.get('b')]).toEqual([1, undefined]);
+    const fresh = folder.open<string, number>({}, file);
+    expect(fresh.get('a')).toBe(undefined);
+    fresh.putSync('c', 3);
+    expect(fresh.get('c')).toBe(3);
+  });
+
+  it('renamed over by another file: writes are ERR_READ_ONLY; the path reads the new file', async () => {
+    const file = folder.file();
+    const db = folder.open<string, number>({}, file);
+    db.putSync('a', 1);
+    await db.backup(folder.file('copy.mkv'));
+    db.putSync('a', 2);
+    fs.renameSync(folder.file('copy.mkv'), file);
+    expectCode(() => db.putSync('a', 3), 'ERR_READ_ONLY');
+    expect(db.get('a')).toBe(2);
+    const other = folder.open<string, number>({}, file);
+    expect(other.get('a')).toBe(1);
+    other.putSync('a', 4);
+    expect(other.get('a')).toBe(4);
+  });
+
+  it('renamed away: writes are ERR_READ_ONLY until the file is back at its path', () => {
+    const file = folder.file();
+    const db = folder.open<string, number>({}, file);
+    db.putSync('a', 1);
+    fs.renameSync(file, folder.file('moved.mkv'));
+    expectCode(() => db.putSync('a', 2), 'ERR_READ_ONLY');
+    fs.renameSync(folder.file('moved.mkv'), file);
+    db.putSync('a', 3);
+    expect(db.get('a')).toBe(3);
+  });
+});
+
+describe('the creating handle', () => {
+  it('keeps no writable mapping of the data file', () => {
+    // It wrote the first metas through a 1 GiB MAP_SHARED view and kept it until close():
+    // address space and a mapping per segment that other handles never take.
+    const file = folder.file();
+    const db = folder.open<string, number>({}, file);
+    db.putSync('a', 1);
+    const maps = fs.readFileSync('/proc/self/maps', 'utf8').split('\n');
+    const ofFile = maps.filter((l) => l.endsWith(` ${file}`));
+    expect(ofFile.length).toBeGreaterThan(0); // the read view
+    expect(ofFile.filter((l) => l.split(/\s+/)[1]!.startsWith('rw'))).toEqual([]);
   });
 });
 

@@ -70,6 +70,32 @@ describe('fallocate', () => {
   );
 });
 
+describe('punchHole', () => {
+  it('frees the blocks of a range, which reads as zeros; the size stays', () => {
+    fs.writeSync(fd, Buffer.alloc(64 * 1024, 7), 0, 64 * 1024, 0);
+    fs.fsyncSync(fd);
+    const before = fs.fstatSync(fd).blocks;
+    native.punchHole(fd, 16 * 1024, 32 * 1024);
+    const st = fs.fstatSync(fd);
+    expect(st.size).toBe(64 * 1024);
+    expect(before - st.blocks).toBeGreaterThanOrEqual((32 * 1024) / 512);
+    const bytes = fs.readFileSync(file);
+    expect(bytes.subarray(0, 16 * 1024).every((b) => b === 7)).toBe(true);
+    expect(bytes.subarray(16 * 1024, 48 * 1024).every((b) => b === 0)).toBe(true);
+    expect(bytes.subarray(48 * 1024).every((b) => b === 7)).toBe(true);
+  });
+
+  it('refuses an empty or oversized range, and reports a closed descriptor', () => {
+    expect(() => native.punchHole(fd, 0, 0)).toThrow(RangeError);
+    expect(() => native.punchHole(fd, 2 ** 53 - 10, 20)).toThrow(RangeError);
+    const other = fs.openSync(folder.file('other'), 'w+');
+    fs.closeSync(other);
+    expect(() => native.punchHole(other, 0, 4096)).toThrow(
+      expect.objectContaining({ code: 'EBADF', syscall: 'fallocate' }),
+    );
+  });
+});
+
 describe('fdatasync', () => {
   it('succeeds on an open file after a write', () => {
     fs.writeSync(fd, Buffer.from('durable'));
