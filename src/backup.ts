@@ -130,11 +130,19 @@ async function compactCopy(
   assertOpen(); // the caller awaited since it last checked
   // Nothing reads the copy before the rename, so its steps need no flush: one fdatasync at
   // the end makes all of it durable.
-  const target = Environment.open(MappedStorage.open(path), {
-    pageSize: env.pageSize,
-    sync: 'none',
-    verifyChecksums: false,
-  });
+  const storage = MappedStorage.open(path);
+  let target: Environment;
+  try {
+    target = Environment.open(storage, {
+      pageSize: env.pageSize,
+      sync: 'none',
+      verifyChecksums: false,
+    });
+  } catch (err) {
+    // Creating the copy failed (a full disk at its first grow): its file stays open otherwise.
+    storage.close();
+    throw err;
+  }
   let pageCount: number;
   try {
     let txn = target.beginWrite();

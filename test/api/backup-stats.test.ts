@@ -1,9 +1,11 @@
 // backup(), stats(), check() and the package entry points (require and import of 'mapkv').
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 
 import { compactStep } from '../../src/backup';
+import { systemError } from '../../src/errors';
+import { Environment } from '../../src/txn/env';
 import { open, type Database } from '../../src/index';
 import {
   ApiFolder,
@@ -151,6 +153,38 @@ describe('backup', () => {
       }
     });
   }
+
+  it('a compact backup whose copy cannot be created closes the copy file (no fd leak)', async () => {
+    const db = folder.open();
+    db.putSync('a', 1);
+    const backupFds = (): number =>
+      fs.readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return fs.readlinkSync(`/proc/self/fd/${fd}`).includes('.backup');
+        } catch {
+          return false; // the descriptor readdir itself used, closed by now
+        }
+      }).length;
+    // A full disk fails the copy's first grow, inside Environment.open; the copy's file was
+    // open by then and stayed open (one descriptor per failed backup, on a deleted file).
+    const spy = vi.spyOn(Environment, 'open').mockImplementation(() => {
+      throw systemError('ENOSPC', 'fallocate');
+    });
+    try {
+      for (let i = 0; i < 3; i++) {
+        await expect(db.backup(folder.file('copy.mkv'), { compact: true })).rejects.toThrow(
+          expect.objectContaining({ code: 'ENOSPC' }),
+        );
+      }
+    } finally {
+      spy.mockRestore();
+    }
+    expect(backupFds()).toBe(0);
+    expect(fs.readdirSync(folder.dir).filter((f) => f.endsWith('.backup'))).toEqual([]);
+    await db.backup(folder.file('copy.mkv'), { compact: true });
+    const copy = folder.open({ readOnly: true }, folder.file('copy.mkv'));
+    expect(copy.get('a')).toBe(1);
+  });
 
   it('overwrites an existing file at the target path', async () => {
     const db = folder.open();
