@@ -53,9 +53,16 @@ export function createMsgpackValueEncoder(overrides: MsgpackOptions = {}): Value
       try {
         packed = packr.pack(value);
       } catch (err) {
+        // The pack may have grown msgpackr's buffer before it failed.
+        dropPackBuffer(packr);
         if (err instanceof MapKVError) throw err;
         throw badValue(`the value cannot be encoded as msgpack: ${message(err)}`, err);
       }
+      // msgpackr packs into one module-level buffer that it grows to fit the largest value
+      // ever packed and keeps (up to 1 GiB): one 50 MiB value held 100-190 MiB for the life of
+      // the process. After a large value it gets a small buffer again; `packed` keeps the
+      // large one alive only until the caller has copied it.
+      if (packed.length > MAX_KEPT_SCRATCH) dropPackBuffer(packr);
       // A class instance whose toJSON returns undefined packs as msgpack's `undefined`: stored,
       // get() would return undefined for a key that exists.
       if (packed.length === 3 && packed[0] === 0xd4 && packed[1] === 0 && packed[2] === 0) {
@@ -124,6 +131,11 @@ export function createMsgpackValueEncoder(overrides: MsgpackOptions = {}): Value
       }
     },
   };
+}
+
+/** Gives msgpackr a fresh small buffer to pack into (see encode). */
+function dropPackBuffer(packr: Packr): void {
+  packr.useBuffer(Buffer.allocUnsafeSlow(8192));
 }
 
 /**

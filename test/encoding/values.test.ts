@@ -293,6 +293,23 @@ describe('msgpack values', () => {
   });
 });
 
+describe('msgpackr buffer after a large value', () => {
+  it('packs the next values into a small buffer again, not one the size of the large value', () => {
+    // msgpackr packs into one module-level buffer, grown to fit the largest value ever packed
+    // and kept (up to 1 GiB): a single 50 MiB value held 100-190 MiB until the process ended.
+    const enc = createMsgpackValueEncoder();
+    const big = enc.encode({ text: 'x'.repeat(8 << 20) });
+    expect(big.length).toBeGreaterThan(8 << 20);
+    const small = enc.encode({ a: 1 });
+    expect(small.buffer.byteLength).toBeLessThan(1 << 20);
+    expect(enc.decode(small, 0, small.length)).toEqual({ a: 1 });
+    // A value that fails to pack part-way through leaves no large buffer behind either.
+    const bad = { text: 'y'.repeat(8 << 20), f: Symbol('no') };
+    expect(() => enc.encode(bad)).toThrow();
+    expect(enc.encode({ b: 2 }).buffer.byteLength).toBeLessThan(1 << 20);
+  });
+});
+
 describe('json values', () => {
   it('round-trips random JSON values', () => {
     const enc = createJsonValueEncoder();
