@@ -360,20 +360,19 @@ export class Store {
     try {
       for (const op of ops) {
         if (op.type === 'txn') {
-          const named = new Map(txn.named);
-          txn.savepoint(named);
+          txn.savepoint();
           const view = new Transaction(op.db, txn);
           try {
             const value = op.fn(view);
             if (isThenable(value)) refuseAsyncCallback(value);
             view.finish();
             if (view.aborted) {
-              restoreNamed(txn, txn.rollback());
+              txn.rollback();
             } else txn.release();
             results.push({ ok: true, value });
           } catch (error) {
             view.finish();
-            restoreNamed(txn, txn.rollback());
+            txn.rollback();
             results.push({ ok: false, error });
           }
         } else {
@@ -535,11 +534,6 @@ function refuseAsyncCallback(result: PromiseLike<unknown>): never {
     'ERR_BAD_OPTION',
     'a transaction callback must be synchronous (it returned a promise)',
   );
-}
-
-function restoreNamed(txn: WriteTxn, named: Map<string, DbDescriptor>): void {
-  txn.named.clear();
-  for (const [k, v] of named) txn.named.set(k, v);
 }
 
 const utf8 = new TextEncoder();
@@ -996,6 +990,7 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
       return { desc, index: this.index, touched: () => undefined };
     }
     const name = this.name;
+    txn.noteNamed(name);
     let desc = txn.named.get(name);
     if (desc === undefined) {
       const kb = encodeName(name);

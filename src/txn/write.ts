@@ -47,7 +47,19 @@ interface Savepoint {
   freedLength: number;
   shadowed: number[];
   main: DbDescriptor;
-  named: Map<string, DbDescriptor>;
+  /**
+   * Each named database written at this level, with its descriptor as it was when the level
+   * began (null: not in `named` then). Filled by `noteNamed` on first write, so a savepoint
+   * costs O(1) and its rollback O(what the level wrote), however many databases the
+   * transaction holds.
+   */
+  saved: Map<string, DbDescriptor | null>;
+  /**
+   * Pages allocated at this level (a page may appear twice, or have left `dirty` since: the
+   * level is checked when the list is walked). Release and rollback walk this list, not the
+   * whole transaction's `dirty`, which a batch of many callbacks made quadratic.
+   */
+  pages: number[];
 }
 
 /** What a commit hands to the environment to write as the new meta. */
@@ -90,6 +102,10 @@ export class WriteTxn implements PageWriter {
   private readonly buffers = new Map<number, Uint8Array>();
   private readonly runs = new Map<number, number>();
   private pool: number[] = [];
+  /** Whether `pool` is in descending order (allocPage pops keep it so; pushes do not). */
+  private poolSorted = false;
+  /** What the last run scan learned: no run of `pages` or more starts below `first`. */
+  private runFloor: { pages: number; first: number } | null = null;
   private freed: number[] = [];
   private readonly consumedChunkPages: number[] = [];
   private readonly chunks: FreeChunk[];
@@ -197,7 +213,7 @@ export class WriteTxn implements PageWriter {
     if (p === undefined) p = this.extend(1);
     // A page handed out twice means a free chunk listed a page in use or listed it twice.
     if (this.dirty.has(p)) corrupt(`the freelist lists page ${p}, which is in use`);
-    this.dirty.set(p, this.level);
+    this.markDirty(p);
     this.buffers.set(p, this.pager.takeBuffer());
     this.allocatedBytes += this.pageSize;
     return p;
@@ -210,7 +226,7 @@ export class WriteTxn implements PageWriter {
       // Allocated at this level and never reachable from any commit: reusable at once.
       this.dirty.delete(pgno);
       this.dropBuffer(pgno);
-      this.pool.push(pgno);
+      this.poolPush(pgno);
     } else if (lv !== undefined) {
       this.savepoints[this.level - 1]!.shadowed.push(pgno);
     } else {
@@ -230,7 +246,7 @@ export class WriteTxn implements PageWriter {
       first = this.takeRunFromPool(pages);
     }
     if (first < 0) first = this.extend(pages);
-    for (let i = 0; i < pages; i++) this.dirty.set(first + i, this.level);
+    for (let i = 0; i < pages; i++) this.markDirty(first + i);
     this.runs.set(first, pages);
     this.buffers.set(first, new Uint8Array(pages * this.pageSize));
     this.allocatedBytes += pages * this.pageSize;
@@ -254,43 +270,73 @@ export class WriteTxn implements PageWriter {
   }
 
   /** Starts a nested level whose changes `rollback` undoes and `release` keeps. */
-  savepoint(named: Map<string, DbDescriptor>): void {
-    const copies = new Map<string, DbDescriptor>();
-    for (const [k, v] of named) copies.set(k, copyDescriptor(v));
+  savepoint(): void {
     this.savepoints.push({
       freedLength: this.freed.length,
       shadowed: [],
       main: copyDescriptor(this.main),
-      named: copies,
+      saved: new Map(),
+      pages: [],
     });
     this.level++;
   }
 
-  /** Undoes everything since the last savepoint; returns the descriptors as they were. */
-  rollback(): Map<string, DbDescriptor> {
+  /**
+   * Must be called before the descriptor of named database `name` is looked up for a write:
+   * inside a savepoint, keeps the descriptor as it is now, for `rollback`.
+   */
+  noteNamed(name: string): void {
+    if (this.level === 0) return;
+    const saved = this.savepoints[this.level - 1]!.saved;
+    if (saved.has(name)) return;
+    const d = this.named.get(name);
+    saved.set(name, d === undefined ? null : copyDescriptor(d));
+  }
+
+  /** Undoes everything since the last savepoint, the descriptors of `named` included. */
+  rollback(): void {
     const sp = this.savepoints.pop()!;
-    for (const [p, lv] of this.dirty) {
-      if (lv === this.level) {
+    for (const p of sp.pages) {
+      if (this.dirty.get(p) === this.level) {
         this.dirty.delete(p);
         this.runs.delete(p);
         this.dropBuffer(p);
-        this.pool.push(p);
+        this.poolPush(p);
       }
     }
     this.level--;
     this.freed.length = sp.freedLength;
     this.main = sp.main;
+    for (const [name, d] of sp.saved) {
+      if (d === null) this.named.delete(name);
+      else this.named.set(name, d);
+    }
     this.version++;
-    return sp.named;
   }
 
   /** Keeps the changes since the last savepoint, merging them into the level below. */
   release(): void {
     const sp = this.savepoints.pop()!;
-    for (const [p, lv] of this.dirty) if (lv === this.level) this.dirty.set(p, this.level - 1);
+    const outer = this.level > 1 ? this.savepoints[this.level - 2]! : null;
+    for (const p of sp.pages) {
+      if (this.dirty.get(p) === this.level) {
+        this.dirty.set(p, this.level - 1);
+        outer?.pages.push(p);
+      }
+    }
+    // The outer level's rollback must restore what it had before this level wrote, too.
+    if (outer !== null) {
+      for (const [name, d] of sp.saved) if (!outer.saved.has(name)) outer.saved.set(name, d);
+    }
     this.level--;
     // Pages of the outer level that this level copied are garbage now.
     for (const p of sp.shadowed) this.freePage(p);
+  }
+
+  /** Marks page `p` dirty at the current level. */
+  private markDirty(p: number): void {
+    this.dirty.set(p, this.level);
+    if (this.level > 0) this.savepoints[this.level - 1]!.pages.push(p);
   }
 
   /**
@@ -333,7 +379,7 @@ export class WriteTxn implements PageWriter {
       if (c.txn <= this.reuseLimit) {
         this.chunks.splice(i, 1);
         const pages = readChunk(this.pager, c, this.base.pageCount);
-        for (let j = pages.length - 1; j >= 0; j--) this.pool.push(pages[j]!);
+        for (let j = pages.length - 1; j >= 0; j--) this.poolPush(pages[j]!);
         this.consumedChunkPages.push(c.pgno);
         return true;
       }
@@ -341,20 +387,60 @@ export class WriteTxn implements PageWriter {
     return false;
   }
 
+  /** Adds a free page to the pool (which then may hold new runs, in any order). */
+  private poolPush(p: number): void {
+    this.pool.push(p);
+    this.poolSorted = false;
+    this.runFloor = null;
+  }
+
+  /**
+   * Takes `pages` consecutive pages from the pool; -1 when it holds no such run. Each call
+   * costs about the pool entries below the run it finds, not a sort and a splice of the
+   * whole pool: those made a transaction of many multi-page values cost O(free pages) per
+   * value (8 ms a put with 1 GiB free).
+   */
   private takeRunFromPool(pages: number): number {
-    if (this.pool.length < pages) return -1;
-    this.pool.sort((a, b) => b - a);
-    // Descending order: a run is `pages` neighbours each one less than the one before.
-    let runEnd = 0;
-    for (let i = 1; i < this.pool.length; i++) {
-      if (this.pool[i] === this.pool[i - 1]! - 1) {
-        if (i - runEnd + 1 === pages) {
-          const first = this.pool[i]!;
-          this.pool.splice(runEnd, pages);
+    const pool = this.pool;
+    if (pool.length < pages) return -1;
+    if (!this.poolSorted) {
+      // Descending: the lowest pages at the end, where allocPage pops and a splice is short.
+      pool.sort((a, b) => b - a);
+      this.poolSorted = true;
+      this.runFloor = null;
+    }
+    // Runs cannot start below the floor a scan for as many pages (or fewer) found (taking
+    // pages out of the pool makes no new runs): skip the pool entries below it.
+    let i = pool.length - 1;
+    const floor = this.runFloor;
+    if (floor !== null && floor.pages <= pages) {
+      if (floor.first === Infinity) return -1;
+      let lo = 0;
+      let hi = i;
+      // The last index whose page is at or above the floor (pool[0] is the highest page).
+      while (lo < hi) {
+        const mid = (lo + hi + 1) >>> 1;
+        if (pool[mid]! >= floor.first) lo = mid;
+        else hi = mid - 1;
+      }
+      if (pool[lo]! < floor.first) return -1;
+      i = lo;
+    }
+    // Scanning up from the lowest page: `len` neighbours end at pool[i], each one more than
+    // the entry after it.
+    let len = 1;
+    for (i--; i >= 0; i--) {
+      if (pool[i] === pool[i + 1]! + 1) {
+        if (++len === pages) {
+          const first = pool[i + pages - 1]!;
+          pool.splice(i, pages);
+          // No run of `pages` starts lower: the scan would have ended there.
+          this.runFloor = { pages, first };
           return first;
         }
-      } else runEnd = i;
+      } else len = 1;
     }
+    this.runFloor = { pages, first: Infinity };
     return -1;
   }
 
@@ -385,7 +471,7 @@ export class WriteTxn implements PageWriter {
   /** A page for the freelist itself: from the pool or the end of the file, never a refill. */
   private allocListPage(): number {
     const p = this.pool.pop() ?? this.extend(1);
-    this.dirty.set(p, this.level);
+    this.markDirty(p);
     this.buffers.set(p, this.pager.takeBuffer());
     return p;
   }

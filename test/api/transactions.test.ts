@@ -295,6 +295,68 @@ describe('batched async writes', () => {
     expectHealthy(db);
   });
 
+  it('a batch of transactions over many sub-databases keeps exactly the ones that returned', async () => {
+    // A savepoint used to copy the descriptor of every sub-database the batch had touched,
+    // and its release walked every page the batch had dirtied: a batch of N transactions was
+    // O(N^2). Now each level keeps only what it wrote; this checks that rollback still
+    // restores every sub-database a failed transaction wrote or created, and only those.
+    const db = folder.open<string, number>();
+    const subs = Array.from({ length: 60 }, (_, i) =>
+      db.openDB<string, number>(`s${i}`, i % 3 === 0 ? { kind: 'hash' } : {}),
+    );
+    const model = new Map<string, Map<string, number>>(subs.map((_, i) => [`s${i}`, new Map()]));
+    model.set('', new Map());
+    let a = 12345;
+    const rnd = (n: number): number => {
+      a = (Math.imul(a, 1103515245) + 12345) >>> 0;
+      return (a >>> 8) % n;
+    };
+    for (let round = 0; round < 4; round++) {
+      const pending: Promise<unknown>[] = [];
+      for (let t = 0; t < 300; t++) {
+        const touched = Array.from({ length: 1 + rnd(4) }, () => rnd(subs.length));
+        const fate = rnd(10); // 0: throws, 1: aborts, else commits
+        const writes: Array<[number, string, number | null]> = touched.map((s) => [
+          s,
+          `k${rnd(40)}`,
+          rnd(5) === 0 ? null : round * 1000 + t,
+        ]);
+        if (rnd(3) === 0) writes.push([-1, `m${rnd(20)}`, t]);
+        const p = db.transaction((txn) => {
+          for (const [s, k, v] of writes) {
+            const view = s < 0 ? txn : txn.db(subs[s]!);
+            if (v === null) view.remove(k);
+            else view.put(k, v);
+          }
+          if (fate === 1) txn.abort();
+          if (fate === 0) throw new Error('no');
+          return t;
+        });
+        pending.push(
+          p.then(
+            () => undefined,
+            () => undefined,
+          ),
+        );
+        if (fate >= 2) {
+          for (const [s, k, v] of writes) {
+            const m = model.get(s < 0 ? '' : `s${s}`)!;
+            if (v === null) m.delete(k);
+            else m.set(k, v);
+          }
+        }
+      }
+      await Promise.all(pending);
+      const read = (view: { range(): Iterable<{ key: string; value: number }> }): unknown =>
+        [...view.range()].map((e) => [e.key, e.value]).sort();
+      expect(read(db)).toEqual([...model.get('')!].sort());
+      for (let i = 0; i < subs.length; i++) {
+        expect(read(subs[i]!), `s${i}`).toEqual([...model.get(`s${i}`)!].sort());
+      }
+    }
+    expectHealthy(db);
+  });
+
   it('a batch whose every operation fails commits nothing', async () => {
     const db = folder.open();
     db.putSync('a', 1);
