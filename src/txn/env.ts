@@ -552,6 +552,8 @@ export class Environment {
       this.lock?.close();
     } finally {
       this.storage.close();
+      // A closed handle the application still references keeps nothing big alive.
+      this.pager.dropSpareBuffers();
     }
   }
 

@@ -59,6 +59,11 @@ export class Pager {
     if (this.spare.length * this.pageSize < SPARE_BYTES) this.spare.push(buf);
   }
 
+  /** Lets go of the kept dirty-page buffers (up to SPARE_BYTES), for a handle that closed. */
+  dropSpareBuffers(): void {
+    this.spare.length = 0;
+  }
+
   /** Whole pages the file holds now. */
   filePages(): number {
     return Math.floor(this.storage.size / this.pageSize);
