@@ -50,19 +50,24 @@ export function createMsgpackValueEncoder(overrides: MsgpackOptions = {}): Value
     encode(value: unknown): Uint8Array {
       refuseUnstorable(value);
       let packed: Uint8Array;
+      packDepth++;
       try {
         packed = packr.pack(value);
       } catch (err) {
+        packDepth--;
         // The pack may have grown msgpackr's buffer before it failed.
-        dropPackBuffer(packr);
+        dropPackBufferSoon(packr);
         if (err instanceof MapKVError) throw err;
         throw badValue(`the value cannot be encoded as msgpack: ${message(err)}`, err);
       }
+      packDepth--;
       // msgpackr packs into one module-level buffer that it grows to fit the largest value
       // ever packed and keeps (up to 1 GiB): one 50 MiB value held 100-190 MiB for the life of
       // the process. After a large value it gets a small buffer again; `packed` keeps the
-      // large one alive only until the caller has copied it.
-      if (packed.length > MAX_KEPT_SCRATCH) dropPackBuffer(packr);
+      // large one alive only until the caller has copied it. Not inside another pack (a getter
+      // or toJSON of a value being packed that writes another value): the outer pack is still
+      // writing into that buffer.
+      if (packed.length > MAX_KEPT_SCRATCH || dropPending) dropPackBufferSoon(packr);
       // A class instance whose toJSON returns undefined packs as msgpack's `undefined`: stored,
       // get() would return undefined for a key that exists.
       if (packed.length === 3 && packed[0] === 0xd4 && packed[1] === 0 && packed[2] === 0) {
@@ -133,8 +138,24 @@ export function createMsgpackValueEncoder(overrides: MsgpackOptions = {}): Value
   };
 }
 
-/** Gives msgpackr a fresh small buffer to pack into (see encode). */
-function dropPackBuffer(packr: Packr): void {
+/**
+ * Packs in progress, over every encoder: msgpackr's buffer and position are module state that
+ * all Packrs share, and a pack may run user code (getters, toJSON) that packs another value.
+ */
+let packDepth = 0;
+/** A pack inside another one wanted msgpackr's buffer dropped: done when the outer one ends. */
+let dropPending = false;
+
+/**
+ * Gives msgpackr a fresh small buffer to pack into (see encode), or, inside another pack,
+ * once that one has finished.
+ */
+function dropPackBufferSoon(packr: Packr): void {
+  if (packDepth > 0) {
+    dropPending = true;
+    return;
+  }
+  dropPending = false;
   packr.useBuffer(Buffer.allocUnsafeSlow(8192));
 }
 

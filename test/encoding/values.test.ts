@@ -308,6 +308,38 @@ describe('msgpackr buffer after a large value', () => {
     expect(() => enc.encode(bad)).toThrow();
     expect(enc.encode({ b: 2 }).buffer.byteLength).toBeLessThan(1 << 20);
   });
+
+  it('a value packed inside another one (a getter, a toJSON) leaves the outer value whole', () => {
+    // Swapping msgpackr's buffer after the inner value, while the outer pack was still
+    // writing into it, stored the outer value empty or cut short.
+    const enc = createMsgpackValueEncoder();
+    const other = createMsgpackValueEncoder(); // msgpackr's buffer is shared by every encoder
+    enc.encode({ warm: 'moves msgpackr past the start of its buffer' });
+    const outer = {
+      before: 'abcdef',
+      get mid(): number {
+        other.encode({ big: 'x'.repeat(2 << 20) });
+        return 42;
+      },
+      after: [1, 2, 3],
+    };
+    const packed = enc.encode(outer);
+    expect(enc.decode(packed, 0, packed.length)).toEqual({
+      before: 'abcdef',
+      mid: 42,
+      after: [1, 2, 3],
+    });
+    class Failing {
+      toJSON(): unknown {
+        expect(() => other.encode({ f: Symbol('no') })).toThrow();
+        return { hello: 'world' };
+      }
+    }
+    const packed2 = enc.encode({ pre: 'zzzz', v: new Failing() });
+    expect(enc.decode(packed2, 0, packed2.length)).toEqual({ pre: 'zzzz', v: { hello: 'world' } });
+    // The large inner value's buffer is let go once the outer pack is done.
+    expect(enc.encode({ c: 3 }).buffer.byteLength).toBeLessThan(1 << 20);
+  });
 });
 
 describe('json values', () => {
