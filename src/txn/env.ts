@@ -551,9 +551,9 @@ export class Environment {
       lockRegistry.unregister(this);
       this.lock?.close();
     } finally {
-      this.storage.close();
       // A closed handle the application still references keeps nothing big alive.
       this.pager.dropSpareBuffers();
+      this.storage.close();
     }
   }
 
