@@ -151,7 +151,10 @@ export class MemoryStorage implements Storage {
     return this.currentSize;
   }
 
-  /** Copies `buffers` into the current bytes at `offset` (volatile until flushed). */
+  /**
+   * Copies `buffers` into the current bytes at `offset` (volatile until flushed). There are no
+   * system calls here, so the `unit` of Storage.writeAt has nothing to cap.
+   */
   writeAt(offset: number, buffers: readonly Uint8Array[]): void {
     this.checkWritable();
     checkWrite(offset, buffers, this.currentSize);

@@ -40,8 +40,11 @@ export interface Storage {
    * Commits write their pages this way rather than through `writeSegment`: on Linux ext4,
    * fdatasync of a few scattered pages dirtied through a MAP_SHARED mapping was measured at
    * 2-3x the cost of the same pages written with pwrite (`node bench/flush-paths.mjs`).
+   *
+   * `unit` (a positive integer, default unlimited) caps the bytes of one system call: commits
+   * pass their page size, so every page goes in on its own (see MappedStorage.writeAt for why).
    */
-  writeAt(offset: number, buffers: readonly Uint8Array[]): void;
+  writeAt(offset: number, buffers: readonly Uint8Array[], unit?: number): void;
 
   /**
    * Makes the file at least `bytes` long with real blocks (posix_fallocate), so that a full

@@ -8,7 +8,7 @@
  * Until commit, dirty pages live in heap buffers, not in the file: an aborted transaction (a
  * throw, bad input, a full disk at commit) leaves the file byte-for-byte as it was, and the
  * file grows only when a commit needs it. `prepareCommit` grows the file, checksums each dirty
- * page and writes it to the file (pwritev of neighbouring pages) in one pass.
+ * page and writes it to the file (a pwrite per page) in one pass.
  *
  * Savepoints (used to run several `transaction()` callbacks in one batched commit) raise
  * `level`; a page is written in place only if it was allocated at the current level, so an
@@ -40,7 +40,7 @@ import type { FlushRange } from '../storage/storage';
 
 /** Bytes of pages a commit may ask open() to verify (larger commits flush before the meta). */
 const VERIFY_BUDGET = 2 << 20;
-/** Pages per pwritev: the kernel's IOV_MAX is 1024. */
+/** Pages per write group (a range of CommitPlan.written; each page is still its own pwrite). */
 const WRITE_GROUP = 1024;
 
 interface Savepoint {
@@ -66,7 +66,7 @@ interface Savepoint {
 export interface CommitPlan {
   meta: MetaState;
   /**
-   * The byte ranges of the file the commit's pages were written to (pwritev groups). When
+   * The byte ranges of the file the commit's pages were written to (neighbouring pages). When
    * the flush of these pages fails, the environment punches them out of the file: on ext4, a
    * page whose first write-back into never-written (fallocated) blocks failed can be written
    * again and flushed with success while its blocks stay marked unwritten, so it reads as
@@ -591,8 +591,9 @@ export class WriteTxn implements PageWriter {
     let budget = Math.max(32, Math.floor(VERIFY_BUDGET / ps));
     let written: number[] | null = this.buffers.size <= writtenCapacity(ps) ? [] : null;
     const firsts = [...this.buffers.keys()].sort((a, b) => a - b);
-    // Neighbouring pages go out in one pwritev; a failed write leaves only pages that no
-    // commit reaches (invariant 1), so the transaction just fails.
+    // Neighbouring pages form one group (one range of `written`), each page its own pwrite; a
+    // failed write leaves only pages that no commit reaches (invariant 1), so the transaction
+    // just fails.
     let group: Uint8Array[] = [];
     let groupAt = 0;
     let groupEnd = -1;
@@ -624,7 +625,8 @@ export class WriteTxn implements PageWriter {
     const ps = this.pageSize;
     // Recorded first: a write that fails part-way may still have put some of its pages in.
     this.writtenRanges.push({ offset: first * ps, length: (end - first) * ps });
-    this.pager.storage.writeAt(first * ps, group);
+    // One system call per page: MappedStorage.writeAt says why.
+    this.pager.storage.writeAt(first * ps, group, ps);
   }
 }
 

@@ -1,13 +1,12 @@
 import * as fs from 'node:fs';
-import { createRequire, syncBuiltinESMExports } from 'node:module';
 import * as os from 'node:os';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { MappedStorage } from '../../src/storage/mapped';
 import { native } from '../../src/storage/native';
 import { runChild, tempFolder } from '../helpers/temp-files';
+import { spyOnWritev } from '../helpers/writev-spy';
 
-const cjsFs = createRequire(__filename)('node:fs') as typeof fs;
 const SEGMENT = 64 * 1024;
 const PAGE = native.pageSize();
 const EXT4_SUPER_MAGIC = 0xef53;
@@ -116,18 +115,10 @@ describe('durability through the file', () => {
     const storage = open();
     storage.grow(2 * SEGMENT);
     const piece = MappedStorage.writePiece;
-    const calls: number[] = [];
-    const writev = fs.writevSync;
     // A piece limit of 3 bytes makes every kind of cut happen in a few bytes (the real one,
     // 1 GiB, needs a value of over 2 GiB to matter: MAPKV_SOAK runs that in values.test.ts).
     MappedStorage.writePiece = 3;
-    // The CommonJS fs object is writable; syncBuiltinESMExports carries the change into the
-    // `import * as fs` that MappedStorage uses.
-    cjsFs.writevSync = (fd, bufs, at) => {
-      calls.push(bufs.reduce((n, b) => n + b.byteLength, 0));
-      return writev(fd, bufs, at);
-    };
-    syncBuiltinESMExports();
+    const { calls, restore } = spyOnWritev();
     try {
       const buffers = [[1], [2, 3, 4, 5, 6, 7, 8], [], [9, 10], [11]].map((b) =>
         Uint8Array.from(b),
@@ -135,13 +126,51 @@ describe('durability through the file', () => {
       storage.writeAt(100, buffers);
     } finally {
       MappedStorage.writePiece = piece;
-      cjsFs.writevSync = writev;
-      syncBuiltinESMExports();
+      restore();
     }
     expect(calls).toEqual([3, 3, 3, 2]);
     expect(Array.from(fs.readFileSync(path).subarray(99, 113))).toEqual([
       0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 0, 0,
     ]);
+  });
+
+  it('writeAt with a unit writes at most that many bytes per call, whole buffers or not', () => {
+    const storage = open();
+    storage.grow(2 * SEGMENT);
+    const { calls, restore } = spyOnWritev();
+    const piece = MappedStorage.writePiece;
+    try {
+      const buffers = [[1, 2], [3, 4, 5, 6, 7], [8], [9, 10, 11]].map((b) => Uint8Array.from(b));
+      storage.writeAt(200, buffers, 4);
+      expect(calls).toEqual([4, 4, 3]);
+      // The writePiece bound still holds under a larger unit.
+      calls.length = 0;
+      MappedStorage.writePiece = 5;
+      storage.writeAt(300, buffers, 8);
+      expect(calls).toEqual([5, 5, 1]);
+      // Under the unit: one call, as without one.
+      calls.length = 0;
+      MappedStorage.writePiece = piece;
+      storage.writeAt(400, buffers, 11);
+      expect(calls).toEqual([11]);
+    } finally {
+      MappedStorage.writePiece = piece;
+      restore();
+    }
+    const bytes = fs.readFileSync(path);
+    const expected = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+    for (const at of [200, 300, 400]) {
+      expect(Array.from(bytes.subarray(at, at + 11))).toEqual(expected);
+    }
+  });
+
+  it('writeAt refuses a unit that is not a positive integer, writing nothing', () => {
+    const storage = open();
+    storage.grow(SEGMENT);
+    for (const unit of [0, -4096, 1.5, NaN]) {
+      expect(() => storage.writeAt(0, [Uint8Array.of(1)], unit)).toThrow(RangeError);
+    }
+    expect(fs.readFileSync(path)[0]).toBe(0);
   });
 
   it('close unmaps every view and closes the descriptor', () => {
