@@ -9,7 +9,7 @@ import { DESCRIPTOR_SIZE, readDescriptor, readMeta } from './format/meta';
 import { H_CHECKSUM, readU32 } from './format/layout';
 import { type IndexCheck, indexFor } from './indexes';
 import type { Environment } from './txn/env';
-import { readChunk, readFreeDirectory } from './txn/freelist';
+import { readChunk, readFreeList } from './txn/freelist';
 import { sleep } from './txn/lockfile';
 import type { SnapshotReader } from './txn/snapshot';
 
@@ -85,15 +85,18 @@ export function checkEnvironment(env: Environment, r: SnapshotReader): CheckResu
     }
   });
   guard('freelist', () => {
-    const { chunks, dirPages } = readFreeDirectory(env.pager, meta.freeDir, meta.pageCount);
+    const { chunks, dirPages } = readFreeList(env.pager, meta);
     for (const p of dirPages) {
       c.visit(p, 1, 'free directory');
       verify(env, p, c);
     }
     let free = 0;
     for (const chunk of chunks) {
-      c.visit(chunk.pgno, 1, 'free chunk');
-      verify(env, chunk.pgno, c);
+      // An inline group (the meta's) has no page of its own.
+      if (chunk.pages === undefined) {
+        c.visit(chunk.pgno, 1, 'free chunk');
+        verify(env, chunk.pgno, c);
+      }
       for (const p of readChunk(env.pager, chunk, meta.pageCount)) c.visit(p, 1, 'free');
       free += chunk.count;
     }

@@ -48,9 +48,15 @@ export const FIRST_DATA_PAGE = 2;
 export const MIN_PAGE_SIZE = 4096;
 export const MAX_PAGE_SIZE = 65536;
 
-/** File magic 'MKV1' read as a little-endian u32, and the format version this code writes. */
+/**
+ * File magic 'MKV1' read as a little-endian u32, and the format version this code writes.
+ * Version 2 added the meta's inline free list (format/meta.ts); version 1 files, whose metas
+ * have none, are read as they are and become version 2 at their first commit.
+ */
 export const MAGIC = 0x31564b4d;
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
+/** The oldest format version this code reads. */
+export const OLDEST_FORMAT_VERSION = 1;
 
 /** Largest page count: page numbers are u32 and 0 means "none". */
 export const MAX_PAGES = 0xffff_fff0;

@@ -16,10 +16,17 @@
  *  120 [48] catalog     descriptor of the catalog (name -> descriptor) B+tree
  *  168 u32 written      pages listed below; 0 when the commit's pages were flushed before
  *                       this meta was written (nothing to verify)
- *  172 u32 0
+ *  172 u32 inline       groups in the inline free list (version 2; 0 in version 1)
  *  176 [written] (u32 pgno, u32 checksum): every page (or overflow run, by its first page)
  *                       the commit wrote, with the checksum it was written with
+ *  then [inline] groups: u32 count (at least 1), u64 txn, count u32 page numbers - free
+ *                       pages kept in the meta instead of free chunk pages (txn as in a
+ *                       free directory entry: the commit that freed them, 0 = free now)
  *
+ * The inline free list is why a small commit writes no free-list page: the pages it frees,
+ * and those it took from the pool but did not use, go into its meta while they fit, and the
+ * directory chain is rewritten only when a commit takes one of its chunks or the meta is full.
+ * Free pages are those of the directory's chunks and of the inline groups together.
  * The checksum in the header covers the whole page, so a torn meta write is detected.
  *
  * The list is what lets a commit be made durable with one flush: pages and meta are flushed
@@ -34,6 +41,7 @@ import {
   H_TYPE,
   HEADER_SIZE,
   MAGIC,
+  OLDEST_FORMAT_VERSION,
   PageType,
   initPageHeader,
   readU32,
@@ -132,6 +140,14 @@ export interface MetaState {
    * they were flushed together with this meta; absent when they were durable before it.
    */
   written?: readonly number[];
+  /** The inline free list (absent or empty: none). Page numbers are checked by the reader. */
+  inlineFree?: readonly InlineFree[];
+}
+
+/** One group of the meta's inline free list: pages freed by commit `txn` (0: free now). */
+export interface InlineFree {
+  txn: number;
+  pages: readonly number[];
 }
 
 const M_MAGIC = 32;
@@ -145,11 +161,38 @@ const M_HASH_SEED = 68;
 const M_MAIN = 72;
 const M_CATALOG = 120;
 const M_WRITTEN = 168;
+const M_INLINE = 172;
 const M_WRITTEN_LIST = 176;
+/** Words of an inline group before its page numbers: u32 count, u64 txn. */
+const INLINE_GROUP_HEAD = 3;
 
 /** How many (pgno, checksum) entries a meta page of this size can list. */
 export function writtenCapacity(pageSize: number): number {
   return Math.floor((pageSize - M_WRITTEN_LIST) / 8);
+}
+
+/** The u32 words a meta page has for its written list (2 per page) and inline free list. */
+export function metaListWords(pageSize: number): number {
+  return (pageSize - M_WRITTEN_LIST) >>> 2;
+}
+
+/**
+ * The u32 words the written list and the inline free list may take together when the meta has
+ * an inline list: as many as keep the meta's bytes inside its first 512-byte sector. A disk
+ * writes a sector whole or not at all, so a power cut during the meta write of a commit that
+ * stays inside it (and follows one that did) leaves the old meta or the new one, never a torn
+ * one that check() would report; an inline list spilling over would make that common.
+ */
+export function inlineRoomWords(pageSize: number): number {
+  return Math.min(metaListWords(pageSize), (META_SECTOR - M_WRITTEN_LIST) >>> 2);
+}
+const META_SECTOR = 512;
+
+/** The u32 words `groups` take in a meta page. */
+export function inlineFreeWords(groups: readonly InlineFree[]): number {
+  let n = 0;
+  for (const g of groups) n += INLINE_GROUP_HEAD + g.pages.length;
+  return n;
 }
 
 /** Writes `m` as meta page `slot` (0 or 1) at `b[o]`, checksum included. */
@@ -166,14 +209,29 @@ export function writeMeta(b: Uint8Array, o: number, slot: number, m: MetaState):
   writeU32(b, o + M_HASH_SEED, m.hashSeed);
   writeDescriptor(b, o + M_MAIN, m.main);
   writeDescriptor(b, o + M_CATALOG, m.catalog);
-  const w = m.written;
-  if (w !== undefined && w.length > 0) {
-    if (w.length > 2 * writtenCapacity(m.pageSize) || w.length % 2 !== 0) {
-      throw new RangeError(`a meta cannot list ${w.length / 2} written pages`);
-    }
-    writeU32(b, o + M_WRITTEN, w.length / 2);
-    for (let i = 0; i < w.length; i++) writeU32(b, o + M_WRITTEN_LIST + 4 * i, w[i]!);
+  const w = m.written ?? [];
+  const groups = m.inlineFree ?? [];
+  if (w.length % 2 !== 0 || w.length + inlineFreeWords(groups) > metaListWords(m.pageSize)) {
+    throw new RangeError(
+      `a meta cannot list ${w.length / 2} written pages and ${groups.length} free groups`,
+    );
   }
+  writeU32(b, o + M_WRITTEN, w.length / 2);
+  let at = o + M_WRITTEN_LIST;
+  for (let i = 0; i < w.length; i++, at += 4) writeU32(b, at, w[i]!);
+  let count = 0;
+  for (const g of groups) {
+    if (g.pages.length === 0) continue;
+    count++;
+    writeU32(b, at, g.pages.length);
+    writeU64(b, at + 4, g.txn);
+    at += 4 * INLINE_GROUP_HEAD;
+    for (const p of g.pages) {
+      writeU32(b, at, p);
+      at += 4;
+    }
+  }
+  writeU32(b, o + M_INLINE, count);
   writeU32(b, o + H_CHECKSUM, crc32c(b, o + 4, o + m.pageSize));
 }
 
@@ -206,7 +264,7 @@ export function readMeta(b: Uint8Array, o: number, slot: number, available: numb
   if (readU32(b, o + H_CHECKSUM) !== crc32c(b, o + 4, o + pageSize)) {
     return { ok: false, reason: 'torn', detail: `meta ${slot} fails its checksum` };
   }
-  if (version !== FORMAT_VERSION) {
+  if (version < OLDEST_FORMAT_VERSION || version > FORMAT_VERSION) {
     return { ok: false, reason: 'version', detail: `format version ${version}`, version };
   }
   if (b[o + H_TYPE] !== PageType.Meta || readU32(b, o + H_PGNO) !== slot) {
@@ -225,6 +283,25 @@ export function readMeta(b: Uint8Array, o: number, slot: number, available: numb
     written = new Array<number>(2 * count);
     for (let i = 0; i < 2 * count; i++) written[i] = readU32(b, o + M_WRITTEN_LIST + 4 * i);
   }
+  // Version 1 wrote 0 in the inline field; a version-1 meta has no inline list whatever it holds.
+  let inlineFree: InlineFree[] | undefined;
+  const groups = version >= 2 ? readU32(b, o + M_INLINE) : 0;
+  if (groups > 0) {
+    inlineFree = [];
+    const end = o + M_WRITTEN_LIST + 4 * metaListWords(pageSize);
+    let at = o + M_WRITTEN_LIST + 8 * count;
+    for (let g = 0; g < groups; g++) {
+      const n = at + 4 * INLINE_GROUP_HEAD <= end ? readU32(b, at) : 0;
+      if (n === 0 || at + 4 * (INLINE_GROUP_HEAD + n) > end) {
+        return { ok: false, reason: 'invalid', detail: `meta ${slot} has a bad inline free list` };
+      }
+      const txn = readU64(b, at + 4);
+      at += 4 * INLINE_GROUP_HEAD;
+      const pages = new Array<number>(n);
+      for (let i = 0; i < n; i++, at += 4) pages[i] = readU32(b, at);
+      inlineFree.push({ txn, pages });
+    }
+  }
   return {
     ok: true,
     meta: {
@@ -237,6 +314,7 @@ export function readMeta(b: Uint8Array, o: number, slot: number, available: numb
       main: readDescriptor(b, o + M_MAIN),
       catalog: readDescriptor(b, o + M_CATALOG),
       ...(written !== undefined ? { written } : {}),
+      ...(inlineFree !== undefined ? { inlineFree } : {}),
     },
   };
 }

@@ -32,6 +32,7 @@ import { MapKVError, corrupt } from '../errors';
 import { crc32c } from '../format/crc32c';
 import {
   FIRST_DATA_PAGE,
+  FORMAT_VERSION,
   H_AUX,
   H_CHECKSUM,
   H_PGNO,
@@ -39,6 +40,7 @@ import {
   MAX_DEPTH,
   MAX_PAGE_SIZE,
   META_PAGES,
+  OLDEST_FORMAT_VERSION,
   PageType,
   isValidPageSize,
   readU32,
@@ -55,7 +57,7 @@ import {
 } from '../format/meta';
 import { native } from '../storage/native';
 import type { Storage } from '../storage/storage';
-import { type FreeChunk, readFreeDirectory } from './freelist';
+import { type FreeChunk, readFreeList } from './freelist';
 import { DEFAULT_LOCK_TIMEOUT, type LockFile, sleep } from './lockfile';
 import { Pager } from './pager';
 import { SnapshotReader } from './snapshot';
@@ -534,7 +536,7 @@ export class Environment {
   freelist(): { chunks: FreeChunk[]; dirPages: number[] } {
     const m = this.meta;
     if (this.freeCache === null || this.freeCache.meta !== m) {
-      const { chunks, dirPages } = readFreeDirectory(this.pager, m.freeDir, m.pageCount);
+      const { chunks, dirPages } = readFreeList(this.pager, m);
       this.freeCache = { meta: m, chunks, dirPages };
     }
     return this.freeCache;
@@ -891,7 +893,8 @@ function chooseMeta(storage: Storage, wantPageSize: number | undefined): Chosen 
     if (version !== undefined && !version.ok) {
       throw new MapKVError(
         'ERR_INCOMPATIBLE',
-        `the file has ${version.detail}; this mapkv reads version 1`,
+        `the file has ${version.detail}; this mapkv reads versions ` +
+          `${OLDEST_FORMAT_VERSION} to ${FORMAT_VERSION}`,
       );
     }
     if (readings.every((r) => !r.ok && r.reason === 'not-mkv')) corrupt('this is not a mapkv file');
@@ -993,12 +996,18 @@ export function validateMeta(m: MetaState, filePages: number): void {
     corrupt(`the meta counts ${m.pageCount} pages but the file holds ${filePages}`);
   }
   for (const d of [m.main, m.catalog]) checkDescriptor(d, m.pageCount);
-  // The unnamed database and the catalog are B+trees in every version-1 file.
+  // The unnamed database and the catalog are B+trees in every file.
   if (m.main.kind !== DbKind.BTree || m.catalog.kind !== DbKind.BTree) {
     corrupt(`the meta names index kinds ${m.main.kind} and ${m.catalog.kind}`);
   }
   if (m.freeDir !== 0 && (m.freeDir < FIRST_DATA_PAGE || m.freeDir >= m.pageCount)) {
     corrupt(`the free directory page ${m.freeDir} is outside the file`);
+  }
+  // A free page outside the file would be handed to a writer as a page to overwrite.
+  for (const g of m.inlineFree ?? []) {
+    for (const p of g.pages) {
+      if (p < FIRST_DATA_PAGE || p >= m.pageCount) corrupt(`the meta lists free page ${p}`);
+    }
   }
 }
 

@@ -25,14 +25,36 @@ import {
   readU32,
   readU64,
 } from '../format/layout';
+import type { MetaState } from '../format/meta';
 import type { Pager } from './pager';
 
-/** One chunk of free pages as the directory lists it. */
+/** One chunk of free pages as the directory lists it, or one group of the meta's inline list. */
 export interface FreeChunk {
+  /** The chunk page; 0 for an inline group, whose pages are in `pages`. */
   pgno: number;
   count: number;
   /** The txn that freed the pages; 0 for pages free for reuse by any later txn. */
   txn: number;
+  /** An inline group's pages (checked against the file by validateMeta). */
+  pages?: readonly number[];
+}
+
+/**
+ * The free list of `meta`: its inline groups first (writers take those first, so that a
+ * commit can leave the directory as it is), then the directory's chunks.
+ */
+export function readFreeList(
+  pager: Pager,
+  meta: MetaState,
+): { chunks: FreeChunk[]; dirPages: number[] } {
+  const { chunks, dirPages } = readFreeDirectory(pager, meta.freeDir, meta.pageCount);
+  const inline: FreeChunk[] = (meta.inlineFree ?? []).map((g) => ({
+    pgno: 0,
+    count: g.pages.length,
+    txn: g.txn,
+    pages: g.pages,
+  }));
+  return { chunks: inline.concat(chunks), dirPages };
 }
 
 export const DIR_ENTRY = 16;
@@ -96,6 +118,7 @@ function checkFreelistPage(b: Uint8Array, o: number, pageSize: number, pgno: num
 
 /** The page numbers a chunk lists, each checked to be a data page below `pageCount`. */
 export function readChunk(pager: Pager, chunk: FreeChunk, pageCount: number): number[] {
+  if (chunk.pages !== undefined) return chunk.pages.slice();
   const b = pager.readView(chunk.pgno);
   const o = pager.offsetOf(chunk.pgno);
   if (

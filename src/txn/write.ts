@@ -32,7 +32,15 @@ import {
   writeU32,
   writeU64,
 } from '../format/layout';
-import { type DbDescriptor, type MetaState, copyDescriptor, writtenCapacity } from '../format/meta';
+import {
+  type DbDescriptor,
+  type InlineFree,
+  type MetaState,
+  copyDescriptor,
+  inlineFreeWords,
+  inlineRoomWords,
+  metaListWords,
+} from '../format/meta';
 import { DIR_ENTRY, type FreeChunk, chunkCapacity, directoryCapacity, readChunk } from './freelist';
 import type { PageWriter } from './pages';
 import type { Pager } from './pager';
@@ -345,7 +353,7 @@ export class WriteTxn implements PageWriter {
    */
   prepareCommit(): CommitPlan {
     const freeDir = this.writeFreelist();
-    const written = this.sealPages();
+    const written = this.sealPages(inlineFreeWords(freeDir.inline));
     const ranges = this.writtenRanges;
     this.writtenRanges = [];
     const meta: MetaState = {
@@ -358,6 +366,7 @@ export class WriteTxn implements PageWriter {
       main: this.main,
       catalog: this.catalog,
       ...(written !== null ? { written } : {}),
+      ...(freeDir.inline.length > 0 ? { inlineFree: freeDir.inline } : {}),
     };
     return { meta, written: ranges };
   }
@@ -383,12 +392,15 @@ export class WriteTxn implements PageWriter {
     return false;
   }
 
-  /** Moves the pages of chunk `i` (a reusable one) into the pool; its page is freed. */
+  /**
+   * Moves the pages of chunk `i` into the pool; a directory chunk's own page is freed (and the
+   * directory must then be rewritten), an inline group has none.
+   */
   private takeChunk(i: number): void {
     const c = this.chunks.splice(i, 1)[0]!;
     const pages = readChunk(this.pager, c, this.base.pageCount);
     for (let j = pages.length - 1; j >= 0; j--) this.poolPush(pages[j]!);
-    this.consumedChunkPages.push(c.pgno);
+    if (c.pages === undefined) this.consumedChunkPages.push(c.pgno);
   }
 
   /** Adds a free page to the pool (which then may hold new runs, in any order). */
@@ -480,7 +492,44 @@ export class WriteTxn implements PageWriter {
     return p;
   }
 
-  private writeFreelist(): { first: number; freePages: number } {
+  /**
+   * Whether inline groups of `words` words fit the meta's first sector (inlineRoomWords)
+   * beside the list of `pages` written pages, or beside none when so many pages could not be
+   * listed anyway. An inline list never costs a commit its one-flush form.
+   */
+  private inlineFits(words: number, pages: number): boolean {
+    const room = inlineRoomWords(this.pageSize);
+    if (words > room) return false;
+    return 2 * pages + words <= room || 2 * pages > metaListWords(this.pageSize);
+  }
+
+  /**
+   * The free list when the directory chain can stay as it is: no chunk of it was taken, and
+   * the inline groups left, the pool's leftovers (txn 0) and the pages this transaction freed
+   * fit the meta. Null otherwise; changes nothing either way. A single put's commit takes
+   * this path: it writes no free-list page.
+   */
+  private inlineFreelist(): { first: number; freePages: number; inline: InlineFree[] } | null {
+    if (this.consumedChunkPages.length > 0) return null;
+    const inline: InlineFree[] = [];
+    const now = this.pool.slice();
+    let freePages = 0;
+    for (const c of this.chunks) {
+      freePages += c.count;
+      if (c.pages === undefined) continue;
+      if (c.txn === 0) now.push(...c.pages);
+      else inline.push({ txn: c.txn, pages: c.pages });
+    }
+    if (now.length > 0) inline.push({ txn: 0, pages: now });
+    if (this.freed.length > 0) inline.push({ txn: this.txnId, pages: this.freed.slice() });
+    if (!this.inlineFits(inlineFreeWords(inline), this.buffers.size)) return null;
+    freePages += this.pool.length + this.freed.length;
+    return { first: this.base.freeDir, freePages, inline };
+  }
+
+  private writeFreelist(): { first: number; freePages: number; inline: InlineFree[] } {
+    const quick = this.inlineFreelist();
+    if (quick !== null) return quick;
     const ps = this.pageSize;
     const chunkCap = chunkCapacity(ps);
     const dirCap = directoryCapacity(ps);
@@ -497,6 +546,18 @@ export class WriteTxn implements PageWriter {
     // they fit one page with it: taken one per commit, they were left behind a page each, and
     // a file whose keys were all removed in 200 commits kept 124 list pages for 1,000 free.
     const chunks = this.chunks;
+    // The directory is rewritten: the inline groups left go into it, those free now through
+    // the pool, the others with this commit's freed pages (tagged with this commit, so reused
+    // no sooner than before: a later tag only waits longer).
+    for (let i = 0; i < chunks.length;) {
+      const c = chunks[i]!;
+      if (c.pages === undefined) i++;
+      else {
+        chunks.splice(i, 1);
+        if (c.txn === 0) for (const p of c.pages) this.poolPush(p);
+        else for (const p of c.pages) freed.push(p);
+      }
+    }
     for (let i = 0; i < chunks.length && this.pool.length < chunkCap;) {
       const c = chunks[i]!;
       if (c.txn === 0 && this.pool.length + c.count <= chunkCap) this.takeChunk(i);
@@ -515,16 +576,36 @@ export class WriteTxn implements PageWriter {
       for (const p of readChunk(this.pager, last, this.base.pageCount)) freed.push(p);
       freed.push(last.pgno);
     }
+    // This commit's freed pages stay in the meta when they fit (with the pool's leftovers when
+    // those fit too), so that the next commit finds its pages there and leaves the directory
+    // as it is. Sized against every page this commit may still add: the list pages of a
+    // directory that holds everything.
     const pool = this.pool;
     const listPages: number[] = [];
+    let freedInline = false;
+    let poolInline = false;
     const needFor = (): number => {
-      const newChunks = Math.ceil(pool.length / chunkCap) + Math.ceil(freed.length / chunkCap);
+      const newChunks =
+        (poolInline ? 0 : Math.ceil(pool.length / chunkCap)) +
+        (freedInline ? 0 : Math.ceil(freed.length / chunkCap));
       const entries = chunks.length + newChunks;
       return newChunks + (entries === 0 ? 0 : Math.ceil(entries / dirCap));
     };
+    const pages = this.buffers.size + needFor();
+    const head = inlineFreeWords([{ txn: 0, pages: [] }]);
+    freedInline = freed.length > 0 && this.inlineFits(head + freed.length, pages);
+    poolInline =
+      freedInline &&
+      pool.length > 0 &&
+      this.inlineFits(2 * head + freed.length + pool.length, pages);
     while (listPages.length < needFor()) listPages.push(this.allocListPage());
+    const inline: InlineFree[] = [];
+    if (freedInline) inline.push({ txn: this.txnId, pages: freed });
+    // Taken after the list pages, which may have come out of the pool.
+    if (poolInline && pool.length > 0) inline.push({ txn: 0, pages: pool.slice() });
+    const inlinePages = (freedInline ? freed.length : 0) + (poolInline ? pool.length : 0);
     const total = listPages.length;
-    if (total === 0) return { first: 0, freePages: 0 };
+    if (total === 0) return { first: 0, freePages: inlinePages, inline };
 
     // The fewest directory pages that list every chunk; the rest are chunk pages. Taking pages
     // from the pool shrank the need, so a chunk page or two may end up empty: harmless.
@@ -532,15 +613,17 @@ export class WriteTxn implements PageWriter {
     while (dirCount * dirCap < chunks.length + total - dirCount) dirCount++;
     const dirPages = listPages.slice(0, dirCount);
     const chunkPages = listPages.slice(dirCount);
-    const freedChunks = Math.ceil(freed.length / chunkCap);
-    if (pool.length > (chunkPages.length - freedChunks) * chunkCap) {
+    const freedOut = freedInline ? [] : freed;
+    const poolOut = poolInline ? [] : pool;
+    const freedChunks = Math.ceil(freedOut.length / chunkCap);
+    if (poolOut.length > (chunkPages.length - freedChunks) * chunkCap) {
       throw new Error('internal: the freelist pages cannot hold the free pages');
     }
     const newChunks: FreeChunk[] = [];
     for (let i = 0; i < chunkPages.length; i++) {
       const p = chunkPages[i]!;
       const isFreed = i < freedChunks;
-      const src = isFreed ? freed : pool;
+      const src = isFreed ? freedOut : poolOut;
       const from = (isFreed ? i : i - freedChunks) * chunkCap;
       const n = Math.max(0, Math.min(src.length, from + chunkCap) - from);
       const b = this.pageW(p);
@@ -557,7 +640,7 @@ export class WriteTxn implements PageWriter {
         `internal: free directory of ${dirPages.length} pages cannot list ${all.length} chunks`,
       );
     }
-    let freePages = 0;
+    let freePages = inlinePages;
     for (let d = 0; d < dirPages.length; d++) {
       const p = dirPages[d]!;
       const b = this.pageW(p);
@@ -575,7 +658,7 @@ export class WriteTxn implements PageWriter {
         freePages += part[i]!.count;
       }
     }
-    return { first: dirPages[0]!, freePages };
+    return { first: dirPages[0]!, freePages, inline };
   }
 
   /**
@@ -584,12 +667,13 @@ export class WriteTxn implements PageWriter {
    * meta to list them (else null). A failed grow (ENOSPC) throws before any byte of the file
    * changed.
    */
-  private sealPages(): number[] | null {
+  private sealPages(inlineWords: number): number[] | null {
     const ps = this.pageSize;
     this.growFile();
     // A listed commit is verified page by page at open, so bound the bytes that costs too.
     let budget = Math.max(32, Math.floor(VERIFY_BUDGET / ps));
-    let written: number[] | null = this.buffers.size <= writtenCapacity(ps) ? [] : null;
+    let written: number[] | null =
+      2 * this.buffers.size + inlineWords <= metaListWords(ps) ? [] : null;
     const firsts = [...this.buffers.keys()].sort((a, b) => a - b);
     // Neighbouring pages form one group (one range of `written`), each page its own pwrite; a
     // failed write leaves only pages that no commit reaches (invariant 1), so the transaction

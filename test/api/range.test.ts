@@ -400,12 +400,22 @@ describe('iterators and snapshots', () => {
     users.putSync('u1', 1);
     db.putSync('a', 1);
     // Damage the depth of the catalog's descriptor of 'users' (a leaf record: u16 key
-    // length, u8 flags, u32 value length, key, value), in every copy of the page in the file.
+    // length, u8 flags, u32 value length, key, value), in every copy of the page in the file:
+    // records a leaf's slots point at, not stale bytes left in the free space of other pages.
     const record = Buffer.from([5, 0, 0, 48, 0, 0, 0, ...Buffer.from('users')]);
     const bytes = fs.readFileSync(db.path);
+    const isRecord = (at: number): boolean => {
+      const page = at - (at % 4096);
+      if (bytes[page + 4] !== 3) return false;
+      for (let i = 0; i < bytes.readUInt16LE(page + 6); i++) {
+        if (bytes.readUInt16LE(page + 32 + 2 * i) === at - page) return true;
+      }
+      return false;
+    };
     const fd = fs.openSync(db.path, 'r+');
     try {
       for (let at = bytes.indexOf(record); at >= 0; at = bytes.indexOf(record, at + 1)) {
+        if (!isRecord(at)) continue;
         const depth = Buffer.alloc(4);
         depth.writeUInt32LE(200);
         fs.writeSync(fd, depth, 0, 4, at + record.length + 8);

@@ -163,6 +163,16 @@ export function pageMap(bytes: Uint8Array, ps: number): PageMap {
       for (let j = 0; j < count; j++) free.add(u32(bytes, chunk * ps + HEADER + 4 * j));
     }
   }
+  // The inline free list of a version-2 meta: groups of (u32 count, u64 txn, count pgnos)
+  // after the written list (docs/FORMAT.md).
+  if (u32(bytes, mo + 36) >= 2) {
+    let at = mo + 176 + 8 * u32(bytes, mo + 168);
+    for (let g = u32(bytes, mo + 172); g > 0; g--) {
+      const n = u32(bytes, at);
+      at += 12;
+      for (let j = 0; j < n; j++, at += 4) free.add(u32(bytes, at));
+    }
+  }
   const used = new Map<number, number[]>();
   const runs = new Map<number, number>();
   const usedPages: number[] = [];

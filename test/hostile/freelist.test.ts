@@ -31,12 +31,15 @@ beforeAll(async () => {
     for (let i = 0; i < 400; i++)
       txn.put(`k${String(i).padStart(4, '0')}`, { i, pad: 'p'.repeat(30) });
   });
-  // Free pages: rewrite and remove spread keys over a few commits.
-  for (let round = 0; round < 4; round++) {
+  // Free pages: rewrite spread keys over a few commits. A snapshot held meanwhile keeps the
+  // freed pages from reuse, so they outgrow the meta's inline list and go to directory chunks.
+  const snap = db.snapshot();
+  for (let round = 0; round < 12; round++) {
     db.transactionSync((txn) => {
       for (let i = round; i < 400; i += 9) txn.put(`k${String(i).padStart(4, '0')}`, { round });
     });
   }
+  snap.close();
   await db.close();
   base = fs.readFileSync(file);
 });
@@ -83,7 +86,7 @@ function errName(err: unknown): string {
 }
 
 describe('a freelist that lies', () => {
-  it('a free chunk listing a page in use, a page twice, or a directory listing a chunk twice', async () => {
+  it('a free chunk or the meta inline list naming a page in use or twice, a directory listing a chunk twice', async () => {
     const map = pageMap(base, PS);
     const chunks = map.used.get(T_FREE_CHUNK) ?? [];
     const dirs = map.used.get(T_FREE_DIR) ?? [];
@@ -125,6 +128,30 @@ describe('a freelist that lies', () => {
         },
       ]);
     }
+    // The newest meta's inline free list (docs/FORMAT.md): its first group's pages.
+    const meta = map.newest * PS;
+    const group = meta + 176 + 8 * base.readUInt32LE(meta + 168);
+    expect(
+      base.readUInt32LE(meta + 172),
+      'the newest meta has an inline free list',
+    ).toBeGreaterThan(0);
+    expect(base.readUInt32LE(group), 'its first group lists two pages or more').toBeGreaterThan(1);
+    for (const target of [leaf, map.used.get(2)![0]!]) {
+      cases.push([
+        `the meta's inline free list names page ${target} (in use)`,
+        (b) => {
+          b.writeUInt32LE(target, group + 12);
+          fixChecksum(b, PS, map.newest);
+        },
+      ]);
+    }
+    cases.push([
+      `the meta's inline free list names a page twice`,
+      (b) => {
+        b.writeUInt32LE(b.readUInt32LE(group + 12), group + 16);
+        fixChecksum(b, PS, map.newest);
+      },
+    ]);
     const wrong: string[] = [];
     for (const [what, edit] of cases) {
       const b = Buffer.from(base);
