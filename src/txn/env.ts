@@ -662,20 +662,30 @@ export class Environment {
     this.tx1 = b[TXN_WORD]!;
   }
 
-  /** Re-reads the meta pages and adopts the newest valid commit. */
+  /**
+   * Re-reads the meta pages and adopts the newest valid commit. When that throws (a meta of a
+   * newer format, a meta naming pages outside the file), the words seen are forgotten, so the
+   * next read or write looks again and throws again instead of going on with the old commit.
+   */
   private reload(): void {
-    for (let attempt = 0; ; attempt++) {
-      // Words first: a page that changes while it is validated is looked at again next time.
-      this.recordSeen();
-      if (this.lock !== null) native.fence();
-      const m = this.newestMeta();
-      if (m !== null) {
-        if (m !== this.meta) this.adopt(m);
-        return;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        // Words first: a page that changes while it is validated is looked at again next time.
+        this.recordSeen();
+        if (this.lock !== null) native.fence();
+        const m = this.newestMeta();
+        if (m !== null) {
+          if (m !== this.meta) this.adopt(m);
+          return;
+        }
+        // Both pages failed: two commits landed while we read. Read again.
+        if (attempt >= 1000) corrupt('neither meta page holds a valid commit');
+        if (attempt >= 10) sleep(0.1);
       }
-      // Both pages failed: two commits landed while we read. Read again.
-      if (attempt >= 1000) corrupt('neither meta page holds a valid commit');
-      if (attempt >= 10) sleep(0.1);
+    } catch (err) {
+      // No word of a Uint32Array is -1: metaMoved() is true until a reload succeeds.
+      this.ck0 = -1;
+      throw err;
     }
   }
 
@@ -709,6 +719,15 @@ export class Environment {
       const copy = this.metaCopy;
       copy.set(view.subarray(off, off + this.pageSize));
       const r = readMeta(copy, 0, slot, Math.max(0, available));
+      // A checksum-valid meta of a newer format is a commit of a newer mapkv: passing it over
+      // for the older slot would read stale data and let a write here overwrite that commit.
+      if (!r.ok && r.reason === 'version') {
+        throw new MapKVError(
+          'ERR_INCOMPATIBLE',
+          `another process committed ${r.detail}; this mapkv reads versions ` +
+            `${OLDEST_FORMAT_VERSION} to ${FORMAT_VERSION}`,
+        );
+      }
       if (r.ok && r.meta.pageSize === this.pageSize) {
         this.metaCk = slot === 0 ? this.ck0 : this.ck1;
         this.metaTx = slot === 0 ? this.tx0 : this.tx1;

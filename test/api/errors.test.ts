@@ -773,6 +773,33 @@ describe('ERR_INCOMPATIBLE', () => {
   });
 });
 
+describe('ERR_INCOMPATIBLE from a newer commit', () => {
+  it('a handle that meets a meta of a newer format version refuses reads and writes', async () => {
+    await seedFile();
+    const db = folder.open();
+    expect(db.get('a')).toBe(1);
+    await new Promise((r) => setImmediate(r));
+    // As if a newer mapkv in another process committed: the newest meta says version 3.
+    const image = bytesOf(file);
+    const slot = image.readUInt32LE(48) > image.readUInt32LE(4096 + 48) ? 0 : 1;
+    const o = slot * 4096;
+    image.writeUInt32LE(3, o + 36);
+    image.writeUInt32LE(crc32c(image, o + 4, o + 4096), o);
+    const fd = fs.openSync(file, 'r+');
+    try {
+      fs.writeSync(fd, image, o, 4096, o);
+    } finally {
+      fs.closeSync(fd);
+    }
+    const before = bytesOf(file);
+    // Not the older slot's stale commit, and no write over the newer one.
+    expectCode(() => db.get('a'), 'ERR_INCOMPATIBLE');
+    expectCode(() => db.putSync('c', 3), 'ERR_INCOMPATIBLE');
+    expectUnchanged(file, before);
+    await db.close();
+  });
+});
+
 describe('ERR_CORRUPT', () => {
   it('is thrown for a file of random bytes, which stays unchanged', () => {
     const bytes = Buffer.alloc(64 * 1024);
