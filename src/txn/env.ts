@@ -907,8 +907,12 @@ function chooseMeta(storage: Storage, wantPageSize: number | undefined): Chosen 
     return readMeta(copy, 0, slot, copy.length);
   });
   const valid = readings.flatMap((r) => (r.ok ? [r.meta] : []));
-  if (valid.length === 0) {
-    const version = readings.find((r) => !r.ok && r.reason === 'version');
+  // A checksum-valid meta of a newer format is a newer mapkv's commit, whatever the other slot
+  // holds: opening at the other one would read the commit before it, and a write here would go
+  // into its slot.
+  const newer = readings.find((r) => !r.ok && (r.version ?? 0) > FORMAT_VERSION);
+  if (valid.length === 0 || newer !== undefined) {
+    const version = newer ?? readings.find((r) => !r.ok && r.reason === 'version');
     if (version !== undefined && !version.ok) {
       throw new MapKVError(
         'ERR_INCOMPATIBLE',

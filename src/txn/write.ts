@@ -672,8 +672,11 @@ export class WriteTxn implements PageWriter {
     this.growFile();
     // A listed commit is verified page by page at open, so bound the bytes that costs too.
     let budget = Math.max(32, Math.floor(VERIFY_BUDGET / ps));
-    let written: number[] | null =
-      2 * this.buffers.size + inlineWords <= metaListWords(ps) ? [] : null;
+    // With an inline list the two stay in the meta's first sector (inlineRoomWords): the inline
+    // list was sized against an upper bound of the pages, so a commit that came out smaller
+    // could otherwise be listed past it. Not listed, it takes two flushes.
+    const room = inlineWords > 0 ? inlineRoomWords(ps) : metaListWords(ps);
+    let written: number[] | null = 2 * this.buffers.size + inlineWords <= room ? [] : null;
     const firsts = [...this.buffers.keys()].sort((a, b) => a - b);
     // Neighbouring pages form one group (one range of `written`), each page its own pwrite; a
     // failed write leaves only pages that no commit reaches (invariant 1), so the transaction

@@ -774,6 +774,21 @@ describe('ERR_INCOMPATIBLE', () => {
 });
 
 describe('ERR_INCOMPATIBLE from a newer commit', () => {
+  it('open refuses a file whose newest meta is of a newer format beside an older valid one', async () => {
+    await seedFile();
+    const image = bytesOf(file);
+    const slot = image.readUInt32LE(48) > image.readUInt32LE(4096 + 48) ? 0 : 1;
+    const o = slot * 4096;
+    image.writeUInt32LE(3, o + 36);
+    image.writeUInt32LE(crc32c(image, o + 4, o + 4096), o);
+    fs.writeFileSync(file, image);
+    const before = bytesOf(file);
+    // Not the commit before it from the other slot, and no write into the newer one's slot.
+    expectCode(() => folder.open(), 'ERR_INCOMPATIBLE');
+    expectCode(() => folder.open({ readOnly: true }), 'ERR_INCOMPATIBLE');
+    expectUnchanged(file, before);
+  });
+
   it('a handle that meets a meta of a newer format version refuses reads and writes', async () => {
     await seedFile();
     const db = folder.open();
