@@ -8,7 +8,7 @@
  * Until commit, dirty pages live in heap buffers, not in the file: an aborted transaction (a
  * throw, bad input, a full disk at commit) leaves the file byte-for-byte as it was, and the
  * file grows only when a commit needs it. `prepareCommit` grows the file, checksums each dirty
- * page and writes it to the file (a pwrite per page) in one pass.
+ * page and writes it to the file (pwrites of at most 16 KiB) in one pass.
  *
  * Savepoints (used to run several `transaction()` callbacks in one batched commit) raise
  * `level`; a page is written in place only if it was allocated at the current level, so an
@@ -48,8 +48,10 @@ import type { FlushRange } from '../storage/storage';
 
 /** Bytes of pages a commit may ask open() to verify (larger commits flush before the meta). */
 const VERIFY_BUDGET = 2 << 20;
-/** Pages per write group (a range of CommitPlan.written; each page is still its own pwrite). */
+/** Pages per write group (a range of CommitPlan.written, written in calls of WRITE_UNIT). */
 const WRITE_GROUP = 1024;
+/** Bytes per pwrite of a commit's neighbouring pages at most (see MappedStorage.writeAt). */
+const WRITE_UNIT = 16384;
 
 interface Savepoint {
   freedLength: number;
@@ -678,7 +680,7 @@ export class WriteTxn implements PageWriter {
     const room = inlineWords > 0 ? inlineRoomWords(ps) : metaListWords(ps);
     let written: number[] | null = 2 * this.buffers.size + inlineWords <= room ? [] : null;
     const firsts = [...this.buffers.keys()].sort((a, b) => a - b);
-    // Neighbouring pages form one group (one range of `written`), each page its own pwrite; a
+    // Neighbouring pages form one group (one range of `written`), in pwrites of 16 KiB; a
     // failed write leaves only pages that no commit reaches (invariant 1), so the transaction
     // just fails.
     let group: Uint8Array[] = [];
@@ -712,8 +714,8 @@ export class WriteTxn implements PageWriter {
     const ps = this.pageSize;
     // Recorded first: a write that fails part-way may still have put some of its pages in.
     this.writtenRanges.push({ offset: first * ps, length: (end - first) * ps });
-    // One system call per page: MappedStorage.writeAt says why.
-    this.pager.storage.writeAt(first * ps, group, ps);
+    // At most 16 KiB (or one larger page) per system call: MappedStorage.writeAt says why.
+    this.pager.storage.writeAt(first * ps, group, Math.max(ps, WRITE_UNIT));
   }
 }
 
