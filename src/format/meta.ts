@@ -235,6 +235,23 @@ export function writeMeta(b: Uint8Array, o: number, slot: number, m: MetaState):
   writeU32(b, o + H_CHECKSUM, crc32c(b, o + 4, o + m.pageSize));
 }
 
+/**
+ * Marks the meta page at `b[o]` as of FORMAT_VERSION when it is a checksum-valid meta of an
+ * older version that this version reads as it is (a version-1 meta has no inline free list,
+ * which version 2 reads as none). Only the version word and the checksum change, both in the
+ * page's first 512 bytes. Returns whether it changed the page.
+ */
+export function upgradeMetaVersion(b: Uint8Array, o: number, pageSize: number): boolean {
+  const version = readU32(b, o + M_VERSION);
+  if (version >= FORMAT_VERSION || version < OLDEST_FORMAT_VERSION) return false;
+  if (readU32(b, o + M_MAGIC) !== MAGIC || readU32(b, o + M_PAGE_SIZE) !== pageSize) return false;
+  if (readU32(b, o + H_CHECKSUM) !== crc32c(b, o + 4, o + pageSize)) return false;
+  writeU32(b, o + M_VERSION, FORMAT_VERSION);
+  writeU32(b, o + M_INLINE, 0);
+  writeU32(b, o + H_CHECKSUM, crc32c(b, o + 4, o + pageSize));
+  return true;
+}
+
 /** What reading one meta slot found. */
 export type MetaReading =
   | { ok: true; meta: MetaState }

@@ -53,6 +53,7 @@ import {
   emptyDescriptor,
   peekPageSize,
   readMeta,
+  upgradeMetaVersion,
   writeMeta,
 } from '../format/meta';
 import { native } from '../storage/native';
@@ -525,6 +526,29 @@ export class Environment {
       this.durableTxn = plan.meta.txnId;
       this.lock?.setDurable(plan.meta.txnId);
     }
+    this.upgradeFallbackMeta(1 - slot);
+  }
+
+  /**
+   * After the first commit to a version-1 file, marks the meta before it (the fallback, in
+   * the other slot) with this format version too. A build that reads only version 1 would
+   * otherwise pass the new meta over for that one, read the commit before, and write into the
+   * new commit's slot; with both slots newer it refuses the file. The page differs only in its
+   * first sector (version and checksum), so a torn write leaves the old or the new bytes, both
+   * valid. It goes to the page cache only: the next commit's flush takes it to the disk, and
+   * until then a crash leaves it at version 1, as it was. Costs one read per commit otherwise.
+   */
+  private upgradeFallbackMeta(slot: number): void {
+    const at = this.pager.offsetOf(slot);
+    const view = this.pager.readView(slot);
+    if (readU32(view, at + META_VERSION_OFFSET) >= FORMAT_VERSION) return;
+    const page = view.slice(at, at + this.pageSize);
+    if (!upgradeMetaVersion(page, 0, this.pageSize)) return;
+    try {
+      this.storage.writeAt(slot * this.pageSize, [page]);
+    } catch {
+      // The commit is done; the fallback meta just stays at version 1 (see above).
+    }
   }
 
   private endWrite(): void {
@@ -880,6 +904,9 @@ function initialize(storage: Storage, pageSize: number): MetaState {
   storage.sync();
   return { ...meta, txnId: 1 };
 }
+
+/** Byte offset of a meta page's format version word (docs/FORMAT.md). */
+const META_VERSION_OFFSET = 36;
 
 /** A meta passed over at open: its slot, checksum word and commit. */
 interface Rejected {

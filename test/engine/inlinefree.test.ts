@@ -103,7 +103,7 @@ describe('inline free list', () => {
     expectHealthy(db);
   });
 
-  it('a version-1 file opens, reads and takes commits, which write version 2 metas', async () => {
+  it('a version-1 file opens, reads and takes commits; the first marks both metas version 2', async () => {
     const db = folder.open<string, number>();
     db.transactionSync((txn) => {
       for (let i = 0; i < 500; i++) txn.put(key(i), i);
@@ -121,6 +121,15 @@ describe('inline free list', () => {
     fs.writeFileSync(file, bytes);
     const again = folder.open<string, number>();
     expect(again.get(key(123))).toBe(123);
+    expectHealthy(again);
+    // The first commit marks the meta before it version 2 as well: a build that reads only
+    // version 1 would otherwise open at that one and write over the new commit.
+    again.putSync(key(0), -1);
+    const once = bytesOf(file);
+    expect([0, 1].map((slot) => once.readUInt32LE(slot * PS + 36))).toEqual([2, 2]);
+    expect(metas(once)).toHaveLength(2);
+    // The fallback kept everything else: the word at 172 is 0 now (no inline list).
+    expect(metas(once)[1]!.meta.inlineFree).toBeUndefined();
     expectHealthy(again);
     for (let i = 0; i < 20; i++) again.putSync(key(i), -i);
     expect(again.get(key(7))).toBe(-7);
