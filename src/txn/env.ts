@@ -541,7 +541,9 @@ export class Environment {
   private upgradeFallbackMeta(slot: number): void {
     const at = this.pager.offsetOf(slot);
     const view = this.pager.readView(slot);
-    if (readU32(view, at + META_VERSION_OFFSET) >= FORMAT_VERSION) return;
+    const version = readU32(view, at + META_VERSION_OFFSET);
+    // Most commits stop here; so does a blank slot (version 0: a fresh backup's other slot).
+    if (version >= FORMAT_VERSION || version < OLDEST_FORMAT_VERSION) return;
     const page = view.slice(at, at + this.pageSize);
     if (!upgradeMetaVersion(page, 0, this.pageSize)) return;
     try {
@@ -745,7 +747,7 @@ export class Environment {
       const r = readMeta(copy, 0, slot, Math.max(0, available));
       // A checksum-valid meta of a newer format is a commit of a newer mapkv: passing it over
       // for the older slot would read stale data and let a write here overwrite that commit.
-      if (!r.ok && r.reason === 'version') {
+      if (!r.ok && (r.version ?? 0) > FORMAT_VERSION) {
         throw new MapKVError(
           'ERR_INCOMPATIBLE',
           `another process committed ${r.detail}; this mapkv reads versions ` +
