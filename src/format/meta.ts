@@ -164,7 +164,7 @@ const M_WRITTEN = 168;
 const M_INLINE = 172;
 const M_WRITTEN_LIST = 176;
 /** Words of an inline group before its page numbers: u32 count, u64 txn. */
-const INLINE_GROUP_HEAD = 3;
+export const INLINE_GROUP_HEAD = 3;
 
 /** How many (pgno, checksum) entries a meta page of this size can list. */
 export function writtenCapacity(pageSize: number): number {
@@ -236,20 +236,22 @@ export function writeMeta(b: Uint8Array, o: number, slot: number, m: MetaState):
 }
 
 /**
- * Marks the meta page at `b[o]` as of FORMAT_VERSION when it is a checksum-valid meta of an
- * older version that this version reads as it is (a version-1 meta has no inline free list,
- * which version 2 reads as none). Only the version word and the checksum change, both in the
- * page's first 512 bytes. Returns whether it changed the page.
+ * The meta page at `b[o]` marked as of FORMAT_VERSION, as a new page, when it is a
+ * checksum-valid meta of an older version that this version reads as it is (a version-1 meta
+ * has no inline free list, which version 2 reads as none); else null, after one read of its
+ * version word (a blank slot has version 0). Only the version word, the inline count and the
+ * checksum differ, all in the page's first 512 bytes.
  */
-export function upgradeMetaVersion(b: Uint8Array, o: number, pageSize: number): boolean {
+export function upgradedMeta(b: Uint8Array, o: number, pageSize: number): Uint8Array | null {
   const version = readU32(b, o + M_VERSION);
-  if (version >= FORMAT_VERSION || version < OLDEST_FORMAT_VERSION) return false;
-  if (readU32(b, o + M_MAGIC) !== MAGIC || readU32(b, o + M_PAGE_SIZE) !== pageSize) return false;
-  if (readU32(b, o + H_CHECKSUM) !== crc32c(b, o + 4, o + pageSize)) return false;
-  writeU32(b, o + M_VERSION, FORMAT_VERSION);
-  writeU32(b, o + M_INLINE, 0);
-  writeU32(b, o + H_CHECKSUM, crc32c(b, o + 4, o + pageSize));
-  return true;
+  if (version >= FORMAT_VERSION || version < OLDEST_FORMAT_VERSION) return null;
+  const page = b.slice(o, o + pageSize);
+  if (readU32(page, M_MAGIC) !== MAGIC || readU32(page, M_PAGE_SIZE) !== pageSize) return null;
+  if (readU32(page, H_CHECKSUM) !== crc32c(page, 4, pageSize)) return null;
+  writeU32(page, M_VERSION, FORMAT_VERSION);
+  writeU32(page, M_INLINE, 0);
+  writeU32(page, H_CHECKSUM, crc32c(page, 4, pageSize));
+  return page;
 }
 
 /** What reading one meta slot found. */

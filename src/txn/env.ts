@@ -53,7 +53,7 @@ import {
   emptyDescriptor,
   peekPageSize,
   readMeta,
-  upgradeMetaVersion,
+  upgradedMeta,
   writeMeta,
 } from '../format/meta';
 import { native } from '../storage/native';
@@ -534,18 +534,13 @@ export class Environment {
    * the other slot) with this format version too. A build that reads only version 1 would
    * otherwise pass the new meta over for that one, read the commit before, and write into the
    * new commit's slot; with both slots newer it refuses the file. The page differs only in its
-   * first sector (version and checksum), so a torn write leaves the old or the new bytes, both
+   * first sector (see upgradedMeta), so a torn write leaves the old or the new bytes, both
    * valid. It goes to the page cache only: the next commit's flush takes it to the disk, and
    * until then a crash leaves it at version 1, as it was. Costs one read per commit otherwise.
    */
   private upgradeFallbackMeta(slot: number): void {
-    const at = this.pager.offsetOf(slot);
-    const view = this.pager.readView(slot);
-    const version = readU32(view, at + META_VERSION_OFFSET);
-    // Most commits stop here; so does a blank slot (version 0: a fresh backup's other slot).
-    if (version >= FORMAT_VERSION || version < OLDEST_FORMAT_VERSION) return;
-    const page = view.slice(at, at + this.pageSize);
-    if (!upgradeMetaVersion(page, 0, this.pageSize)) return;
+    const page = upgradedMeta(this.pager.readView(slot), this.pager.offsetOf(slot), this.pageSize);
+    if (page === null) return;
     try {
       this.storage.writeAt(slot * this.pageSize, [page]);
     } catch {
@@ -906,9 +901,6 @@ function initialize(storage: Storage, pageSize: number): MetaState {
   storage.sync();
   return { ...meta, txnId: 1 };
 }
-
-/** Byte offset of a meta page's format version word (docs/FORMAT.md). */
-const META_VERSION_OFFSET = 36;
 
 /** A meta passed over at open: its slot, checksum word and commit. */
 interface Rejected {

@@ -33,6 +33,7 @@ import {
   writeU64,
 } from '../format/layout';
 import {
+  INLINE_GROUP_HEAD,
   type DbDescriptor,
   type InlineFree,
   type MetaState,
@@ -594,7 +595,7 @@ export class WriteTxn implements PageWriter {
       return newChunks + (entries === 0 ? 0 : Math.ceil(entries / dirCap));
     };
     const pages = this.buffers.size + needFor();
-    const head = inlineFreeWords([{ txn: 0, pages: [] }]);
+    const head = INLINE_GROUP_HEAD; // words before each group's page numbers
     freedInline = freed.length > 0 && this.inlineFits(head + freed.length, pages);
     poolInline =
       freedInline &&
