@@ -32,7 +32,8 @@ import { TreeCursor } from '../btree/cursor';
 import { bucketCount, bucketSearch, bucketValue, checkBucketForWrite, slotRecord } from './bucket';
 import { checkHashFormat, hashOf } from './hashkey';
 import { HASH_BITS, slotOf } from './layout';
-import { checkDirectory, readHolder } from './table';
+import { checkDirectory } from './directory';
+import { readHolder } from './table';
 
 const HASH_SPACE = 2 ** HASH_BITS;
 const EMPTY = new Uint8Array(0);

@@ -79,6 +79,7 @@ import {
   reserveSlot,
   slotRecord,
 } from './bucket';
+import { checkDirectory } from './directory';
 import { checkHashFormat, ensureHashKey, hashOf } from './hashkey';
 import { checkHolderTree } from './holder';
 import {
@@ -125,6 +126,16 @@ function find(
   const ps = r.pageSize;
   let pgno = d.root;
   let depth = 0;
+  const dirs = r.hashDirectories;
+  if (dirs !== undefined) {
+    // A committed snapshot: the descent may start below the directories (directory.ts).
+    const flat = dirs.lookup(r, d);
+    if (flat !== null) {
+      const e = h >>> flat.shift;
+      pgno = flat.pages[e]!;
+      depth = flat.depths[e]!;
+    }
+  }
   for (;;) {
     const b = r.page(pgno);
     const o = r.at;
@@ -147,32 +158,6 @@ function find(
 }
 
 const scratchRef: ValueRef = { buf: new Uint8Array(0), start: 0, end: 0 };
-
-/**
- * Checks directory page `pgno` found at hash bit `depth`; returns its slot bits. A directory
- * must start where the descent is, which bounds every descent by the 32 bits of the hash, and
- * hold 2 to 2^directoryBits slots.
- */
-export function checkDirectory(
-  b: Uint8Array,
-  o: number,
-  pageSize: number,
-  pgno: number,
-  depth: number,
-): number {
-  const n = b[o + H_COUNT]! | (b[o + H_COUNT + 1]! << 8);
-  const bits = 31 - Math.clz32(n);
-  if (
-    readU32(b, o + H_AUX) !== depth ||
-    depth >= HASH_BITS ||
-    n !== 1 << bits ||
-    bits < 1 ||
-    bits > directoryBits(pageSize, depth)
-  ) {
-    corrupt(`hash directory ${pgno} does not start at hash bit ${depth} or has ${n} slots`);
-  }
-  return bits;
-}
 
 /**
  * The B+tree of collision holder `b[o]` (page `pgno`) as a descriptor, after checking it is a

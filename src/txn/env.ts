@@ -56,6 +56,7 @@ import {
   upgradedMeta,
   writeMeta,
 } from '../format/meta';
+import { DirectoryCache } from '../hash/directory';
 import { native } from '../storage/native';
 import type { Storage } from '../storage/storage';
 import { type FreeChunk, readFreeList } from './freelist';
@@ -160,6 +161,8 @@ export class Environment {
   private freeCache: { meta: MetaState; chunks: FreeChunk[]; dirPages: number[] } | null = null;
   /** The reader of `meta`. */
   private current: SnapshotReader;
+  /** Flat hash directories of this file's committed tables (src/hash/directory.ts). */
+  private readonly hashDirectories = new DirectoryCache();
   /** The two meta pages as u32 words (views of the read mapping). */
   private readonly words0: Uint32Array;
   private readonly words1: Uint32Array;
@@ -213,7 +216,7 @@ export class Environment {
     this.metaScratch = new Uint8Array(meta.pageSize);
     this.metaCopy = new Uint8Array(meta.pageSize);
     this.pager.ensureCovers(meta.pageCount);
-    this.current = new SnapshotReader(this.pager, meta, this.verifyChecksums);
+    this.current = new SnapshotReader(this.pager, meta, this.verifyChecksums, this.hashDirectories);
     this.words0 = this.metaWords(0);
     this.words1 = this.metaWords(1);
     // The seen words start unknown (-1), so the first read validates the metas again: a
@@ -518,7 +521,12 @@ export class Environment {
   private publishCommit(plan: CommitPlan): void {
     const slot = plan.meta.txnId % 2;
     this.meta = plan.meta;
-    this.current = new SnapshotReader(this.pager, plan.meta, this.verifyChecksums);
+    this.current = new SnapshotReader(
+      this.pager,
+      plan.meta,
+      this.verifyChecksums,
+      this.hashDirectories,
+    );
     this.recordSeen();
     this.metaCk = slot === 0 ? this.ck0 : this.ck1;
     this.metaTx = slot === 0 ? this.tx0 : this.tx1;
@@ -762,8 +770,11 @@ export class Environment {
   private adopt(m: MetaState): void {
     this.pager.ensureCovers(m.pageCount);
     validateMeta(m, this.pager.filePages());
+    // Going back to an older commit (the newest meta was found damaged) means the next commit
+    // reuses a commit id, which the flat directories take as naming one version of a table.
+    if (m.txnId < this.meta.txnId) this.hashDirectories.clear();
     this.meta = m;
-    this.current = new SnapshotReader(this.pager, m, this.verifyChecksums);
+    this.current = new SnapshotReader(this.pager, m, this.verifyChecksums, this.hashDirectories);
   }
 
   /**

@@ -1,8 +1,10 @@
 /**
  * What an index (B+tree, hash table) may ask of a transaction: pages by number, and for writes
  * copy-on-write copies, fresh pages and frees. Indexes know nothing of files, mappings or the
- * freelist; the transaction layer knows nothing of index layouts.
+ * freelist; the transaction layer knows nothing of index layouts (it only hands committed
+ * snapshots' readers the hash index's per-file cache, which it never looks into).
  */
+import type { DirectoryCache } from '../hash/directory';
 
 /** Read access to the pages of one snapshot. */
 export interface PageReader {
@@ -29,6 +31,11 @@ export interface PageReader {
   pageCountLimit(): number;
   /** Whether `check()`-level verification of page checksums is on for every page read. */
   readonly verifyChecksums: boolean;
+  /**
+   * Flat copies of hash directories (src/hash/directory.ts): present only on readers of a
+   * committed snapshot that do not verify every page's checksum.
+   */
+  readonly hashDirectories?: DirectoryCache | undefined;
 }
 
 /** Write access: only pages this transaction allocated are ever written (invariant 1). */

@@ -6,6 +6,7 @@
 import { corrupt } from '../errors';
 import { FIRST_DATA_PAGE } from '../format/layout';
 import type { MetaState } from '../format/meta';
+import type { DirectoryCache } from '../hash/directory';
 import type { PageReader } from './pages';
 import type { Pager } from './pager';
 import { verifyPage, verifyRun } from './write';
@@ -15,13 +16,18 @@ export class SnapshotReader implements PageReader {
   readonly pageCount: number;
   at = 0;
 
+  readonly hashDirectories: DirectoryCache | undefined;
+
   constructor(
     private readonly pager: Pager,
     readonly meta: MetaState,
     readonly verifyChecksums: boolean,
+    hashDirectories?: DirectoryCache,
   ) {
     this.pageSize = pager.pageSize;
     this.pageCount = meta.pageCount;
+    // A reader that verifies every page's checksum reads every page it uses.
+    this.hashDirectories = verifyChecksums ? undefined : hashDirectories;
   }
 
   pageCountLimit(): number {
