@@ -35,7 +35,6 @@ import {
   H_AUX,
   H_COUNT,
   H_FLAGS,
-  H_FRAG,
   H_TYPE,
   H_UPPER,
   HEADER_SIZE,
@@ -76,6 +75,7 @@ import {
   initBucket,
   recordBytes,
   removeSlot,
+  replaceRecord,
   reserveSlot,
   slotRecord,
 } from './bucket';
@@ -271,9 +271,8 @@ export function hashPut(
     b = w.pageW(pg);
     o = w.at;
     if (size <= oldSize) {
-      // Same key, no larger: overwrite in place; the tail of the old record becomes dead bytes.
-      b.set(recBuf.subarray(0, size), o + r);
-      writeU32(b, o + H_FRAG, readU32(b, o + H_FRAG) + oldSize - size);
+      // Same key, no larger: the record is replaced where it is (bucket.ts, replaceRecord).
+      replaceRecord(b, o, i, recBuf, size);
       if (size < oldSize) mergeUp(w, d, pg);
       return false;
     }

@@ -4,7 +4,11 @@
  * - flat directories (src/hash/directory.ts): once a committed table version has been read
  *   often enough, reads start from a flat copy of its directories instead of reading the
  *   directory pages. A new commit, an older snapshot, a damaged directory and a commit id that
- *   comes round again (the newest meta damaged) must all read as the pages say.
+ *   comes round again (the newest meta damaged) must all read as the pages say;
+ * - bucket heaps in slot order (src/hash/bucket.ts, heapInOrder): writes keep each bucket's
+ *   records in slot order, so that a read can fetch the record's lines before the slot names
+ *   them. Buckets written by older versions, in insertion order, must read right and get in
+ *   order.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { MapKVError, type Database, type DatabaseBase } from '../../src/index';
@@ -14,13 +18,18 @@ import { crc32c } from '../../src/format/crc32c';
 import {
   H_AUX,
   H_COUNT,
+  H_FRAG,
   H_TYPE,
+  H_UPPER,
   HEADER_SIZE,
+  LEAF_RECORD_HEADER,
   PageType,
   readU16,
   readU32,
+  writeU16,
   writeU32,
 } from '../../src/format/layout';
+import { hashIndex } from '../../src/hash/index';
 import { SnapshotReader } from '../../src/txn/snapshot';
 import { prng } from '../helpers/api-helpers';
 
@@ -29,6 +38,7 @@ type Reader = Pick<DatabaseBase<string, Bytes>, 'getBinary'>;
 const PS = 4096;
 const SEG = 1 << 20;
 const enc = { keyEncoding: 'string', valueEncoding: 'binary' } as const;
+const SLOT = 6;
 
 function value(i: number, size: number): Bytes {
   // A Buffer, as getBinary returns.
@@ -245,5 +255,133 @@ describe('flat hash directories', () => {
     readAll(t.h, now);
     expect(t.db.check().problems).toEqual([]);
     t.db.close();
+  });
+});
+
+/** The buckets the latest commit of `h` reaches. */
+function buckets(h: DatabaseBase<string, Bytes>): { b: Uint8Array; o: number; pgno: number }[] {
+  const { r, desc } = h.readLatest();
+  const pages: number[] = [];
+  hashIndex.check(r, desc, { visit: (p) => pages.push(p), problem: (m) => expect.fail(m) }, 'h');
+  const out: { b: Uint8Array; o: number; pgno: number }[] = [];
+  for (const pgno of pages) {
+    const b = r.page(pgno);
+    const o = r.at;
+    if (b[o + H_TYPE] === PageType.HashBucket && b[o + 5] === 0) out.push({ b, o, pgno });
+  }
+  return out;
+}
+
+function recordSize(b: Uint8Array, p: number): number {
+  const klen = readU16(b, p);
+  return LEAF_RECORD_HEADER + klen + ((b[p + 2]! & 1) !== 0 ? 4 : readU32(b, p + 3));
+}
+
+/** Whether bucket `b[o]`'s records tile its heap in slot order, slot 0's at the page's end. */
+function inOrder(b: Uint8Array, o: number): boolean {
+  const n = readU16(b, o + H_COUNT);
+  if (readU32(b, o + H_FRAG) !== 0) return false;
+  let end = PS;
+  for (let i = 0; i < n; i++) {
+    const r = readU16(b, o + HEADER_SIZE + SLOT * i + 4);
+    if (r + recordSize(b, o + r) !== end) return false;
+    end = r;
+  }
+  return end === readU32(b, o + H_UPPER);
+}
+
+/** The keys bucket `b[o]` holds. */
+function keysOf(b: Uint8Array, o: number): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < readU16(b, o + H_COUNT); i++) {
+    const p = o + readU16(b, o + HEADER_SIZE + SLOT * i + 4);
+    out.push(
+      Buffer.from(
+        b.subarray(p + LEAF_RECORD_HEADER, p + LEAF_RECORD_HEADER + readU16(b, p)),
+      ).toString(),
+    );
+  }
+  return out;
+}
+
+describe('bucket heaps in slot order', () => {
+  it('stay in order through inserts, overwrites of every size and removals', () => {
+    const t = openTable();
+    const live = new Map<string, Bytes>();
+    const rnd = prng(11);
+    for (let round = 0; round < 40; round++) {
+      t.h.transactionSync((txn) => {
+        for (let j = 0; j < 150; j++) {
+          const i = Math.floor(rnd.next() * 2_000);
+          const k = `k${i}`;
+          const roll = rnd.next();
+          if (roll < 0.3 && live.has(k)) {
+            txn.remove(k);
+            live.delete(k);
+          } else {
+            // Values from empty to past a page (overflow runs) so overwrites shrink and grow.
+            const size = roll > 0.98 ? 5000 : Math.floor(rnd.next() * 200);
+            const v = value(i + round, size);
+            txn.put(k, v);
+            live.set(k, v);
+          }
+        }
+      });
+      const bs = buckets(t.h);
+      expect(bs.length).toBeGreaterThan(0);
+      for (const { b, o, pgno } of bs) expect(inOrder(b, o), `bucket ${pgno}`).toBe(true);
+    }
+    readAll(t.h, live);
+    expect(t.db.check().problems).toEqual([]);
+    t.db.close();
+  });
+
+  it('read right in insertion order (older files), and get in order at their next insert', () => {
+    const t = bigTable(3_000);
+    const { b, o, pgno } = buckets(t.h).find((x) => readU16(x.b, x.o + H_COUNT) >= 6)!;
+    const keys = keysOf(b, o);
+    const image = t.storage.currentImage();
+    t.db.close();
+    // Reverse the heap: slot 0's record now lies lowest, as insertion order can leave it.
+    const at = pgno * PS;
+    const n = readU16(image, at + H_COUNT);
+    const recs = [];
+    for (let i = 0; i < n; i++) {
+      const r = readU16(image, at + HEADER_SIZE + SLOT * i + 4);
+      recs.push(image.slice(at + r, at + r + recordSize(image, at + r)));
+    }
+    let end = PS;
+    for (let i = n - 1; i >= 0; i--) {
+      end -= recs[i]!.length;
+      image.set(recs[i]!, at + end);
+      writeU16(image, at + HEADER_SIZE + SLOT * i + 4, end);
+    }
+    writeU32(image, at, crc32c(image, at + 4, at + PS));
+
+    const d = openTable(MemoryStorage.fromImage(image, { segmentSize: SEG }));
+    const holding = (k: string) => buckets(d.h).find((x) => keysOf(x.b, x.o).includes(k))!;
+    expect(inOrder(holding(keys[0]!).b, holding(keys[0]!).o)).toBe(false);
+    expect(d.db.check().problems).toEqual([]);
+    readAll(d.h, t.live);
+    // Removals from a bucket out of order leave dead bytes, as before.
+    d.h.transactionSync((txn) => {
+      txn.remove(keys[0]!);
+      txn.remove(keys[2]!);
+    });
+    t.live.delete(keys[0]!);
+    t.live.delete(keys[2]!);
+    const after = holding(keys[1]!);
+    expect(readU32(after.b, after.o + H_FRAG)).toBeGreaterThan(0);
+    readAll(d.h, t.live);
+    expect(d.db.check().problems).toEqual([]);
+    // An insert (a larger value for a key of that bucket) puts it in order.
+    const grown = value(99, 310);
+    d.h.putSync(keys[1]!, grown);
+    t.live.set(keys[1]!, grown);
+    const ordered = holding(keys[1]!);
+    expect(inOrder(ordered.b, ordered.o)).toBe(true);
+    readAll(d.h, t.live);
+    expect(d.db.check().problems).toEqual([]);
+    d.db.close();
   });
 });
