@@ -349,9 +349,10 @@ export function bucketValue(
 /**
  * Whether the heap of bucket `b[o]` (`n` slots) is in slot order: no dead byte, and each slot's
  * record lies below the one before (slot 0's at the top of the page). A bucket built by
- * appendSlot or compactBucket is; reserveSlot, removeSlot and replaceRecord keep it so. Reads
- * rely on it only to guess where a record lies (bucketLookup); older files' buckets, whose
- * records sit in insertion order, are put in order by their first insert.
+ * appendSlot or compactBucket is; reserveSlot, removeSlot and replaceRecord keep it so, and
+ * orderHeap puts a committed bucket in order when a transaction copies it (older files'
+ * buckets hold their records in insertion order). Reads rely on the order only to guess where
+ * a record lies (bucketLookup).
  */
 function heapInOrder(b: Uint8Array, o: number, n: number): boolean {
   if (readU32(b, o + H_FRAG) !== 0) return false;
@@ -373,13 +374,24 @@ function shiftOffsets(b: Uint8Array, o: number, from: number, to: number, delta:
 }
 
 /**
+ * Puts the heap of writable bucket `b[o]` in slot order (see heapInOrder) if it is not: called
+ * on a committed bucket when a transaction copies it, after checkBucketForWrite. Every bucket a
+ * transaction writes is then in order, and reserveSlot need not look.
+ */
+export function orderHeap(b: Uint8Array, o: number, scratch: Uint8Array, pageSize: number): void {
+  if (!heapInOrder(b, o, bucketCount(b, o))) compactBucket(b, o, scratch, pageSize);
+}
+
+/**
  * Reserves room for a record of `size` bytes with hash `h` as slot `i`, shifting later slots;
- * returns the page offset where the caller writes the record. The caller checked bucketRoom.
+ * returns the page offset where the caller writes the record. The caller checked bucketRoom,
+ * and the heap is in slot order (orderHeap).
  *
- * The heap stays in slot order: the records of slots `i..` (the bytes from `upper` to the
- * record of slot `i - 1`) move down by `size`, and the new record takes the gap. Bounds: after
- * compaction the heap is in order and `upper - size` is at or above the slot array's new end
- * (the caller's room check); every moved offset was in `[upper, end)` and stays in the page.
+ * It stays so: the records of slots `i..` (the bytes from `upper` to the record of slot
+ * `i - 1`) move down by `size`, and the new record takes the gap. Bounds, whatever the heap
+ * holds: `upper - size` is at or above the slot array's new end (the room check; compaction
+ * when the room is not in one piece), and every offset moved lies in `[upper, pageSize)`, so
+ * stays at or above the new `upper`.
  */
 export function reserveSlot(
   b: Uint8Array,
@@ -392,7 +404,7 @@ export function reserveSlot(
 ): number {
   const n = bucketCount(b, o);
   let upper = readU32(b, o + H_UPPER);
-  if (upper - (HEADER_SIZE + SLOT_SIZE * n) < size + SLOT_SIZE || !heapInOrder(b, o, n)) {
+  if (upper - (HEADER_SIZE + SLOT_SIZE * n) < size + SLOT_SIZE) {
     compactBucket(b, o, scratch, pageSize);
     upper = readU32(b, o + H_UPPER);
   }
@@ -411,7 +423,8 @@ export function reserveSlot(
 
 /**
  * Removes slot `i`. In an ordered heap the records below it move up over its bytes; in any
- * other its bytes become dead bytes (the next insert compacts the heap into order).
+ * other (a page of an older version this transaction did not copy, which orderHeap would have
+ * ordered: none should be) its bytes become dead bytes.
  */
 export function removeSlot(b: Uint8Array, o: number, i: number): void {
   const n = bucketCount(b, o);

@@ -73,6 +73,7 @@ import {
   bucketValue,
   checkBucketForWrite,
   initBucket,
+  orderHeap,
   recordBytes,
   removeSlot,
   replaceRecord,
@@ -259,7 +260,10 @@ export function hashPut(
     if (added) d.entries++;
     return added;
   }
-  if (copied) checkBucketForWrite(b, o, ps, pg);
+  if (copied) {
+    checkBucketForWrite(b, o, ps, pg);
+    orderHeap(b, o, w.scratch, ps);
+  }
   let i = bucketSearch(b, o, ps, h, k, kl);
   const exists = i >= 0;
   let size: number;
@@ -314,7 +318,10 @@ export function hashRemove(w: PageWriter, d: DbDescriptor, k: Uint8Array, kl: nu
     holderRemove(w, d, pg, h, k, kl);
     return true;
   }
-  if (copied) checkBucketForWrite(b, o, ps, pg);
+  if (copied) {
+    checkBucketForWrite(b, o, ps, pg);
+    orderHeap(b, o, w.scratch, ps);
+  }
   const i = bucketSearch(b, o, ps, h, k, kl);
   if (i < 0) corrupt('a key vanished between two reads');
   freeRecordOverflow(w, b, o + slotRecord(b, o, i));
