@@ -390,8 +390,9 @@ export function orderHeap(b: Uint8Array, o: number, scratch: Uint8Array, pageSiz
  * It stays so: the records of slots `i..` (the bytes from `upper` to the record of slot
  * `i - 1`) move down by `size`, and the new record takes the gap. Bounds, whatever the heap
  * holds: `upper - size` is at or above the slot array's new end (the room check; compaction
- * when the room is not in one piece), and every offset moved lies in `[upper, pageSize)`, so
- * stays at or above the new `upper`.
+ * when the room is not in one piece); every record offset lies in `[upper, pageSize)`
+ * (checkBucketForWrite checked those of a copied page, this module wrote the others), so the
+ * bytes moved stay inside the page and each offset moved stays at or above the new `upper`.
  */
 export function reserveSlot(
   b: Uint8Array,
