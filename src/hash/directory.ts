@@ -173,11 +173,11 @@ export class DirectoryCache {
 }
 
 /**
- * Whether the descent expands slot `j` of directory `b[o]` (`bits` slot bits, starting at
- * `depth`) into its child's slots: only a child directory is expanded, and a child directory
- * fills exactly one slot of a parent at full width (docs/HASH.md), so no other child's page is
- * read. A damaged file that breaks this rule gets entries that enter such a child as the
- * descent would.
+ * Whether the build looks at the child in slot `j` of directory `b[o]` (`bits` slot bits,
+ * `full` when that is the page's full width) to expand it if it is a directory: a child
+ * directory fills exactly one slot of a parent at full width (docs/HASH.md), so no other
+ * child's page is read. A damaged file that breaks this rule gets entries that enter such a
+ * child where the descent would, with the descent's checks.
  */
 function mayBeDirectory(b: Uint8Array, o: number, bits: number, full: boolean, j: number): boolean {
   if (!full) return false;
