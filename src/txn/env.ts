@@ -770,9 +770,11 @@ export class Environment {
   private adopt(m: MetaState): void {
     this.pager.ensureCovers(m.pageCount);
     validateMeta(m, this.pager.filePages());
-    // Going back to an older commit (the newest meta was found damaged) means the next commit
-    // reuses a commit id, which the flat directories take as naming one version of a table.
-    if (m.txnId < this.meta.txnId) this.hashDirectories.clear();
+    // A commit id seen before, on another meta: an older commit again (the newest meta found
+    // damaged, or put back after its flush failed), whose next commit reuses ids, or a commit
+    // that replaced one this handle read (a writer's retry after a failed flush). The flat
+    // directories take a root page's number and commit id as naming one version of a table.
+    if (m.txnId <= this.meta.txnId) this.hashDirectories.clear();
     this.meta = m;
     this.current = new SnapshotReader(this.pager, m, this.verifyChecksums, this.hashDirectories);
   }

@@ -30,8 +30,9 @@ import {
   writeU32,
 } from '../../src/format/layout';
 import { hashIndex } from '../../src/hash/index';
+import { MappedStorage } from '../../src/storage/mapped';
 import { SnapshotReader } from '../../src/txn/snapshot';
-import { prng } from '../helpers/api-helpers';
+import { ApiFolder, prng } from '../helpers/api-helpers';
 
 type Bytes = Uint8Array;
 type Reader = Pick<DatabaseBase<string, Bytes>, 'getBinary'>;
@@ -255,6 +256,58 @@ describe('flat hash directories', () => {
     readAll(t.h, now);
     expect(t.db.check().problems).toEqual([]);
     t.db.close();
+  });
+  it('are dropped when another handle replaces a commit it read, keeping its commit id', async () => {
+    // Handle W's commit A fails after its meta went into the file (its flush fails), while
+    // handle R reads A all the while (enough to flatten it); W's next commit B takes A's id.
+    const folder = new ApiFolder();
+    try {
+      const file = folder.file('h.mkv');
+      let during: (() => void) | null = null;
+      const w = openOn<string, Bytes>(MappedStorage.open(file), file, enc, {
+        afterMetaWrite: () => {
+          if (during === null) return;
+          during();
+          throw new Error('the flush failed');
+        },
+      });
+      const wh = w.openDB<string, Bytes>('h', { kind: 'hash', ...enc });
+      const live = new Map<string, Bytes>();
+      wh.transactionSync((txn) => {
+        for (let i = 0; i < 12_000; i++) {
+          txn.put(`k${i}`, value(i, 300));
+          live.set(`k${i}`, value(i, 300));
+        }
+      });
+      const r = folder.open<string, Bytes>(enc, file);
+      const rh = r.openDB<string, Bytes>('h', { kind: 'hash', ...enc });
+      readAll(rh, live);
+      const a = new Map(live);
+      for (let i = 1; i < 12_000; i += 2) a.set(`k${i}`, value(i + 1, 300));
+      let txnA = 0;
+      during = () => {
+        readAll(rh, a);
+        readAll(rh, a);
+        txnA = latestTxn(rh);
+      };
+      expect(() =>
+        wh.transactionSync((txn) => {
+          for (let i = 1; i < 12_000; i += 2) txn.put(`k${i}`, value(i + 1, 300));
+        }),
+      ).toThrow('the flush failed');
+      during = null;
+      // B: the even keys instead, under A's commit id; R reads nothing in between.
+      wh.transactionSync((txn) => {
+        for (let i = 0; i < 12_000; i += 2) txn.put(`k${i}`, value(i + 2, 300));
+      });
+      for (let i = 0; i < 12_000; i += 2) live.set(`k${i}`, value(i + 2, 300));
+      readAll(rh, live);
+      expect(latestTxn(rh)).toBe(txnA);
+      readAll(rh, live);
+      await w.close();
+    } finally {
+      await folder.cleanup();
+    }
   });
 });
 
