@@ -4,7 +4,8 @@
  * - flat directories (src/hash/directory.ts): once a committed table version has been read
  *   often enough, reads start from a flat copy of its directories instead of reading the
  *   directory pages. A new commit, an older snapshot, a damaged directory and a commit id that
- *   comes round again (the newest meta damaged) must all read as the pages say;
+ *   comes round again (the newest meta damaged, or a failed commit's retry read by another
+ *   handle) must all read as the pages say;
  * - bucket heaps in slot order (src/hash/bucket.ts, heapInOrder): writes keep each bucket's
  *   records in slot order, so that a read can fetch the record's lines before the slot names
  *   them. Buckets written by older versions, in insertion order, must read right and get in
