@@ -179,9 +179,13 @@ export class Store {
   private readonly sharedOf = new WeakMap<BatchOp[], SharedCommit>();
   /** The batch being committed (its flushes may still run), or null. */
   private committing: Promise<void> | null = null;
-  /** Descriptors of named databases in the latest commit, by name (txn-id stamped). */
+  /**
+   * Descriptors of named databases in the latest commit, by name, for the meta they were read
+   * under. The meta object, not its commit id: a commit id can come again on another commit (a
+   * commit whose flush failed after other handles read it, then the writer's next commit).
+   */
   private catalogCache = new Map<string, DbDescriptor | null>();
-  private catalogCacheTxn = -1;
+  private catalogCacheMeta: object | null = null;
 
   constructor(
     readonly env: Environment,
@@ -234,12 +238,12 @@ export class Store {
     r: PageReader & { meta?: { txnId: number; catalog: DbDescriptor } },
     catalog: DbDescriptor,
     name: string,
-    latestTxn: number | null,
+    latestMeta: object | null,
   ): DbDescriptor | null {
-    if (latestTxn !== null) {
-      if (this.catalogCacheTxn !== latestTxn) {
+    if (latestMeta !== null) {
+      if (this.catalogCacheMeta !== latestMeta) {
         this.catalogCache = new Map();
-        this.catalogCacheTxn = latestTxn;
+        this.catalogCacheMeta = latestMeta;
       }
       const hit = this.catalogCache.get(name);
       if (hit !== undefined) return hit;
@@ -251,7 +255,7 @@ export class Store {
     if (found !== null) {
       checkDescriptor(found, r.pageCountLimit());
     }
-    if (latestTxn !== null) this.catalogCache.set(name, found);
+    if (latestMeta !== null) this.catalogCache.set(name, found);
     return found;
   }
 
@@ -952,7 +956,7 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
   readContextOf(r: SnapshotReader, latest = false): ReadContext {
     const meta = r.meta;
     if (this.name === null) return { r, desc: meta.main, index: this.index };
-    const desc = this.store.lookupNamed(r, meta.catalog, this.name, latest ? meta.txnId : null);
+    const desc = this.store.lookupNamed(r, meta.catalog, this.name, latest ? meta : null);
     if (desc !== null) this.checkSameShape(desc);
     return { r, desc: desc ?? emptyDescriptor(this.kind, 0, 0), index: this.index };
   }
@@ -1754,7 +1758,8 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V, 'btre
     }
     checkEncodingNames(opts.keyEncoding, opts.valueEncoding);
     const env = this.store.env;
-    const existing = this.store.lookupNamed(env.latest(), env.meta.catalog, name, env.meta.txnId);
+    const latest = env.latest();
+    const existing = this.store.lookupNamed(latest, latest.meta.catalog, name, latest.meta);
     let kind: DbKind = kindName === 'hash' ? DbKind.Hash : DbKind.BTree;
     let keyEncoding: KeyEncodingName = opts.keyEncoding ?? 'ordered';
     let valueEncoding: ValueEncodingName = opts.valueEncoding ?? 'msgpack';

@@ -105,7 +105,7 @@ interface Version {
  * so the cache is never shared between environments.
  */
 export class DirectoryCache {
-  private versions: Version[] = [];
+  private readonly versions: Version[] = [];
   private last: Version | null = null;
 
   /**
@@ -117,12 +117,6 @@ export class DirectoryCache {
     if (v === null || v.desc !== d) v = this.find(r, d);
     if (v.table !== null || ++v.reads < v.buildAfter) return v.table;
     return this.build(r, v);
-  }
-
-  /** Forgets every table. */
-  clear(): void {
-    this.versions = [];
-    this.last = null;
   }
 
   /** The version `d` names, found by its root page (kept when its root is a directory). */

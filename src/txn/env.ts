@@ -161,8 +161,11 @@ export class Environment {
   private freeCache: { meta: MetaState; chunks: FreeChunk[]; dirPages: number[] } | null = null;
   /** The reader of `meta`. */
   private current: SnapshotReader;
-  /** Flat hash directories of this file's committed tables (src/hash/directory.ts). */
-  private readonly hashDirectories = new DirectoryCache();
+  /**
+   * Flat hash directories of this file's committed tables (src/hash/directory.ts), for the
+   * readers of commits since the last time a commit id could come again (see adopt).
+   */
+  private hashDirectories = new DirectoryCache();
   /** The two meta pages as u32 words (views of the read mapping). */
   private readonly words0: Uint32Array;
   private readonly words1: Uint32Array;
@@ -774,7 +777,9 @@ export class Environment {
     // damaged, or put back after its flush failed), whose next commit reuses ids, or a commit
     // that replaced one this handle read (a writer's retry after a failed flush). The flat
     // directories take a root page's number and commit id as naming one version of a table.
-    if (m.txnId <= this.meta.txnId) this.hashDirectories.clear();
+    // A new cache, not a cleared one: snapshots taken before keep theirs, whose tables are
+    // right for them and must not be rebuilt into the one the latest commit reads through.
+    if (m.txnId <= this.meta.txnId) this.hashDirectories = new DirectoryCache();
     this.meta = m;
     this.current = new SnapshotReader(this.pager, m, this.verifyChecksums, this.hashDirectories);
   }
