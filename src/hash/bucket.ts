@@ -349,8 +349,8 @@ export function bucketValue(
 /**
  * Whether the heap of bucket `b[o]` (`n` slots) is in slot order: no dead byte, and each slot's
  * record lies below the one before (slot 0's at the top of the page). A bucket built by
- * appendSlot or compactBucket is; reserveSlot, removeSlot and replaceRecord keep it so, and
- * orderHeap puts a committed bucket in order when a transaction copies it (older files'
+ * appendSlot or compactBucket is; reserveSlot, removeSlot and replaceRecord keep it so (and
+ * rely on it), and orderHeap puts a committed bucket in order when a transaction copies it (older files'
  * buckets hold their records in insertion order). Reads rely on the order only to guess where
  * a record lies (bucketLookup).
  */
@@ -423,33 +423,28 @@ export function reserveSlot(
 }
 
 /**
- * Removes slot `i`. In an ordered heap the records below it move up over its bytes; in any
- * other (a page of an older version this transaction did not copy, which orderHeap would have
- * ordered: none should be) its bytes become dead bytes.
+ * Removes slot `i`: the records of the later slots, in `[upper, r)` of the ordered heap
+ * (orderHeap), move up over its bytes. Every record offset lies in `[upper, pageSize)`
+ * (checkBucketForWrite checked those of a copied page, this module wrote the others), so
+ * `r + size` is inside the page.
  */
 export function removeSlot(b: Uint8Array, o: number, i: number): void {
   const n = bucketCount(b, o);
   const r = slotRecord(b, o, i);
   const size = recordBytes(b, o + r);
-  if (heapInOrder(b, o, n)) {
-    // The records of the slots after i lie in [upper, r); checkBucketForWrite (or this
-    // module's own writes) put every record inside the heap, so r + size is inside the page.
-    const upper = readU32(b, o + H_UPPER);
-    b.copyWithin(o + upper + size, o + upper, o + r);
-    shiftOffsets(b, o, i + 1, n, size);
-    writeU32(b, o + H_UPPER, upper + size);
-  } else {
-    writeU32(b, o + H_FRAG, readU32(b, o + H_FRAG) + size);
-  }
+  const upper = readU32(b, o + H_UPPER);
+  b.copyWithin(o + upper + size, o + upper, o + r);
+  shiftOffsets(b, o, i + 1, n, size);
+  writeU32(b, o + H_UPPER, upper + size);
   const s = o + HEADER_SIZE + SLOT_SIZE * i;
   b.copyWithin(s, s + SLOT_SIZE, o + HEADER_SIZE + SLOT_SIZE * n);
   writeU16(b, o + H_COUNT, n - 1);
 }
 
 /**
- * Overwrites the record of slot `i` with `src[0, size)`, no larger than it. In an ordered heap
- * the new record ends where the old one did and the records below move up to it; otherwise it
- * is written in place and the old record's tail becomes dead bytes.
+ * Overwrites the record of slot `i` with `src[0, size)`, no larger than it, in the ordered
+ * heap (orderHeap): the new record ends where the old one did, and the records below move up
+ * to it.
  */
 export function replaceRecord(
   b: Uint8Array,
@@ -458,20 +453,14 @@ export function replaceRecord(
   src: Uint8Array,
   size: number,
 ): void {
-  const n = bucketCount(b, o);
   const r = slotRecord(b, o, i);
   const gap = recordBytes(b, o + r) - size;
-  if (gap > 0 && heapInOrder(b, o, n)) {
-    const upper = readU32(b, o + H_UPPER);
-    b.copyWithin(o + upper + gap, o + upper, o + r);
-    shiftOffsets(b, o, i + 1, n, gap);
-    writeU16(b, o + HEADER_SIZE + SLOT_SIZE * i + 4, r + gap);
-    writeU32(b, o + H_UPPER, upper + gap);
-    b.set(src.subarray(0, size), o + r + gap);
-    return;
-  }
-  b.set(src.subarray(0, size), o + r);
-  writeU32(b, o + H_FRAG, readU32(b, o + H_FRAG) + gap);
+  const upper = readU32(b, o + H_UPPER);
+  b.copyWithin(o + upper + gap, o + upper, o + r);
+  shiftOffsets(b, o, i + 1, bucketCount(b, o), gap);
+  writeU16(b, o + HEADER_SIZE + SLOT_SIZE * i + 4, r + gap);
+  writeU32(b, o + H_UPPER, upper + gap);
+  b.set(src.subarray(0, size), o + r + gap);
 }
 
 /** Rewrites the heap in slot order without dead bytes. */
