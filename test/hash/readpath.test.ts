@@ -113,6 +113,32 @@ function failingWriter(file: string): {
   return { w, failNext: (fn) => (during = fn) };
 }
 
+/**
+ * Writes value(i + bump) under every other key of the 12,000, from key `first`, in one commit;
+ * returns `model` with those values.
+ */
+function rewriteHalf(
+  h: DatabaseBase<string, Bytes>,
+  model: Map<string, Bytes>,
+  first: number,
+  bump: number,
+): Map<string, Bytes> {
+  h.transactionSync((txn) => {
+    for (let i = first; i < 12_000; i += 2) txn.put(`k${i}`, value(i + bump, 300));
+  });
+  const next = new Map(model);
+  for (let i = first; i < 12_000; i += 2) next.set(`k${i}`, value(i + bump, 300));
+  return next;
+}
+
+/** Damages the checksum word of commit `txn`'s meta: the handle goes back to the one before. */
+function damageMeta(storage: MemoryStorage, txn: number): void {
+  const slot = txn % 2;
+  const word = storage.readSegment(0).slice(slot * PS, slot * PS + 4);
+  word[0] ^= 0xff;
+  storage.writeAt(slot * PS, [word]);
+}
+
 /** Pages a committed snapshot's reader reads during `fn`. */
 function pagesRead(fn: () => void): number {
   spy ??= vi.spyOn(SnapshotReader.prototype, 'page');
@@ -253,57 +279,37 @@ describe('flat hash directories', () => {
     const t = bigTable(12_000);
     const base = new Map(t.live);
     // Commit A rewrites the odd keys; the handle flattens it.
-    t.h.transactionSync((txn) => {
-      for (let i = 1; i < 12_000; i += 2) txn.put(`k${i}`, value(i + 1, 300));
-    });
-    for (let i = 1; i < 12_000; i += 2) t.live.set(`k${i}`, value(i + 1, 300));
-    readAll(t.h, t.live);
-    readAll(t.h, t.live);
+    const a = rewriteHalf(t.h, base, 1, 1);
+    readAll(t.h, a);
+    readAll(t.h, a);
     // A's meta is damaged (its checksum word): the handle reads the commit before it again.
     const txnA = latestTxn(t.h);
-    const slot = txnA % 2;
-    const word = t.storage.readSegment(0).slice(slot * PS, slot * PS + 4);
-    word[0] ^= 0xff;
-    t.storage.writeAt(slot * PS, [word]);
+    damageMeta(t.storage, txnA);
     readAll(t.h, base);
     // Commit B, from that older state, takes A's commit id (and, from the same free pages,
     // A's page numbers) and rewrites the even keys instead.
-    t.h.transactionSync((txn) => {
-      for (let i = 0; i < 12_000; i += 2) txn.put(`k${i}`, value(i + 2, 300));
-    });
+    const now = rewriteHalf(t.h, base, 0, 2);
     expect(latestTxn(t.h)).toBe(txnA);
-    const now = new Map(base);
-    for (let i = 0; i < 12_000; i += 2) now.set(`k${i}`, value(i + 2, 300));
     readAll(t.h, now);
     readAll(t.h, now);
     expect(t.db.check().problems).toEqual([]);
     t.db.close();
   });
+
   it('stay apart for a snapshot of the commit the handle went back from', () => {
     // As above, but a snapshot of commit A stays open and goes on reading A after the handle
     // went back: its tables must not serve commit B, which takes A's id and A's root page.
     const t = bigTable(12_000);
     const base = new Map(t.live);
-    t.h.transactionSync((txn) => {
-      for (let i = 1; i < 12_000; i += 2) txn.put(`k${i}`, value(i + 1, 300));
-    });
-    const a = new Map(base);
-    for (let i = 1; i < 12_000; i += 2) a.set(`k${i}`, value(i + 1, 300));
+    const a = rewriteHalf(t.h, base, 1, 1);
     const txnA = latestTxn(t.h);
     const snapA = t.h.snapshot();
-    const slot = txnA % 2;
-    const word = t.storage.readSegment(0).slice(slot * PS, slot * PS + 4);
-    word[0] ^= 0xff;
-    t.storage.writeAt(slot * PS, [word]);
+    damageMeta(t.storage, txnA);
     readAll(t.h, base);
     readAll(snapA, a);
     readAll(snapA, a);
-    t.h.transactionSync((txn) => {
-      for (let i = 0; i < 12_000; i += 2) txn.put(`k${i}`, value(i + 2, 300));
-    });
+    const now = rewriteHalf(t.h, base, 0, 2);
     expect(latestTxn(t.h)).toBe(txnA);
-    const now = new Map(base);
-    for (let i = 0; i < 12_000; i += 2) now.set(`k${i}`, value(i + 2, 300));
     readAll(t.h, now);
     readAll(t.h, now);
     snapA.close();
