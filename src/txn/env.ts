@@ -27,6 +27,20 @@
  *   test/crash/kill.test.ts found that as check() reporting the slot). A reader may still see
  *   a meta while the kernel copies it: a changed meta is checksum-validated from a private
  *   copy before use, and a torn one is passed over for the other slot.
+ *
+ * Visibility. Another handle adopts a commit only once its writer's commit call has made it
+ * durable (sync 'full') or written it ('none'); until then it reads the commit before. The
+ * meta goes into the file before its flush, so a handle that adopted it there could read a
+ * commit whose flush then fails: the writer puts the old meta back and its retry takes the
+ * same commit id and reuses the failed commit's pages, under a snapshot of it (wrong values)
+ * and under flat hash directories named by root page and commit id. The lock file's
+ * `published` word holds the newest id the writer let out, stored after the flush and under
+ * the writer lock. A meta newer than it is adopted only when the writer lock is free, read
+ * while holding it (a commit in progress always holds it, and one whose flush failed has
+ * put the old meta back before letting go); otherwise the handle reads the meta before and
+ * looks again once the word moves or the lock is let go (`pendingTxn`). A writer whose
+ * process died after its flush leaves the word behind: its commit is adopted by the next
+ * open or writer, which also sets the word, as every writer does for its base.
  */
 import { MapKVError, corrupt } from '../errors';
 import { crc32c } from '../format/crc32c';
@@ -71,6 +85,13 @@ export type SyncMode = 'full' | 'none';
 interface WrittenMeta {
   slot: number;
   previous: Uint8Array;
+}
+
+/** A valid meta found in its page, with that page's words as recordSeen() read them. */
+interface FoundMeta {
+  meta: MetaState;
+  ck: number;
+  tx: number;
 }
 
 /** An async commit between its data flush and its publication. */
@@ -184,6 +205,11 @@ export class Environment {
   private published = 0;
   /** The newest commit known durable: pages freed after it are reused only after a flush. */
   private durableTxn = 0;
+  /**
+   * A meta in the file this handle passed over as not yet published (see "Visibility"): its
+   * txn id, 0 for none. metaMoved() looks at the lock file's words while it is set.
+   */
+  private pendingTxn = 0;
   private closed = false;
   private readonly metaScratch: Uint8Array;
   /** A private copy of a meta page being validated. */
@@ -537,6 +563,9 @@ export class Environment {
       this.durableTxn = plan.meta.txnId;
       this.lock?.setDurable(plan.meta.txnId);
     }
+    // After the flush (under sync 'full'), still under the writer lock: other handles adopt it.
+    this.lock?.setPublished(plan.meta.txnId);
+    this.pendingTxn = 0;
     this.upgradeFallbackMeta(1 - slot);
   }
 
@@ -620,11 +649,16 @@ export class Environment {
         // last looked, map what it grew the file by and re-read the metas. (Growth without a
         // commit - a writer that died - is harmless: growing over it allocates nothing new.)
         native.fence();
-        if (this.metaMoved()) {
+        // A meta passed over as unpublished is final now (the lock is ours): it may be a dead
+        // writer's flushed commit, which the next commit must build on, not overwrite.
+        if (this.pendingTxn !== 0 || this.metaMoved()) {
           this.storage.refresh();
           this.reload();
         }
         this.ensureDurableBase(lock);
+        // Under the lock the base is final: let other handles adopt it (a dead writer's commit,
+        // or a word left behind by a file replaced under its lock file).
+        if (lock.publishedTxn() !== this.meta.txnId) lock.setPublished(this.meta.txnId);
         // This handle's latest-read pin guards readers used inside one synchronous call, none
         // of which is running now: let it not hold back this handle's own writes (a read in
         // the txn pins again, at the base, which the txn never overwrites).
@@ -681,8 +715,19 @@ export class Environment {
       a[CHECKSUM_WORD] !== this.ck0 ||
       a[TXN_WORD] !== this.tx0 ||
       b[CHECKSUM_WORD] !== this.ck1 ||
-      b[TXN_WORD] !== this.tx1
+      b[TXN_WORD] !== this.tx1 ||
+      (this.pendingTxn !== 0 && this.pendingSettled())
     );
+  }
+
+  /**
+   * Whether the commit passed over as unpublished may be adoptable now: its writer published
+   * it, or no writer is recorded in the lock (it let go: published, or put the old meta back).
+   * Plain loads; reload() decides.
+   */
+  private pendingSettled(): boolean {
+    const lock = this.lock!;
+    return lock.publishedHint() >= this.pendingTxn || !lock.writerRecorded();
   }
 
   private recordSeen(): void {
@@ -705,10 +750,17 @@ export class Environment {
         // Words first: a page that changes while it is validated is looked at again next time.
         this.recordSeen();
         if (this.lock !== null) native.fence();
-        const m = this.newestMeta();
-        if (m !== null) {
-          if (m !== this.meta) this.adopt(m);
-          return;
+        const found = this.newestMeta();
+        if (found !== null) {
+          const v = this.visible(found);
+          if (v !== null) {
+            // The words that tell, next time, whether `meta`'s page still holds it: those of
+            // the meta adopted, not of one looked at and passed over.
+            this.metaCk = v.ck;
+            this.metaTx = v.tx;
+            if (v.meta !== this.meta) this.adopt(v.meta);
+            return;
+          }
         }
         // Both pages failed: two commits landed while we read. Read again.
         if (attempt >= 1000) corrupt('neither meta page holds a valid commit');
@@ -722,10 +774,38 @@ export class Environment {
   }
 
   /**
-   * The newest checksum-valid meta in the file (`this.meta` itself when that is still it),
-   * or null when neither page validates.
+   * The commit to adopt when `m` is the newest valid meta (see "Visibility"): `m` when it is
+   * published or no writer holds the lock, else the valid meta before it. Null when there is
+   * none (both pages changed meanwhile: the caller reads again). Sets `pendingTxn`.
    */
-  private newestMeta(): MetaState | null {
+  private visible(m: FoundMeta): FoundMeta | null {
+    const lock = this.lock;
+    this.pendingTxn = 0;
+    // Under our own writer lock every meta is final; so is one published.
+    if (lock === null || lock.held || m.meta.txnId <= lock.publishedTxn()) return m;
+    const settled = lock.whileFree(() => {
+      // Nothing commits while we hold the lock: read the metas again, they are final now.
+      this.recordSeen();
+      native.fence();
+      const f = this.newestMeta();
+      // Let the other handles know too, as a writer would for its base.
+      if (f !== null && f.meta.txnId > lock.publishedTxn()) lock.setPublished(f.meta.txnId);
+      return f;
+    });
+    if (settled !== undefined) return settled;
+    const before = this.newestMeta(m.meta.txnId - 1);
+    // No valid meta before it (the other page damaged): reading `m` beats reading nothing.
+    if (before === null) return m;
+    this.pendingTxn = m.meta.txnId;
+    return before;
+  }
+
+  /**
+   * The newest checksum-valid meta in the file (`this.meta` itself when that is still it)
+   * with a txn id up to `limit`, or null when neither page has one. Changes nothing of the
+   * handle's: the caller may pass what it finds over.
+   */
+  private newestMeta(limit = Number.MAX_SAFE_INTEGER): FoundMeta | null {
     const v0 = this.pager.readView(0);
     const v1 = this.pager.readView(1);
     const o0 = this.pager.offsetOf(0);
@@ -737,10 +817,10 @@ export class Environment {
       if (rj !== null && rj.slot === slot && (slot === 0 ? this.ck0 : this.ck1) === rj.checksum) {
         continue;
       }
-      if (slot === cur) {
+      if (slot === cur && this.meta.txnId <= limit) {
         const ck = slot === 0 ? this.ck0 : this.ck1;
         const tx = slot === 0 ? this.tx0 : this.tx1;
-        if (ck === this.metaCk && tx === this.metaTx) return this.meta;
+        if (ck === this.metaCk && tx === this.metaTx) return { meta: this.meta, ck, tx };
       }
       const view = slot === 0 ? v0 : v1;
       const off = slot === 0 ? o0 : o1;
@@ -760,10 +840,10 @@ export class Environment {
             `${OLDEST_FORMAT_VERSION} to ${FORMAT_VERSION}`,
         );
       }
-      if (r.ok && r.meta.pageSize === this.pageSize) {
-        this.metaCk = slot === 0 ? this.ck0 : this.ck1;
-        this.metaTx = slot === 0 ? this.tx0 : this.tx1;
-        return r.meta;
+      if (r.ok && r.meta.pageSize === this.pageSize && r.meta.txnId <= limit) {
+        const ck = slot === 0 ? this.ck0 : this.ck1;
+        const tx = slot === 0 ? this.tx0 : this.tx1;
+        return { meta: r.meta, ck, tx };
       }
     }
     return null;
@@ -774,8 +854,9 @@ export class Environment {
     this.pager.ensureCovers(m.pageCount);
     validateMeta(m, this.pager.filePages());
     // A commit id seen before, on another meta: an older commit again (the newest meta found
-    // damaged, or put back after its flush failed), whose next commit reuses ids, or a commit
-    // that replaced one this handle read (a writer's retry after a failed flush). The flat
+    // damaged), whose next commit reuses ids, or a commit that replaced one this handle read
+    // (a writer's retry after a failed flush, which only a build before "Visibility" or a
+    // damaged fallback meta lets a handle read). The flat
     // directories take a root page's number and commit id as naming one version of a table.
     // A new cache, not a cleared one: snapshots taken before keep theirs, whose tables are
     // right for them and must not be rebuilt into the one the latest commit reads through.

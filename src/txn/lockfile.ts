@@ -16,6 +16,7 @@ import { native } from '../storage/native';
 import {
   H_DURABLE,
   H_MAGIC,
+  H_PUBLISHED,
   H_SLOTS,
   H_SLOT_SIZE,
   H_VERSION,
@@ -157,6 +158,53 @@ export class LockFile {
   /** Records that commit `txnId` is durable; called by the writer, under the writer lock. */
   setDurable(txnId: number): void {
     native.atomicStore64(this.buf, H_DURABLE, txnId);
+  }
+
+  /**
+   * The newest txn id other handles may adopt (header word; see env.ts, "Visibility"). A plain
+   * read of its two halves, for the read path: a value torn by a concurrent store only makes
+   * the caller look at the metas once more, where `publishedTxn` is read whole.
+   */
+  publishedHint(): number {
+    const h = this.header;
+    const at = H_PUBLISHED >> 2;
+    return h[at]! + h[at + 1]! * 2 ** 32;
+  }
+
+  /** The newest txn id other handles may adopt, read whole. */
+  publishedTxn(): number {
+    return loadWord64(this.buf, H_PUBLISHED);
+  }
+
+  /** Records that other handles may adopt commit `txnId`; under the writer lock only. */
+  setPublished(txnId: number): void {
+    native.atomicStore64(this.buf, H_PUBLISHED, txnId);
+  }
+
+  /** Whether some handle holds (or, dead, last held and never released) the writer lock. */
+  writerRecorded(): boolean {
+    return this.header[H_WRITER >> 2] !== 0;
+  }
+
+  /** Whether this handle holds the writer lock. */
+  get held(): boolean {
+    return this.locked;
+  }
+
+  /**
+   * Runs `fn` holding the writer lock when nobody holds it now, and returns what it returns;
+   * undefined (without running it) when the lock is taken. For a reader that must see the
+   * metas with no commit in progress: it neither waits nor marks itself as a writer (`fn` only
+   * reads, and takes nothing else).
+   */
+  whileFree<T>(fn: () => T): T | undefined {
+    if (this.locked) return fn();
+    if (!native.flock(this.fd, true, false)) return undefined;
+    try {
+      return fn();
+    } finally {
+      native.funlock(this.fd);
+    }
   }
 
   /** Takes the writer lock if nobody holds it; never waits. */

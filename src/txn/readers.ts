@@ -14,6 +14,10 @@
  *    16 u32 writer pid  pid of the last writer-lock holder, 0 once released (diagnostics only)
  *    24 u64 durable     the newest txn id a sync 'full' writer made durable; a 'full' writer
  *                       whose base is newer flushes the file before reusing pages it freed
+ *    32 u64 published   the newest txn id whose commit call finished its flush (or, under
+ *                       sync 'none', its write): other handles adopt no newer meta while a
+ *                       writer holds the lock (env.ts, "Visibility"). Zero in a file of a
+ *                       build before it, which then adopts such a meta once the lock is free
  *   slot i at 64 + 32 * i
  *     0 u32 pid         0: free. Claimed with a CAS 0 -> pid; RECLAIMING | pid while a
  *                       process clears a dead owner's slot
@@ -56,6 +60,7 @@ export const H_SLOT_SIZE = 8;
 export const H_SLOTS = 12;
 export const H_WRITER = 16;
 export const H_DURABLE = 24;
+export const H_PUBLISHED = 32;
 
 const S_PID = 0;
 const S_TID = 4;

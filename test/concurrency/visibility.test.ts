@@ -1,0 +1,229 @@
+/**
+ * Another handle adopts a commit only once its writer's commit call made it durable (src/txn/
+ * env.ts, "Visibility"). The meta goes into the file before its flush, so without the rule a
+ * handle reading then would see a commit that may still fail: its snapshot would then read
+ * the retry's values from reused pages.
+ *
+ * The writer here runs a hook after its meta went into the file and before the flush; a hook
+ * that throws fails the commit as a failed flush does (the old meta is put back).
+ */
+import * as fs from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { Database } from '../../src/index';
+import { openOn } from '../../src/open';
+import { MappedStorage } from '../../src/storage/mapped';
+import { H_PUBLISHED, H_WRITER } from '../../src/txn/readers';
+import { ApiFolder } from '../helpers/api-helpers';
+
+type Bytes = Uint8Array;
+const enc = { keyEncoding: 'string', valueEncoding: 'binary' } as const;
+const N = 2_000;
+
+function val(i: number, tag: string): Bytes {
+  return Buffer.from(`${tag}:${i}:`.padEnd(100, 'x'));
+}
+
+function tagOf(v: Bytes | undefined): string {
+  return v === undefined ? 'none' : Buffer.from(v).toString().split(':')[0]!;
+}
+
+interface Hooked {
+  w: Database<string, Bytes>;
+  /** Runs `fn` inside the next commit, after its meta write; `fail` then fails that commit. */
+  during: (fn: () => void, fail: boolean) => void;
+}
+
+function hookedWriter(file: string): Hooked {
+  let next: { fn: () => void; fail: boolean } | null = null;
+  const w = openOn<string, Bytes>(MappedStorage.open(file), file, enc, {
+    afterMetaWrite: () => {
+      const h = next;
+      if (h === null) return;
+      next = null;
+      h.fn();
+      if (h.fail) throw new Error('the flush failed');
+    },
+  });
+  return { w, during: (fn, fail) => (next = { fn, fail }) };
+}
+
+/** Runs `fn` with a folder and a hooked writer on its file; checks and removes the folder. */
+async function withWriter(
+  fn: (t: Hooked & { folder: ApiFolder; file: string }) => void | Promise<void>,
+): Promise<void> {
+  const folder = new ApiFolder();
+  try {
+    const file = folder.file();
+    const hooked = hookedWriter(file);
+    await fn({ ...hooked, folder, file });
+    await hooked.w.close();
+  } finally {
+    await folder.cleanup();
+  }
+}
+
+function putAll(db: Database<string, Bytes>, tag: string): void {
+  db.transactionSync((txn) => {
+    for (let i = 0; i < N; i++) txn.put(`k${i}`, val(i, tag));
+  });
+}
+
+/** The tags read for every key, counted: { base: 2000 } when all read 'base'. */
+function tags(read: (key: string) => Bytes | undefined): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (let i = 0; i < N; i++) {
+    const v = read(`k${i}`);
+    const t = tagOf(v);
+    // A value of the right tag but another key's would hide a wrong page: count it apart.
+    const k =
+      v !== undefined && !Buffer.from(v).toString().startsWith(`${t}:${i}:`) ? 'misplaced' : t;
+    out[k] = (out[k] ?? 0) + 1;
+  }
+  return out;
+}
+
+/** Stores a 64-bit word of the lock file, as a writer of another process would. */
+function writeLockWord(file: string, offset: number, value: number, bytes: 4 | 8): void {
+  const b = Buffer.alloc(bytes);
+  if (bytes === 8) b.writeBigUInt64LE(BigInt(value));
+  else b.writeUInt32LE(value);
+  const fd = fs.openSync(`${file}-lock`, 'r+');
+  try {
+    fs.writeSync(fd, b, 0, bytes, offset);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+function readLockWord(file: string, offset: number): number {
+  return Number(fs.readFileSync(`${file}-lock`).readBigUInt64LE(offset));
+}
+
+describe('visibility of a commit to other handles', () => {
+  it('is the commit before while the commit flushes, and the new one once it returned', async () => {
+    await withWriter(async ({ w, during, folder, file }) => {
+      putAll(w, 'base');
+      const r = folder.open<string, Bytes>(enc, file);
+      expect(tagOf(r.getBinary('k1'))).toBe('base');
+      const seen: Record<string, Record<string, number>> = {};
+      let snap: ReturnType<typeof r.snapshot> | null = null;
+      let opened: Database<string, Bytes> | null = null;
+      during(() => {
+        seen.latest = tags((k) => r.getBinary(k));
+        snap = r.snapshot();
+        seen.snapshot = tags((k) => snap!.getBinary(k));
+        opened = folder.open<string, Bytes>(enc, file);
+        seen.opened = tags((k) => opened!.getBinary(k));
+      }, false);
+      putAll(w, 'A');
+      expect(seen).toEqual({ latest: { base: N }, snapshot: { base: N }, opened: { base: N } });
+      expect(tags((k) => r.getBinary(k))).toEqual({ A: N });
+      expect(tags((k) => opened!.getBinary(k))).toEqual({ A: N });
+      expect(tags((k) => snap!.getBinary(k))).toEqual({ base: N });
+      snap!.close();
+    });
+  });
+
+  it('is the commit before the flushing one, for a handle that missed a commit', async () => {
+    // R last read commit 1; commit 2 is published; R reads during commit 3's flush. It must
+    // read 2: the first version of the rule took R's own commit 1 from the slot commit 3 had
+    // just taken (it judged that slot by the words of 3, seen a moment before), and read
+    // pages that commits after 2 reuse (test/concurrency/accounts.test.ts found it).
+    await withWriter(async ({ w, during, folder, file }) => {
+      putAll(w, 'one');
+      const r = folder.open<string, Bytes>(enc, file);
+      expect(tags((k) => r.getBinary(k))).toEqual({ one: N });
+      putAll(w, 'two');
+      let inFlush: Record<string, number> = {};
+      during(() => (inFlush = tags((k) => r.getBinary(k))), false);
+      putAll(w, 'three');
+      expect(inFlush).toEqual({ two: N });
+      expect(tags((k) => r.getBinary(k))).toEqual({ three: N });
+    });
+  });
+
+  it('never reaches a commit whose flush fails: a snapshot taken meanwhile keeps its values', async () => {
+    // Before the rule: the snapshot saw A, and after the writer's retry B (A's commit id, A's
+    // free pages) and C, read B's or C's values for all 2,000 keys.
+    await withWriter(async ({ w, during, folder, file }) => {
+      putAll(w, 'base');
+      const r = folder.open<string, Bytes>(enc, file);
+      let snap: ReturnType<typeof r.snapshot> | null = null;
+      let inFlush: Record<string, number> = {};
+      during(() => {
+        snap = r.snapshot();
+        inFlush = tags((k) => snap!.getBinary(k));
+      }, true);
+      expect(() => putAll(w, 'A')).toThrow('the flush failed');
+      expect(inFlush).toEqual({ base: N });
+      putAll(w, 'B');
+      putAll(w, 'C');
+      expect(tags((k) => snap!.getBinary(k))).toEqual({ base: N });
+      expect(tags((k) => r.getBinary(k))).toEqual({ C: N });
+      snap!.close();
+    });
+  });
+
+  it('is the commit before while an async commit of another handle of the thread flushes', async () => {
+    await withWriter(async ({ w, during, folder, file }) => {
+      w.putSync('k', val(0, 'base'));
+      const r = folder.open<string, Bytes>(enc, file);
+      expect(tagOf(r.getBinary('k'))).toBe('base');
+      let metaWritten!: () => void;
+      const written = new Promise<void>((resolve) => (metaWritten = resolve));
+      during(() => metaWritten(), false);
+      const put = w.put('k', val(0, 'A'));
+      await written;
+      // The flush runs on the thread pool; the commit is published only after it.
+      expect(tagOf(r.getBinary('k'))).toBe('base');
+      const snap = r.snapshot();
+      await put;
+      expect(tagOf(r.getBinary('k'))).toBe('A');
+      expect(tagOf(snap.getBinary('k'))).toBe('base');
+      snap.close();
+    });
+  });
+
+  it('is the newest commit when the writer lock is free, whatever the published word says', async () => {
+    // A build before the word never stores it (it stays 0), and a writer that died after its
+    // flush leaves it one commit behind: with no writer holding the lock, the meta is final.
+    await withWriter(({ w, folder, file }) => {
+      const r = folder.open<string, Bytes>(enc, file);
+      w.putSync('k', val(0, 'base'));
+      expect(tagOf(r.getBinary('k'))).toBe('base');
+      w.putSync('k', val(0, 'A'));
+      const txn = readLockWord(file, H_PUBLISHED);
+      writeLockWord(file, H_PUBLISHED, 0, 8);
+      expect(tagOf(r.getBinary('k'))).toBe('A');
+      // The reader let the other handles know.
+      expect(readLockWord(file, H_PUBLISHED)).toBe(txn);
+      const fresh = folder.open<string, Bytes>(enc, file);
+      writeLockWord(file, H_PUBLISHED, txn - 1, 8);
+      expect(tagOf(fresh.getBinary('k'))).toBe('A');
+    });
+  });
+
+  it('comes to the next writer: it builds on a commit it passed over, if that commit was left unpublished', async () => {
+    // Handle R reads while W's commit A flushes (A passed over). A's flush succeeds, but the
+    // published word is put back one commit and a writer left recorded, as a writer process
+    // dying between its flush and that store leaves them. R's reads may stay at the commit
+    // before; R's own commit must build on A, not overwrite it.
+    await withWriter(async ({ w, during, folder, file }) => {
+      w.putSync('base', val(0, 'base'));
+      const r = folder.open<string, Bytes>(enc, file);
+      let inFlush = '';
+      during(() => (inFlush = tagOf(r.getBinary('a'))), false);
+      w.putSync('a', val(0, 'A'));
+      expect(inFlush).toBe('none');
+      const txnA = readLockWord(file, H_PUBLISHED);
+      writeLockWord(file, H_PUBLISHED, txnA - 1, 8);
+      writeLockWord(file, H_WRITER, 999_999_999, 4);
+      r.putSync('r', val(0, 'R'));
+      expect(tagOf(r.getBinary('a'))).toBe('A');
+      expect(tagOf(r.getBinary('r'))).toBe('R');
+      expect(tagOf(w.getBinary('a'))).toBe('A');
+      expect(readLockWord(file, H_PUBLISHED)).toBe(txnA + 1);
+      writeLockWord(file, H_WRITER, 0, 4);
+    });
+  });
+});
