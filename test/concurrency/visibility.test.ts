@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import type { Database } from '../../src/index';
 import { openOn } from '../../src/open';
 import { MappedStorage } from '../../src/storage/mapped';
+import { LockFile } from '../../src/txn/lockfile';
 import { H_PUBLISHED, H_WRITER } from '../../src/txn/readers';
 import { ApiFolder } from '../helpers/api-helpers';
 
@@ -225,5 +226,32 @@ describe('visibility of a commit to other handles', () => {
       expect(readLockWord(file, H_PUBLISHED)).toBe(txnA + 1);
       writeLockWord(file, H_WRITER, 0, 4);
     });
+  });
+
+  it('rests on a lock probe that never waits, and a word read whole or in halves alike', async () => {
+    const folder = new ApiFolder();
+    const file = folder.file();
+    const a = LockFile.open(file, { maxReaders: 4 });
+    const b = LockFile.open(file, { maxReaders: 4 });
+    try {
+      expect(a.tryLock()).toBe(true);
+      let ran = false;
+      expect(b.whileFree(() => (ran = true))).toBeUndefined();
+      expect(ran).toBe(false);
+      a.unlock();
+      expect(b.whileFree(() => (a.tryLock() ? 'taken' : 'held'))).toBe('held');
+      // The probe let go, and marked no writer.
+      expect(b.writerRecorded()).toBe(false);
+      expect(a.tryLock()).toBe(true);
+      for (const id of [0, 7, 2 ** 32 - 1, 2 ** 32 + 5, 2 ** 50 + 3]) {
+        a.setPublished(id);
+        expect([b.publishedTxn(), b.publishedHint()]).toEqual([id, id]);
+      }
+      a.unlock();
+    } finally {
+      a.close();
+      b.close();
+      await folder.cleanup();
+    }
   });
 });
