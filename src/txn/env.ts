@@ -38,9 +38,14 @@
  * the writer lock. A meta newer than it is adopted only when the writer lock is free, read
  * while holding it (a commit in progress always holds it, and one whose flush failed has
  * put the old meta back before letting go); otherwise the handle reads the meta before and
- * looks again once the word moves or the lock is let go (`pendingTxn`). A writer whose
- * process died after its flush leaves the word behind: its commit is adopted by the next
- * open or writer, which also sets the word, as every writer does for its base.
+ * looks again once the word moves, the lock is let go, or its next event-loop turn begins
+ * (`pendingTxn`: a writer whose process died after its flush leaves the word behind; every
+ * writer also sets the word for its base). Two things make the rule hold against a writer
+ * whose commits fail while a handle reads the metas: the word is read before the metas (a
+ * meta copied after the word showed id n cannot be a failed commit's with id n, which was put
+ * back before its retry was published), and both meta pages are read with the newest valid
+ * one taken (ordering them by their words first let a page put back between the two pass for
+ * the newest; test/concurrency/failing-commits.test.ts fails without it, 3 runs in 3).
  */
 import { MapKVError, corrupt } from '../errors';
 import { crc32c } from '../format/crc32c';
@@ -58,7 +63,6 @@ import {
   PageType,
   isValidPageSize,
   readU32,
-  readU64,
 } from '../format/layout';
 import {
   DbKind,
@@ -142,6 +146,12 @@ export const MSGPACK_PLAIN_ID = 5;
 const CHECKSUM_WORD = 0;
 /** Word index of the low half of the txn id (format/meta.ts: u64 txnId at byte 48). */
 const TXN_WORD = 12;
+/**
+ * Reads after which a handle waiting for an unpublished commit probes the writer lock again,
+ * though the lock file still names a writer: that writer may have died in its commit. The
+ * first read of each event-loop turn probes too.
+ */
+const PENDING_RECHECK = 1024;
 
 /**
  * Closes what an environment dropped without close() held: its lock file (which frees its
@@ -210,6 +220,8 @@ export class Environment {
    * txn id, 0 for none. metaMoved() looks at the lock file's words while it is set.
    */
   private pendingTxn = 0;
+  /** Reads since `pendingTxn` was set or last looked at: see PENDING_RECHECK. */
+  private pendingReads = 0;
   private closed = false;
   private readonly metaScratch: Uint8Array;
   /** A private copy of a meta page being validated. */
@@ -727,7 +739,12 @@ export class Environment {
    */
   private pendingSettled(): boolean {
     const lock = this.lock!;
-    return lock.publishedHint() >= this.pendingTxn || !lock.writerRecorded();
+    return (
+      lock.publishedHint() >= this.pendingTxn ||
+      !lock.writerRecorded() ||
+      // A writer that died in its commit leaves its pid word behind: probe the lock anyway.
+      ++this.pendingReads >= PENDING_RECHECK
+    );
   }
 
   private recordSeen(): void {
@@ -747,12 +764,17 @@ export class Environment {
   private reload(): void {
     try {
       for (let attempt = 0; ; attempt++) {
+        // The published word before the metas (see "Visibility"): a meta copied after it was
+        // read cannot be a failed commit's with an id up to it, since a commit id is published
+        // only after the failed attempt's meta was put back.
+        const lock = this.lock;
+        const published = lock === null || lock.held ? Infinity : lock.publishedTxn();
         // Words first: a page that changes while it is validated is looked at again next time.
         this.recordSeen();
-        if (this.lock !== null) native.fence();
+        if (lock !== null) native.fence();
         const found = this.newestMeta();
         if (found !== null) {
-          const v = this.visible(found);
+          const v = this.visible(found, published);
           if (v !== null) {
             // The words that tell, next time, whether `meta`'s page still holds it: those of
             // the meta adopted, not of one looked at and passed over.
@@ -778,11 +800,11 @@ export class Environment {
    * published or no writer holds the lock, else the valid meta before it. Null when there is
    * none (both pages changed meanwhile: the caller reads again). Sets `pendingTxn`.
    */
-  private visible(m: FoundMeta): FoundMeta | null {
+  private visible(m: FoundMeta, published: number): FoundMeta | null {
     const lock = this.lock;
     this.pendingTxn = 0;
     // Under our own writer lock every meta is final; so is one published.
-    if (lock === null || lock.held || m.meta.txnId <= lock.publishedTxn()) return m;
+    if (lock === null || m.meta.txnId <= published) return m;
     const settled = lock.whileFree(() => {
       // Nothing commits while we hold the lock: read the metas again, they are final now.
       this.recordSeen();
@@ -793,10 +815,13 @@ export class Environment {
       return f;
     });
     if (settled !== undefined) return settled;
-    const before = this.newestMeta(m.meta.txnId - 1);
-    // No valid meta before it (the other page damaged): reading `m` beats reading nothing.
+    // The newest published commit; failing that (a word a build before this rule never
+    // stores), the one before `m`; failing that (the other page damaged), `m`: reading it
+    // beats reading nothing.
+    const before = this.newestMeta(published) ?? this.newestMeta(m.meta.txnId - 1);
     if (before === null) return m;
     this.pendingTxn = m.meta.txnId;
+    this.pendingReads = 0;
     return before;
   }
 
@@ -810,9 +835,12 @@ export class Environment {
     const v1 = this.pager.readView(1);
     const o0 = this.pager.offsetOf(0);
     const o1 = this.pager.offsetOf(1);
-    const first = readU64(v1, o1 + TXN_WORD * 4) > readU64(v0, o0 + TXN_WORD * 4) ? 1 : 0;
     const cur = this.meta.txnId % 2;
-    for (const slot of [first, 1 - first]) {
+    // Both pages are read, and the newest valid one wins. Ordering them first by their txn
+    // words, as read before the copies, let a page put back between the two (a failed
+    // commit's) pass for the newest and hide the commit in the other page.
+    let best: FoundMeta | null = null;
+    for (const slot of [0, 1]) {
       const rj = this.rejected;
       if (rj !== null && rj.slot === slot && (slot === 0 ? this.ck0 : this.ck1) === rj.checksum) {
         continue;
@@ -820,7 +848,11 @@ export class Environment {
       if (slot === cur && this.meta.txnId <= limit) {
         const ck = slot === 0 ? this.ck0 : this.ck1;
         const tx = slot === 0 ? this.tx0 : this.tx1;
-        if (ck === this.metaCk && tx === this.metaTx) return { meta: this.meta, ck, tx };
+        if (ck === this.metaCk && tx === this.metaTx) {
+          if (best === null || this.meta.txnId > best.meta.txnId)
+            best = { meta: this.meta, ck, tx };
+          continue;
+        }
       }
       const view = slot === 0 ? v0 : v1;
       const off = slot === 0 ? o0 : o1;
@@ -841,12 +873,14 @@ export class Environment {
         );
       }
       if (r.ok && r.meta.pageSize === this.pageSize && r.meta.txnId <= limit) {
-        const ck = slot === 0 ? this.ck0 : this.ck1;
-        const tx = slot === 0 ? this.tx0 : this.tx1;
-        return { meta: r.meta, ck, tx };
+        if (best === null || r.meta.txnId > best.meta.txnId) {
+          const ck = slot === 0 ? this.ck0 : this.ck1;
+          const tx = slot === 0 ? this.tx0 : this.tx1;
+          best = { meta: r.meta, ck, tx };
+        }
       }
     }
-    return null;
+    return best;
   }
 
   /** Makes `m` the latest commit this handle knows, mapping the file's growth first. */
@@ -884,7 +918,10 @@ export class Environment {
       this.pinned = this.meta.txnId;
       if (!this.publish()) return;
       native.fence();
-      if (!this.metaMoved()) return;
+      // A newer published commit means a writer may have started without seeing the pin (and
+      // may reuse the pinned commit's pages); the metas' words alone can miss it when a failed
+      // commit's retry has the very words of a meta this handle saw.
+      if (!this.metaMoved() && this.lock.publishedHint() <= this.meta.txnId) return;
       this.reload();
       if (this.pinned === this.meta.txnId) return;
     }
@@ -893,6 +930,8 @@ export class Environment {
   private readonly releaseLatest = (): void => {
     this.releaseScheduled = false;
     if (this.closed) return;
+    // Waiting for an unpublished commit: the next turn's first read probes the lock again.
+    if (this.pendingTxn !== 0) this.pendingReads = PENDING_RECHECK;
     this.pinned = 0;
     this.publish();
   };

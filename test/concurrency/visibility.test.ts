@@ -100,6 +100,28 @@ function readLockWord(file: string, offset: number): number {
   return Number(fs.readFileSync(`${file}-lock`).readBigUInt64LE(offset));
 }
 
+/**
+ * Handle R reads while W's commit A (key 'a') flushes, so it passes A over; A's flush
+ * succeeds, then the published word is put back one commit and a writer left recorded, as a
+ * writer process killed between its flush and that store leaves them.
+ */
+function diedAfterFlush(t: Hooked & { folder: ApiFolder; file: string }): {
+  r: Database<string, Bytes>;
+  txnA: number;
+} {
+  const { w, during, folder, file } = t;
+  w.putSync('base', val(0, 'base'));
+  const r = folder.open<string, Bytes>(enc, file);
+  let inFlush = '';
+  during(() => (inFlush = tagOf(r.getBinary('a'))), false);
+  w.putSync('a', val(0, 'A'));
+  expect(inFlush).toBe('none');
+  const txnA = readLockWord(file, H_PUBLISHED);
+  writeLockWord(file, H_PUBLISHED, txnA - 1, 8);
+  writeLockWord(file, H_WRITER, 999_999_999, 4);
+  return { r, txnA };
+}
+
 describe('visibility of a commit to other handles', () => {
   it('is the commit before while the commit flushes, and the new one once it returned', async () => {
     await withWriter(async ({ w, during, folder, file }) => {
@@ -205,25 +227,30 @@ describe('visibility of a commit to other handles', () => {
   });
 
   it('comes to the next writer: it builds on a commit it passed over, if that commit was left unpublished', async () => {
-    // Handle R reads while W's commit A flushes (A passed over). A's flush succeeds, but the
-    // published word is put back one commit and a writer left recorded, as a writer process
-    // dying between its flush and that store leaves them. R's reads may stay at the commit
-    // before; R's own commit must build on A, not overwrite it.
-    await withWriter(async ({ w, during, folder, file }) => {
-      w.putSync('base', val(0, 'base'));
-      const r = folder.open<string, Bytes>(enc, file);
-      let inFlush = '';
-      during(() => (inFlush = tagOf(r.getBinary('a'))), false);
-      w.putSync('a', val(0, 'A'));
-      expect(inFlush).toBe('none');
-      const txnA = readLockWord(file, H_PUBLISHED);
-      writeLockWord(file, H_PUBLISHED, txnA - 1, 8);
-      writeLockWord(file, H_WRITER, 999_999_999, 4);
+    // R's reads may stay at the commit before A (diedAfterFlush); R's own commit must build
+    // on A, not overwrite it.
+    await withWriter(async (t) => {
+      const { w, file } = t;
+      const { r, txnA } = diedAfterFlush(t);
       r.putSync('r', val(0, 'R'));
       expect(tagOf(r.getBinary('a'))).toBe('A');
       expect(tagOf(r.getBinary('r'))).toBe('R');
       expect(tagOf(w.getBinary('a'))).toBe('A');
       expect(readLockWord(file, H_PUBLISHED)).toBe(txnA + 1);
+      writeLockWord(file, H_WRITER, 0, 4);
+    });
+  });
+
+  it('is, for a handle waiting for it, the commit of a writer that died in its commit, from the next turn', async () => {
+    // R passed A over (diedAfterFlush). With the lock free, R's next event-loop turn probes it
+    // and reads A.
+    await withWriter(async (t) => {
+      const { file } = t;
+      const { r, txnA } = diedAfterFlush(t);
+      expect(tagOf(r.getBinary('a'))).toBe('none');
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(tagOf(r.getBinary('a'))).toBe('A');
+      expect(readLockWord(file, H_PUBLISHED)).toBe(txnA);
       writeLockWord(file, H_WRITER, 0, 4);
     });
   });
