@@ -45,7 +45,11 @@
  * meta copied after the word showed id n cannot be a failed commit's with id n, which was put
  * back before its retry was published), and both meta pages are read with the newest valid
  * one taken (ordering them by their words first let a page put back between the two pass for
- * the newest; test/concurrency/failing-commits.test.ts fails without it, 3 runs in 3).
+ * the newest; test/concurrency/failing-commits.test.ts fails without it, 3 runs in 3). Only a
+ * meta whose id equals the word counts as published: a word above the newest meta is not
+ * this file's (a file replaced under its lock file). And a meta that turns out to have no
+ * valid meta before it is taken only if its page still holds it: both pages may have been
+ * rewritten since it was copied (visible()).
  */
 import { MapKVError, corrupt } from '../errors';
 import { crc32c } from '../format/crc32c';
@@ -91,7 +95,10 @@ interface WrittenMeta {
   previous: Uint8Array;
 }
 
-/** A valid meta found in its page, with that page's words as recordSeen() read them. */
+/**
+ * A valid meta found in its page, with its checksum and txn-id words: those of the copy it
+ * was parsed from (or, for the handle's own meta, of its page when it was adopted).
+ */
 interface FoundMeta {
   meta: MetaState;
   ck: number;
@@ -803,23 +810,34 @@ export class Environment {
   private visible(m: FoundMeta, published: number): FoundMeta | null {
     const lock = this.lock;
     this.pendingTxn = 0;
-    // Under our own writer lock every meta is final; so is one published.
-    if (lock === null || m.meta.txnId <= published) return m;
+    // Under our own writer lock every meta is final; so is the one published. A published
+    // commit stays in one of the two pages until a newer one replaces it, so a word above the
+    // newest meta read after it is not this file's (a file replaced under its lock file): it
+    // tells nothing, and the lock decides.
+    if (lock === null || published === Infinity || m.meta.txnId === published) return m;
     const settled = lock.whileFree(() => {
       // Nothing commits while we hold the lock: read the metas again, they are final now.
       this.recordSeen();
       native.fence();
       const f = this.newestMeta();
-      // Let the other handles know too, as a writer would for its base.
-      if (f !== null && f.meta.txnId > lock.publishedTxn()) lock.setPublished(f.meta.txnId);
+      // Let the other handles know too, as a writer would for its base (also lowering a word
+      // left by a file replaced under its lock file).
+      if (f !== null && f.meta.txnId !== lock.publishedTxn()) lock.setPublished(f.meta.txnId);
       return f;
     });
     if (settled !== undefined) return settled;
+    const known = published < m.meta.txnId;
     // The newest published commit; failing that (a word a build before this rule never
-    // stores), the one before `m`; failing that (the other page damaged), `m`: reading it
-    // beats reading nothing.
-    const before = this.newestMeta(published) ?? this.newestMeta(m.meta.txnId - 1);
-    if (before === null) return m;
+    // stores, or one not this file's), the one before `m`.
+    const before = (known ? this.newestMeta(published) : null) ?? this.newestMeta(m.meta.txnId - 1);
+    if (before === null) {
+      // No valid meta before `m`: the other page is damaged, or both pages were rewritten
+      // since `m` was copied (`m` may then be a failed commit's). Read again unless `m`'s page
+      // still holds `m` (reading it then beats reading nothing).
+      native.fence();
+      const words = m.meta.txnId % 2 === 0 ? this.words0 : this.words1;
+      return words[CHECKSUM_WORD] === m.ck && words[TXN_WORD] === m.tx ? m : null;
+    }
     this.pendingTxn = m.meta.txnId;
     this.pendingReads = 0;
     return before;
@@ -874,9 +892,9 @@ export class Environment {
       }
       if (r.ok && r.meta.pageSize === this.pageSize && r.meta.txnId <= limit) {
         if (best === null || r.meta.txnId > best.meta.txnId) {
-          const ck = slot === 0 ? this.ck0 : this.ck1;
-          const tx = slot === 0 ? this.tx0 : this.tx1;
-          best = { meta: r.meta, ck, tx };
+          // The copy's own words (the page may have changed since recordSeen read them).
+          const words = new Uint32Array(copy.buffer, copy.byteOffset, TXN_WORD + 1);
+          best = { meta: r.meta, ck: words[CHECKSUM_WORD]!, tx: words[TXN_WORD]! };
         }
       }
     }

@@ -255,6 +255,26 @@ describe('visibility of a commit to other handles', () => {
     });
   });
 
+  it("is the commit before while a commit flushes, though the published word is above the file's", async () => {
+    // A lock file kept while its data file was replaced (by a rename) holds a word above every
+    // commit of the new file until its first writer resets it; a handle that read the word
+    // before that reset once took a commit in its flush for published. The word is stored
+    // here during the flush, as that handle saw it.
+    await withWriter(async ({ w, during, folder, file }) => {
+      putAll(w, 'base');
+      const r = folder.open<string, Bytes>(enc, file);
+      let inFlush: Record<string, number> = {};
+      during(() => {
+        writeLockWord(file, H_PUBLISHED, 1_000_000, 8);
+        inFlush = tags((k) => r.getBinary(k));
+      }, true);
+      expect(() => putAll(w, 'A')).toThrow('the flush failed');
+      expect(inFlush).toEqual({ base: N });
+      putAll(w, 'B');
+      expect(tags((k) => r.getBinary(k))).toEqual({ B: N });
+    });
+  });
+
   it('rests on a lock probe that never waits, and a word read whole or in halves alike', async () => {
     const folder = new ApiFolder();
     const file = folder.file();
