@@ -11,7 +11,8 @@
  *     8 u32 slot size   SLOT_SIZE
  *    12 u32 slots       the table's size: the largest `maxReaders` any open asked for. Only
  *                       raised (CAS), and only after the file was made long enough to hold it
- *    16 u32 writer pid  pid of the last writer-lock holder, 0 once released (diagnostics only)
+ *    16 u32 writer pid  pid of the last writer-lock holder, 0 once released (for messages,
+ *                       and a hint to a reader waiting for a commit: env.ts, "Visibility")
  *    24 u64 durable     the newest txn id a sync 'full' writer made durable; a 'full' writer
  *                       whose base is newer flushes the file before reusing pages it freed
  *    32 u64 published   the newest txn id whose commit call finished its flush (or, under
