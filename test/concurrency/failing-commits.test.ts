@@ -5,10 +5,11 @@
  * failed commit's values, its latest reads must never go back, and its snapshots must read one
  * commit for as long as they are open (test/helpers/failing-commits-reader.mjs checks those).
  *
- * Before src/txn/env.ts's "Visibility" rule and its two fixes, every run of this shape failed
- * within seconds (a review's fuzzer, 8-second runs): a reader adopted a failed commit's meta,
- * or picked the older of the two metas when a failed one was put back while it read them, and
- * then read pages a newer commit was reusing (latest reads going back, ERR_CORRUPT).
+ * With the first version of src/txn/env.ts's "Visibility" rule every run of this shape failed
+ * within seconds (a review's fuzzer, 8-second runs), and the build before the rule failed it
+ * too: a reader picked the older of the two metas when a failed one was put back while it read
+ * them, or adopted a failed commit's meta, and then read pages a newer commit was reusing
+ * (latest reads going back, ERR_CORRUPT).
  *
  * A few seconds by default; MAPKV_SOAK=1 runs it for a minute per sync mode.
  */
