@@ -350,9 +350,9 @@ export function bucketValue(
  * Whether the heap of bucket `b[o]` (`n` slots) is in slot order: no dead byte, and each slot's
  * record lies below the one before (slot 0's at the top of the page). A bucket built by
  * appendSlot or compactBucket is; reserveSlot, removeSlot and replaceRecord keep it so (and
- * rely on it), and orderHeap puts a committed bucket in order when a transaction copies it (older files'
- * buckets hold their records in insertion order). Reads rely on the order only to guess where
- * a record lies (bucketLookup).
+ * rely on it), and takeCopiedBucket puts a committed bucket in order when a transaction copies
+ * it (older files' buckets hold their records in insertion order). Reads rely on the order
+ * only to guess where a record lies (bucketLookup).
  */
 function heapInOrder(b: Uint8Array, o: number, n: number): boolean {
   if (readU32(b, o + H_FRAG) !== 0) return false;
@@ -374,18 +374,26 @@ function shiftOffsets(b: Uint8Array, o: number, from: number, to: number, delta:
 }
 
 /**
- * Puts the heap of writable bucket `b[o]` in slot order (see heapInOrder) if it is not: called
- * on a committed bucket when a transaction copies it, after checkBucketForWrite. Every bucket a
- * transaction writes is then in order, and reserveSlot need not look.
+ * Readies committed bucket `b[o]` (page `pgno`), just copied by a transaction, for its writes:
+ * checks it in full (checkBucketForWrite) and puts its heap in slot order if it is not (see
+ * heapInOrder). Every bucket a transaction writes is then in order, which reserveSlot,
+ * removeSlot and replaceRecord rely on without looking.
  */
-export function orderHeap(b: Uint8Array, o: number, scratch: Uint8Array, pageSize: number): void {
+export function takeCopiedBucket(
+  b: Uint8Array,
+  o: number,
+  pageSize: number,
+  pgno: number,
+  scratch: Uint8Array,
+): void {
+  checkBucketForWrite(b, o, pageSize, pgno);
   if (!heapInOrder(b, o, bucketCount(b, o))) compactBucket(b, o, scratch, pageSize);
 }
 
 /**
  * Reserves room for a record of `size` bytes with hash `h` as slot `i`, shifting later slots;
  * returns the page offset where the caller writes the record. The caller checked bucketRoom,
- * and the heap is in slot order (orderHeap).
+ * and the heap is in slot order (takeCopiedBucket).
  *
  * It stays so: the records of slots `i..` (the bytes from `upper` to the record of slot
  * `i - 1`) move down by `size`, and the new record takes the gap. Bounds, whatever the heap
@@ -424,7 +432,7 @@ export function reserveSlot(
 
 /**
  * Removes slot `i`: the records of the later slots, in `[upper, r)` of the ordered heap
- * (orderHeap), move up over its bytes. Every record offset lies in `[upper, pageSize)`
+ * (takeCopiedBucket), move up over its bytes. Every record offset lies in `[upper, pageSize)`
  * (checkBucketForWrite checked those of a copied page, this module wrote the others), so
  * `r + size` is inside the page.
  */
@@ -443,7 +451,7 @@ export function removeSlot(b: Uint8Array, o: number, i: number): void {
 
 /**
  * Overwrites the record of slot `i` with `src[0, size)`, no larger than it, in the ordered
- * heap (orderHeap): the new record ends where the old one did, and the records below move up
+ * heap (takeCopiedBucket): the new record ends where the old one did, and the records below move up
  * to it.
  */
 export function replaceRecord(

@@ -73,12 +73,12 @@ import {
   bucketValue,
   checkBucketForWrite,
   initBucket,
-  orderHeap,
   recordBytes,
   removeSlot,
   replaceRecord,
   reserveSlot,
   slotRecord,
+  takeCopiedBucket,
 } from './bucket';
 import { checkDirectory } from './directory';
 import { checkHashFormat, ensureHashKey, hashOf } from './hashkey';
@@ -260,10 +260,7 @@ export function hashPut(
     if (added) d.entries++;
     return added;
   }
-  if (copied) {
-    checkBucketForWrite(b, o, ps, pg);
-    orderHeap(b, o, w.scratch, ps);
-  }
+  if (copied) takeCopiedBucket(b, o, ps, pg, w.scratch);
   let i = bucketSearch(b, o, ps, h, k, kl);
   const exists = i >= 0;
   let size: number;
@@ -318,10 +315,7 @@ export function hashRemove(w: PageWriter, d: DbDescriptor, k: Uint8Array, kl: nu
     holderRemove(w, d, pg, h, k, kl);
     return true;
   }
-  if (copied) {
-    checkBucketForWrite(b, o, ps, pg);
-    orderHeap(b, o, w.scratch, ps);
-  }
+  if (copied) takeCopiedBucket(b, o, ps, pg, w.scratch);
   const i = bucketSearch(b, o, ps, h, k, kl);
   if (i < 0) corrupt('a key vanished between two reads');
   freeRecordOverflow(w, b, o + slotRecord(b, o, i));
