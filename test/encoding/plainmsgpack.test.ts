@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { Packr, Unpackr, type Options } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 
-import { NOT_PLAIN, plainDecoderFor } from '../../src/encoding/plainmsgpack';
+import { NOT_PLAIN, plainDecoderFor, plainObjectsRead } from '../../src/encoding/plainmsgpack';
 
 /** Deep strict equality plus the same order of keys in every object and Map. */
 function sameValue(a: unknown, b: unknown): boolean {
@@ -219,6 +219,44 @@ describe('plain msgpack decoding agrees with msgpackr', () => {
     ]) {
       expect(agrees(options, plain, Uint8Array.from(bytes))).toBe(false);
     }
+  });
+
+  it('an object that leaves its shape after nested values is read on, not read again', () => {
+    // Objects { a: <the next level>, b: i } nested 24 deep teach every level their shape;
+    // then objects whose second key is c or d, in turn, share each level's shape slot (same
+    // count, same first key) and leave the shape only after their nested value. Reading such
+    // an object again from its start would read the level below twice, and so on down: up to
+    // 2^24 objects read for one value (a hang at 60 levels).
+    const options: Options = { useRecords: false };
+    const packr = new Packr({ ...options });
+    const plain = plainDecoderFor(new Unpackr({ ...options }));
+    const LEVELS = 24;
+    const nest = (seconds: string[]): unknown => {
+      let value: unknown = 0;
+      for (let i = 0; i < LEVELS; i++) value = { a: value, [seconds[i % seconds.length]!]: i };
+      return value;
+    };
+    const learnt = packr.pack(nest(['b']));
+    const other = packr.pack(nest(['c', 'd']));
+    for (const bytes of [learnt, learnt, learnt, other, other, other, learnt]) {
+      const before = plainObjectsRead();
+      expect(agrees(options, plain, bytes)).toBe(true);
+      expect(plainObjectsRead() - before).toBe(LEVELS);
+    }
+  });
+
+  it('a learnt shape whose value is not plain gives up, and the next object reads right', () => {
+    const options: Options = { useRecords: false };
+    const packr = new Packr({ ...options });
+    const plain = plainDecoderFor(new Unpackr({ ...options }));
+    const row = (tags: unknown): Uint8Array => packr.pack({ name: 'v', n: 1, tags });
+    for (let i = 0; i < 3; i++) expect(agrees(options, plain, row(['a']))).toBe(true);
+    // Binary in the last value: the shape's reader gives up after reading the first two.
+    expect(agrees(options, plain, row(Buffer.from([1, 2])))).toBe(false);
+    expect(agrees(options, plain, row([{ x: 1 }, 'b']))).toBe(true);
+    // A key that is not the shape's after a value, then an object of the shape again.
+    expect(agrees(options, plain, packr.pack({ name: 'v', m: [1, { y: 2 }], tags: 3 }))).toBe(true);
+    expect(agrees(options, plain, row(7))).toBe(true);
   });
 
   it('deep nesting is left to msgpackr', () => {
