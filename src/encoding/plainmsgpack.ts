@@ -4,8 +4,8 @@
  * bytes, only faster: it reads the mapped page in place with no per-call setup, and an object
  * of a shape met before is read by a function made for that shape, which recognizes its keys
  * by their bytes and builds it in one step (see Shape). `{ name, n, tags }` decodes in about
- * 100 ns against msgpackr's 320 (Node 20, this project's CI machine, from a page of such
- * values); objects with many keys gain more.
+ * a fifth of msgpackr's time (`node bench/decode.mjs`: 70 ns against 348 on Node 20 and this
+ * project's machine).
  *
  * Anything else (extensions, which include msgpackr's records, Dates, typed arrays and
  * `undefined`; binary; 64-bit integers; strings that are not well-formed UTF-8 or begin with
@@ -161,8 +161,20 @@ function readArray(n: number, depth: number): unknown {
   if (n > limit - pos || depth >= MAX_NESTING) return GIVE_UP;
   const array = new Array<unknown>(n);
   for (let i = 0; i < n; i++) {
-    const v = read(depth + 1);
-    if (v === GIVE_UP) return GIVE_UP;
+    // Small integers and one-character strings, the commonest elements, without a call (the
+    // same values read() gives); anything else through read().
+    const t = pos < limit ? src[pos]! : 0xc1;
+    let v: unknown;
+    if (t < 0x80) {
+      pos++;
+      v = t;
+    } else if (t === 0xa1 && pos + 2 <= limit && src[pos + 1]! < 0x80) {
+      v = fromCharCode(src[pos + 1]!);
+      pos += 2;
+    } else {
+      v = read(depth + 1);
+      if (v === GIVE_UP) return GIVE_UP;
+    }
     array[i] = v;
   }
   return array;
@@ -190,7 +202,7 @@ function readMap(n: number, depth: number): unknown {
   const shape = shapes[slot];
   let from = 0;
   if (shape !== undefined && shape.keys.length === n) {
-    const object = shape.read(depth);
+    const object = shape.read(src, pos, limit, depth);
     if (object !== MISS) return object;
     // Key `missedAt` is not the shape's: the values before it are in the scratch, read once.
     from = missedAt;
@@ -223,21 +235,13 @@ function giveUp(values: unknown[], n: number): typeof GIVE_UP {
   return GIVE_UP;
 }
 
-/** When the bytes at `pos` are `bytes`, moves past them and returns true. */
-function skipBytes(bytes: Uint8Array): boolean {
-  const n = bytes.length;
-  if (pos + n > limit) return false;
-  for (let i = 0; i < n; i++) if (src[pos + i] !== bytes[i]) return false;
-  pos += n;
-  return true;
-}
-
 /**
  * An object shape: its keys in order, and a function made for it (shapeReader) that reads an
- * object of those keys at `pos`, its values into local variables, and returns it built by one
- * object literal. V8 creates such an object with its final layout at once; property by
- * property, each store looks up the layout's next step (and the store site, seeing every shape
- * of the data, is megamorphic). The values never pass through an array.
+ * object of those keys at `pos`: it compares each key's bytes with constants in its code, reads
+ * the values into local variables (small integers and short ASCII strings inline, the rest
+ * through read()), and returns the object built by one object literal. V8 creates such an
+ * object with its final layout at once; property by property, each store looks up the
+ * layout's next step (and the store site, seeing every shape of the data, is megamorphic).
  *
  * The literal defines the properties, where msgpackr assigns them: the two differ only if
  * Object.prototype has a setter or a read-only property of the key's name, and a literal is
@@ -246,19 +250,17 @@ function skipBytes(bytes: Uint8Array): boolean {
 interface Shape {
   readonly keys: readonly string[];
   /**
-   * Each key as msgpack writes it (fixstr, or str8 from 32 bytes). A key written otherwise is
-   * not recognized, and the object is read the slow way; so is one with a key `__proto__`,
-   * whose bytes are not those of its new name.
+   * Reads the map at `pos` (its header read already; `depth` is its nesting; called with
+   * `src`, `pos` and `limit`, which it reads as arguments) as this shape: the object; GIVE_UP
+   * when a value is not plain; MISS when a key's bytes are not this shape's, with `missedAt`
+   * set to that key's index, `pos` at it and the values before it in `valuesAt[depth]`, so
+   * that readMap goes on from there and no value is read twice (nested objects read twice at
+   * every level would take time exponential in the nesting). Each key is recognized as msgpack
+   * writes it (fixstr, or str8 from 32 bytes); a key written otherwise is not, and the object
+   * is read the slow way; so is one with a key `__proto__`, whose bytes are not those of its
+   * new name.
    */
-  readonly keyBytes: readonly Uint8Array[];
-  /**
-   * Reads the map at `pos` (its header read already; `depth` is its nesting) as this shape:
-   * the object; GIVE_UP when a value is not plain; MISS when a key's bytes are not this
-   * shape's, with `missedAt` set to that key's index, `pos` at it and the values before it in
-   * `valuesAt[depth]`, so that readMap goes on from there and no value is read twice (nested
-   * objects read twice at every level would take time exponential in the nesting).
-   */
-  readonly read: (depth: number) => unknown;
+  readonly read: (b: Uint8Array, p: number, lim: number, depth: number) => unknown;
 }
 
 /** What a shape's reader returns when a key is not the shape's (see Shape.read). */
@@ -316,12 +318,11 @@ function learnShape(slot: number, keys: readonly string[], n: number): void {
   // Past the first shapes, data whose shapes keep taking each other's slots must not compile
   // functions all the time: one new shape per SHAPE_PERIOD objects read at most.
   if (shapesMade >= FREE_SHAPES && objectsRead - lastShapeMade < SHAPE_PERIOD) return;
-  const keyBytes = last.map(keyBytesOf);
-  const reader = shapeReader(last, keyBytes);
+  const reader = shapeReader(last, last.map(keyBytesOf));
   if (reader === null) return;
   shapesMade++;
   lastShapeMade = objectsRead;
-  shapes[slot] = { keys: last, keyBytes, read: reader };
+  shapes[slot] = { keys: last, read: reader };
 }
 
 /** How msgpack writes key `k` (readKey read it, so its UTF-8 has at most 255 bytes). */
@@ -336,25 +337,28 @@ function keyBytesOf(k: string): Uint8Array {
 
 /**
  * The reader of the shape of `keys` (see Shape.read); null when code generation is not
- * allowed (`--disallow-code-generation-from-strings`), which then stays off. For keys
- * `a`, `b` it is, with `skip` = skipBytes, `read` = read, `kb` = keyBytes:
+ * allowed (`--disallow-code-generation-from-strings`), which then stays off. For keys `a`
+ * (bytes a1 61) and `bc` it is, in short (`value(i)` stands for the inline reads of valueCode):
  *
- *     function (d) {
- *       let v0, v1, m = 0;
+ *     function (b, p, lim, d) {
+ *       let v0, v1, m = 0, t = 0;
  *       found: {
- *         m = 0; if (!skip(kb[0])) break found;
- *         v0 = read(d + 1); if (v0 === G) return G;
- *         m = 1; if (!skip(kb[1])) break found;
- *         v1 = read(d + 1); if (v1 === G) return G;
- *         return { "a": v0, "b": v1 };
+ *         m = 0; if (p + 2 > lim || b[p + 0] !== 161 || b[p + 1] !== 97) break found; p += 2;
+ *         value(0)
+ *         m = 1; if (p + 3 > lim || ...) break found; p += 3;
+ *         value(1)
+ *         setPos(p);
+ *         return { "a": v0, "bc": v1 };
  *       }
+ *       setPos(p);
  *       const s = stash(d);
  *       switch (m) { case 1: s[0] = v0; }
  *       return miss(m);
  *     }
  *
- * A key is written as its JSON text, a JavaScript string literal for any string: no key can
- * change the code; the rest of the text is made of indexes.
+ * The decoder's position lives in `p` while the function runs and goes back to `pos` before
+ * any read() and on every way out. A key is written as its JSON text, a JavaScript string
+ * literal for any string: no key can change the code; the rest of the text is made of numbers.
  */
 function shapeReader(
   keys: readonly string[],
@@ -366,29 +370,82 @@ function shapeReader(
   const lets = keys.map((_, i) => `v${i}`).join(', ');
   let steps = '';
   for (let i = 0; i < n; i++) {
-    steps += `m = ${i}; if (!skip(kb[${i}])) break found;\n`;
-    steps += `v${i} = read(d + 1); if (v${i} === G) return G;\n`;
+    const kb = keyBytes[i]!;
+    const same = Array.from(kb, (x, j) => `b[p + ${j}] !== ${x}`).join(' || ');
+    steps += `m = ${i}; if (p + ${kb.length} > lim || ${same}) break found; p += ${kb.length};\n`;
+    steps += valueCode(`v${i}`);
   }
   const fields = keys.map((k, i) => `${JSON.stringify(k)}: v${i}`).join(', ');
   let stashes = '';
   for (let i = n - 1; i >= 1; i--) stashes += `case ${i}: s[${i - 1}] = v${i - 1};\n`;
   const body =
-    `return function (d) {\n` +
-    `let ${lets}, m = 0;\n` +
-    `found: {\n${steps}return { ${fields} };\n}\n` +
+    `return function (b, p, lim, d) {\n` +
+    `let ${lets}, m = 0, t = 0;\n` +
+    `found: {\n${steps}setPos(p);\nreturn { ${fields} };\n}\n` +
+    `setPos(p);\n` +
     `const s = stash(d);\n` +
     (n > 1 ? `switch (m) {\n${stashes}}\n` : '') +
     `return miss(m);\n};`;
   try {
-    const factory = new Function('skip', 'read', 'G', 'kb', 'stash', 'miss', body) as (
-      ...args: unknown[]
-    ) => Shape['read'];
-    return factory(skipBytes, read, GIVE_UP, keyBytes, stashOf, missAt);
+    const factory = new Function(
+      'readAt',
+      'posNow',
+      'setPos',
+      'G',
+      'ascii',
+      'fcc',
+      'stash',
+      'miss',
+      body,
+    ) as (...args: unknown[]) => Shape['read'];
+    return factory(
+      readAt,
+      posNow,
+      setPos,
+      GIVE_UP,
+      decodeShortAscii,
+      fromCharCode,
+      stashOf,
+      missAt,
+    );
   } catch {
     codegen = false;
     return null;
   }
 }
+
+/**
+ * The code of a shape reader that reads the value at `p` into `v`: a positive fixint, a
+ * one-character ASCII string, or an ASCII fixstr of 2 to SHORT_ASCII_MAX bytes (the values
+ * read() gives for them), else read() itself (GIVE_UP returned as is).
+ */
+function valueCode(v: string): string {
+  const short = 0xa0 + SHORT_ASCII_MAX;
+  return (
+    `t = p < lim ? b[p] : 0xc1;\n` +
+    `if (t < 0x80) { p++; ${v} = t; }\n` +
+    `else if (t === 0xa1 && p + 2 <= lim && b[p + 1] < 0x80) { ${v} = fcc(b[p + 1]); p += 2; }\n` +
+    `else if (t > 0xa1 && t <= ${short} && p + t - 0x9f <= lim && ` +
+    `(${v} = ascii(b, p + 1, p + t - 0x9f)) !== null) p += t - 0x9f;\n` +
+    `else { ${v} = readAt(p, d + 1); if (${v} === G) return G; p = posNow(); }\n`
+  );
+}
+
+/** read() at `p` (a shape reader's position). */
+function readAt(p: number, depth: number): unknown {
+  pos = p;
+  return read(depth);
+}
+
+function posNow(): number {
+  return pos;
+}
+
+function setPos(p: number): void {
+  pos = p;
+}
+
+const fromCharCode = String.fromCharCode;
 
 /** The scratch of the values of the map being read at nesting `depth`. */
 function stashOf(depth: number): unknown[] {

@@ -259,6 +259,95 @@ describe('plain msgpack decoding agrees with msgpackr', () => {
     expect(agrees(options, plain, row(7))).toBe(true);
   });
 
+  it("a learnt shape's inline reads give what read() gives, at every edge", () => {
+    const options: Options = { useRecords: false };
+    const packr = new Packr({ ...options });
+    const plain = plainDecoderFor(new Unpackr({ ...options }));
+    const ascii = (n: number): number[] => Array.from({ length: n }, (_, i) => 0x61 + (i % 26));
+    // Values as raw msgpack, the bytes the inline reads look at first: fixints at both ends of
+    // their range, one-byte strings (ASCII, not, not UTF-8), fixstrs of 0, 2, 16 (the longest
+    // read inline) and 17 bytes, UTF-8 in a fixstr, fixmaps and fixarrays (msgpackr writes
+    // map16 for objects, other writers fixmap), arrays of such, nil, a uint8 and a str8.
+    const tokens: number[][] = [
+      [0x00],
+      [0x7f],
+      [0xe0],
+      [0xff],
+      [0xa1, 0x61],
+      [0xa1, 0x7f],
+      [0xa1, 0x00],
+      [0xa1, 0x80],
+      [0xa1, 0xc3],
+      [0xa0],
+      [0xa2, 0x61, 0x62],
+      [0xa2, 0xc3, 0xa9],
+      [0xa3, 0x61, 0xc3, 0xa9],
+      [0xa3, 0xef, 0xbb, 0xbf],
+      [0xb0, ...ascii(16)],
+      [0xaf, ...ascii(14), 0x80],
+      [0xb1, ...ascii(17)],
+      [0x80],
+      [0x81, 0xa1, 0x61, 0x01],
+      [0x90],
+      [0x92, 0xa1, 0x61, 0x7f],
+      [0x92, 0x80, 0xe0],
+      [0x91, 0xa1, 0xc3],
+      [0xc0],
+      [0xcc, 0x80],
+      [0xd9, 0x02, 0x61, 0x62],
+      [0xc1],
+    ];
+    const name = [0xa4, ...Buffer.from('name')];
+    const n = [0xa1, 0x6e];
+    let decoded = 0;
+    for (const x of tokens) {
+      for (const y of tokens) {
+        // A row that teaches the shape { name, n } its reader, then the pair both ways.
+        expect(agrees(options, plain, packr.pack({ name: 'v', n: 1 }))).toBe(true);
+        for (const [a, b] of [
+          [x, y],
+          [y, x],
+        ]) {
+          const bytes = Uint8Array.from([0xde, 0x00, 0x02, ...name, ...a!, ...n, ...b!]);
+          if (agrees(options, plain, bytes)) decoded++;
+        }
+      }
+    }
+    // Most pairs are plain; those with a byte msgpackr refuses or reads otherwise are not.
+    expect(decoded).toBeGreaterThan(tokens.length * tokens.length);
+  });
+
+  it('a value cut short is never completed from the bytes after it in the page', () => {
+    // The inline reads of small integers and short strings (shape readers, array elements)
+    // stop at the value's end like read() does, and a decode that ends past it gives up: here
+    // the bytes after the value would read as fixints, one-letter strings or the rest of a
+    // key. (Either guard alone keeps this; without both, `tags` of the first value reads 5.)
+    const options: Options = { useRecords: false };
+    const packr = new Packr({ ...options });
+    const plain = plainDecoderFor(new Unpackr({ ...options }));
+    const values = [
+      { name: 'value', n: 7, tags: ['a', 'b'] },
+      { name: 'value', n: 7, tags: [1, 2, 3] },
+      [1, 'a', 2, 'b'],
+      { k: 1, kk: 'xy' },
+    ];
+    const fillers = [[0x05], [0xa1, 0x61], [0x61, 0x67, 0x73, 0x05]];
+    for (const value of values) {
+      const bytes = packr.pack(value);
+      // Learnt shapes first: the shape readers run below.
+      for (let i = 0; i < 3; i++) expect(agrees(options, plain, bytes)).toBe(true);
+      for (const filler of fillers) {
+        for (let cut = 1; cut < bytes.length; cut++) {
+          const page = new Uint8Array(bytes.length + 64);
+          for (let i = 0; i < page.length; i++) page[i] = filler[i % filler.length]!;
+          page.set(bytes.subarray(0, cut), 8);
+          const got = plain!(page, 8, 8 + cut);
+          expect(got, `${JSON.stringify(value)} cut at ${cut}`).toBe(NOT_PLAIN);
+        }
+      }
+    }
+  });
+
   it('deep nesting is left to msgpackr', () => {
     const options: Options = { useRecords: false };
     let value: unknown = 1;
