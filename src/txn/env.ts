@@ -49,7 +49,9 @@
  * meta whose id equals the word counts as published: a word above the newest meta is not
  * this file's (a file replaced under its lock file). And a meta that turns out to have no
  * valid meta before it is taken only if its page still holds it: both pages may have been
- * rewritten since it was copied (visible()).
+ * rewritten since it was copied (visible()). A meta found unpublished with the lock free is a
+ * dead writer's, maybe never flushed: the handle that takes it up flushes the file first
+ * (read-only handles cannot), so no read sees a commit that a power loss could take back.
  */
 import { MapKVError, corrupt } from '../errors';
 import { crc32c } from '../format/crc32c';
@@ -820,9 +822,25 @@ export class Environment {
       this.recordSeen();
       native.fence();
       const f = this.newestMeta();
+      if (f === null || f.meta.txnId === lock.publishedTxn()) return f;
+      // Nobody published f: its writer let go of the lock without publishing, so it died
+      // between its meta write and the store of the word, maybe before its flush. Flush it
+      // before any handle reads it, so that no read sees a commit a power loss could still
+      // take back; when the flush fails, read the commit before and probe again later. (A
+      // read-only handle cannot flush and reads it as it is; a lower id is a word left by a
+      // file replaced under its lock file, and needs no flush.)
+      const t = f.meta.txnId;
+      if (t > lock.publishedTxn() && lock.durableTxn() !== t && !this.storage.readOnly) {
+        try {
+          this.storage.sync();
+        } catch {
+          return undefined;
+        }
+        lock.setDurable(t);
+      }
       // Let the other handles know too, as a writer would for its base (also lowering a word
       // left by a file replaced under its lock file).
-      if (f !== null && f.meta.txnId !== lock.publishedTxn()) lock.setPublished(f.meta.txnId);
+      lock.setPublished(t);
       return f;
     });
     if (settled !== undefined) return settled;

@@ -13,7 +13,7 @@ import type { Database } from '../../src/index';
 import { openOn } from '../../src/open';
 import { MappedStorage } from '../../src/storage/mapped';
 import { LockFile } from '../../src/txn/lockfile';
-import { H_PUBLISHED, H_WRITER } from '../../src/txn/readers';
+import { H_DURABLE, H_PUBLISHED, H_WRITER } from '../../src/txn/readers';
 import { ApiFolder } from '../helpers/api-helpers';
 
 type Bytes = Uint8Array;
@@ -120,6 +120,28 @@ function diedAfterFlush(t: Hooked & { folder: ApiFolder; file: string }): {
   writeLockWord(file, H_PUBLISHED, txnA - 1, 8);
   writeLockWord(file, H_WRITER, 999_999_999, 4);
   return { r, txnA };
+}
+
+/**
+ * R (its storage given, for a fault hook) is at the commit before A (key 'a') when A's writer
+ * let go of the lock with A in the file but neither flushed nor published, as a writer process
+ * killed between its meta write and its flush leaves it: both words are put back one commit.
+ */
+function diedBeforeFlush(
+  t: Hooked & { folder: ApiFolder; file: string },
+  options: { readOnly?: boolean } = {},
+): { r: Database<string, Bytes>; storage: MappedStorage; txnA: number } {
+  const { w, file } = t;
+  w.putSync('base', val(0, 'base'));
+  const storage = MappedStorage.open(file, options);
+  const r = openOn<string, Bytes>(storage, file, { ...enc, ...options });
+  expect(tagOf(r.getBinary('base'))).toBe('base');
+  w.putSync('a', val(0, 'A'));
+  const txnA = readLockWord(file, H_PUBLISHED);
+  expect(readLockWord(file, H_DURABLE)).toBe(txnA);
+  writeLockWord(file, H_PUBLISHED, txnA - 1, 8);
+  writeLockWord(file, H_DURABLE, txnA - 1, 8);
+  return { r, storage, txnA };
 }
 
 describe('visibility of a commit to other handles', () => {
@@ -252,6 +274,49 @@ describe('visibility of a commit to other handles', () => {
       expect(tagOf(r.getBinary('a'))).toBe('A');
       expect(readLockWord(file, H_PUBLISHED)).toBe(txnA);
       writeLockWord(file, H_WRITER, 0, 4);
+    });
+  });
+
+  it("is, for the handle that finds a dead writer's commit unflushed, the commit once that handle flushed it", async () => {
+    await withWriter(async (t) => {
+      const { file } = t;
+      const { r, storage, txnA } = diedBeforeFlush(t);
+      const ops: string[] = [];
+      storage.setFaultHook((op) => {
+        ops.push(op);
+        if (op === 'sync') throw new Error('EIO (injected)');
+      });
+      // The flush fails: R reads the commit before, and neither word moves.
+      expect(tagOf(r.getBinary('a'))).toBe('none');
+      expect(ops).toEqual(['sync']);
+      expect(readLockWord(file, H_PUBLISHED)).toBe(txnA - 1);
+      expect(readLockWord(file, H_DURABLE)).toBe(txnA - 1);
+      // The next turn probes again; this flush succeeds, and R reads A.
+      storage.setFaultHook((op) => ops.push(op));
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(tagOf(r.getBinary('a'))).toBe('A');
+      expect(ops).toEqual(['sync', 'sync']);
+      expect(readLockWord(file, H_DURABLE)).toBe(txnA);
+      expect(readLockWord(file, H_PUBLISHED)).toBe(txnA);
+      // Made durable once: nobody flushes it again.
+      const fresh = t.folder.open<string, Bytes>(enc, file);
+      expect(tagOf(fresh.getBinary('a'))).toBe('A');
+      expect(ops).toEqual(['sync', 'sync']);
+      await r.close();
+    });
+  });
+
+  it("is, for a read-only handle, a dead writer's unflushed commit as it is (it cannot flush)", async () => {
+    await withWriter(async (t) => {
+      const { file } = t;
+      const { r, storage, txnA } = diedBeforeFlush(t, { readOnly: true });
+      const ops: string[] = [];
+      storage.setFaultHook((op) => ops.push(op));
+      expect(tagOf(r.getBinary('a'))).toBe('A');
+      expect(ops).toEqual([]);
+      expect(readLockWord(file, H_DURABLE)).toBe(txnA - 1);
+      expect(readLockWord(file, H_PUBLISHED)).toBe(txnA);
+      await r.close();
     });
   });
 
