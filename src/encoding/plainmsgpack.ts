@@ -357,8 +357,9 @@ function keyBytesOf(k: string): Uint8Array {
  *     }
  *
  * The decoder's position lives in `p` while the function runs and goes back to `pos` before
- * any read() and on every way out. A key is written as its JSON text, a JavaScript string
- * literal for any string: no key can change the code; the rest of the text is made of numbers.
+ * any read() and on every way out but GIVE_UP's (which ends the whole decode). A key is
+ * written as its JSON text, a JavaScript string literal for any string: no key can change the
+ * code; the rest of the text is made of numbers.
  */
 function shapeReader(
   keys: readonly string[],
