@@ -231,6 +231,8 @@ export class Environment {
   private pendingTxn = 0;
   /** Reads since `pendingTxn` was set or last looked at: see PENDING_RECHECK. */
   private pendingReads = 0;
+  /** The last dead writer's commit this handle failed to flush (visible()); 0 when none. */
+  private unflushedTxn = 0;
   private closed = false;
   private readonly metaScratch: Uint8Array;
   /** A private copy of a meta page being validated. */
@@ -750,7 +752,9 @@ export class Environment {
     const lock = this.lock!;
     return (
       lock.publishedHint() >= this.pendingTxn ||
-      !lock.writerRecorded() ||
+      // A flush of it that failed (see visible()) is tried again by the recheck below, not at
+      // every read.
+      (!lock.writerRecorded() && this.unflushedTxn !== this.pendingTxn) ||
       // A writer that died in its commit leaves its pid word behind: probe the lock anyway.
       ++this.pendingReads >= PENDING_RECHECK
     );
@@ -834,6 +838,7 @@ export class Environment {
         try {
           this.storage.sync();
         } catch {
+          this.unflushedTxn = t;
           return undefined;
         }
         lock.setDurable(t);
