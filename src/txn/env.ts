@@ -752,8 +752,8 @@ export class Environment {
     const lock = this.lock!;
     return (
       lock.publishedHint() >= this.pendingTxn ||
-      // A flush of it that failed (see visible()) is tried again by the recheck below, not at
-      // every read.
+      // A commit whose flush failed (see visible()) waits for a writer to publish past it: it
+      // is looked at again by the recheck below, not at every read.
       (!lock.writerRecorded() && this.unflushedTxn !== this.pendingTxn) ||
       // A writer that died in its commit leaves its pid word behind: probe the lock anyway.
       ++this.pendingReads >= PENDING_RECHECK
@@ -830,11 +830,17 @@ export class Environment {
       // Nobody published f: its writer let go of the lock without publishing, so it died
       // between its meta write and the store of the word, maybe before its flush. Flush it
       // before any handle reads it, so that no read sees a commit a power loss could still
-      // take back; when the flush fails, read the commit before and probe again later. (A
-      // read-only handle cannot flush and reads it as it is; a lower id is a word left by a
-      // file replaced under its lock file, and needs no flush.)
+      // take back. (A lower id is a word left by a file replaced under its lock file, and
+      // needs no flush.)
       const t = f.meta.txnId;
-      if (t > lock.publishedTxn() && lock.durableTxn() !== t && !this.storage.readOnly) {
+      if (t > lock.publishedTxn() && lock.durableTxn() !== t) {
+        // A read-only handle cannot flush: it reads f as it is, and leaves the word to a
+        // handle that can, so that handles that can flush do not take f as published.
+        if (this.storage.readOnly) return f;
+        // After a failed fdatasync the kernel may have dropped the dirty pages, and a later
+        // one can succeed without them: a commit whose flush failed once is not taken up
+        // again. This handle reads the commit before until a writer publishes a newer one.
+        if (this.unflushedTxn === t) return undefined;
         try {
           this.storage.sync();
         } catch {
