@@ -826,14 +826,16 @@ export class Environment {
       this.recordSeen();
       native.fence();
       const f = this.newestMeta();
-      if (f === null || f.meta.txnId === lock.publishedTxn()) return f;
+      // Stable while we hold the lock: only a holder stores it.
+      const word = lock.publishedTxn();
+      if (f === null || f.meta.txnId === word) return f;
       // Nobody published f: its writer let go of the lock without publishing, so it died
       // between its meta write and the store of the word, maybe before its flush. Flush it
       // before any handle reads it, so that no read sees a commit a power loss could still
       // take back. (A lower id is a word left by a file replaced under its lock file, and
       // needs no flush.)
       const t = f.meta.txnId;
-      if (t > lock.publishedTxn() && lock.durableTxn() !== t) {
+      if (t > word && lock.durableTxn() !== t) {
         // A read-only handle cannot flush: it reads f as it is, and leaves the word to a
         // handle that can, so that handles that can flush do not take f as published.
         if (this.storage.readOnly) return f;
