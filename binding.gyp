@@ -8,7 +8,8 @@
         "native/mapping.cc",
         "native/file.cc",
         "native/atomics.cc",
-        "native/crc32c.cc"
+        "native/crc32c.cc",
+        "native/writes.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

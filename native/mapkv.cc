@@ -4,6 +4,7 @@
 //   file.cc     pageSize, fallocate, fdatasync, flock, funlock, fileSize
 //   atomics.cc  atomicLoad/Store/Cas 32 and 64, fence
 //   crc32c.cc   crc32c, crc32cTable
+//   writes.cc   writeAsync, stopWrites
 //   errors.cc   argument validation and Node-shaped system errors
 
 #include "mapkv.h"
@@ -15,6 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   mapkv::InitFile(env, exports);
   mapkv::InitAtomics(env, exports);
   mapkv::InitCrc32c(env, exports);
+  mapkv::InitWrites(env, exports);
   return exports;
 }
 

@@ -1,8 +1,8 @@
 // Shared declarations of the mapkv addon.
 //
 // The addon does only what JavaScript cannot (mmap/munmap, msync, madvise, posix_fallocate,
-// fdatasync, flock, and atomics over mapped memory) or cannot do fast enough (CRC-32C with the
-// CPU's crc32 instruction). Every exported function validates its arguments and throws a
+// fdatasync, flock, atomics over mapped memory, and pwritev calls on a thread-pool thread that
+// can be stopped) or cannot do fast enough (CRC-32C with the CPU's crc32 instruction). Every exported function validates its arguments and throws a
 // TypeError or RangeError instead of handing the kernel (or the CPU) a value that could crash
 // the process. A failed system call throws a Node-shaped Error with
 // `code` ('ENOSPC'), `errno` (negative, as Node's own errors: -28) and `syscall` ('fallocate').
@@ -70,6 +70,7 @@ void InitMapping(Napi::Env env, Napi::Object exports);
 void InitFile(Napi::Env env, Napi::Object exports);
 void InitAtomics(Napi::Env env, Napi::Object exports);
 void InitCrc32c(Napi::Env env, Napi::Object exports);
+void InitWrites(Napi::Env env, Napi::Object exports);
 
 }  // namespace mapkv
 

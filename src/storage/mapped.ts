@@ -22,7 +22,15 @@ import { constants as bufferConstants } from 'node:buffer';
 import { MapKVError } from '../errors';
 import { native } from './native';
 import { checkByteCount, checkWrite, checkFlushRange, isPowerOfTwo, roundUp } from './ranges';
-import type { FaultHook, FaultOp, FlushRange, Storage, StorageOptions } from './storage';
+import type {
+  FaultHook,
+  FaultOp,
+  FlushRange,
+  PageWrite,
+  PendingWrites,
+  Storage,
+  StorageOptions,
+} from './storage';
 
 /** The advice applied to read views; 'random' suits big files read by key. */
 export type ReadAdvice = 'normal' | 'random' | 'sequential';
@@ -176,46 +184,53 @@ export class MappedStorage implements Storage {
    */
   writeAt(offset: number, buffers: readonly Uint8Array[], unit = Infinity): void {
     this.checkWritable();
-    const length = checkWrite(offset, buffers, this.currentSize);
-    if (!(unit > 0 && (Number.isInteger(unit) || unit === Infinity))) {
-      throw new RangeError(`write unit must be a positive integer, got ${unit}`);
-    }
+    checkWrite(offset, buffers, this.currentSize);
+    const limit = writeLimit(unit);
     this.fault('write');
-    // Linux writes at most 0x7ffff000 bytes per call, and Node's writevSync turns a longer
-    // count into a bogus error: an overflow run of several GiB goes out in pieces of at most
-    // `MappedStorage.writePiece` bytes whatever the unit.
-    const limit = Math.min(unit, MappedStorage.writePiece);
     try {
-      if (length <= limit) {
-        const n = fs.writevSync(this.fd, buffers as Uint8Array[], offset);
-        if (n !== length) throw new Error(`short write: ${n} of ${length} bytes at ${offset}`);
-        return;
-      }
-      let at = offset;
-      let piece: Uint8Array[] = [];
-      let pieceBytes = 0;
-      const flush = (): void => {
-        if (piece.length === 0) return;
+      splitCalls(offset, buffers, limit, (at, piece, bytes) => {
         const n = fs.writevSync(this.fd, piece, at);
-        if (n !== pieceBytes) throw new Error(`short write: ${n} of ${pieceBytes} bytes at ${at}`);
-        at += n;
-        piece = [];
-        pieceBytes = 0;
-      };
-      for (const buf of buffers) {
-        for (let from = 0; from < buf.length;) {
-          const take = Math.min(buf.length - from, limit - pieceBytes);
-          piece.push(from === 0 && take === buf.length ? buf : buf.subarray(from, from + take));
-          pieceBytes += take;
-          from += take;
-          if (pieceBytes === limit) flush();
-        }
-      }
-      flush();
-      if (at - offset !== length) throw new Error(`short write: ${at - offset} of ${length}`);
+        if (n !== bytes) throw new Error(`short write: ${n} of ${bytes} bytes at ${at}`);
+      });
     } catch (err) {
       throw this.withPath(err);
     }
+  }
+
+  /**
+   * The writes of `writeAt` on a thread-pool thread (Storage.writeAsync), in the same calls:
+   * the page-cache copies of a commit's pages (some 3 us per page here) leave the event loop.
+   */
+  writeAsync(writes: readonly PageWrite[], unit: number): PendingWrites {
+    this.checkWritable();
+    for (const w of writes) checkWrite(w.offset, w.buffers, this.currentSize);
+    const limit = writeLimit(unit);
+    this.fault('write');
+    const buffers: Uint8Array[] = [];
+    const offsets: number[] = [];
+    const counts: number[] = [];
+    for (const w of writes) {
+      splitCalls(w.offset, w.buffers, limit, (at, piece) => {
+        // A call of more than 1,024 buffers (pages smaller than the unit never make one) is
+        // cut where pwritev would stop anyway: the next call starts where it ends.
+        for (let from = 0; from < piece.length; from += IOV_MAX) {
+          const part = piece.slice(from, from + IOV_MAX);
+          offsets.push(at);
+          counts.push(part.length);
+          for (const b of part) {
+            buffers.push(b);
+            at += b.length;
+          }
+        }
+      });
+    }
+    const { done, job } = native.writeAsync(this.fd, buffers, offsets, counts);
+    return {
+      done: done.catch((err: unknown) => {
+        throw this.withPath(err);
+      }),
+      stop: () => native.stopWrites(job),
+    };
   }
 
   /** @internal Most bytes per writev call (1 GiB; tests lower it to exercise the pieces). */
@@ -480,4 +495,52 @@ function readBooleanOption(value: boolean | undefined, name: string): boolean {
     throw new MapKVError('ERR_BAD_OPTION', `${name} must be a boolean, got ${typeof value}`);
   }
   return value;
+}
+
+/** Buffers per pwritev call at most (Linux's IOV_MAX). */
+const IOV_MAX = 1024;
+
+/**
+ * The most bytes one call of a write in units of `unit` may carry: the unit, and never more
+ * than `MappedStorage.writePiece` (Linux writes at most 0x7ffff000 bytes per call, and Node's
+ * writevSync turns a longer count into a bogus error: an overflow run of several GiB goes out in
+ * pieces). Throws a RangeError for a unit that is not a positive integer or Infinity.
+ */
+function writeLimit(unit: number): number {
+  if (!(unit > 0 && (Number.isInteger(unit) || unit === Infinity))) {
+    throw new RangeError(`write unit must be a positive integer, got ${unit}`);
+  }
+  return Math.min(unit, MappedStorage.writePiece);
+}
+
+/**
+ * Cuts the bytes of `buffers`, written one after the other from `offset`, into calls of at
+ * most `limit` bytes, and hands each to `call` with its file offset and byte count.
+ */
+function splitCalls(
+  offset: number,
+  buffers: readonly Uint8Array[],
+  limit: number,
+  call: (at: number, piece: Uint8Array[], bytes: number) => void,
+): void {
+  let at = offset;
+  let piece: Uint8Array[] = [];
+  let pieceBytes = 0;
+  const flush = (): void => {
+    if (piece.length === 0) return;
+    call(at, piece, pieceBytes);
+    at += pieceBytes;
+    piece = [];
+    pieceBytes = 0;
+  };
+  for (const buf of buffers) {
+    for (let from = 0; from < buf.length;) {
+      const take = Math.min(buf.length - from, limit - pieceBytes);
+      piece.push(from === 0 && take === buf.length ? buf : buf.subarray(from, from + take));
+      pieceBytes += take;
+      from += take;
+      if (pieceBytes === limit) flush();
+    }
+  }
+  flush();
 }

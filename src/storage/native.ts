@@ -90,6 +90,25 @@ export interface NativeBinding {
   fdatasyncAsync(fd: number): Promise<void>;
 
   /**
+   * pwritev calls on a libuv thread-pool thread, in order: call i writes the next `counts[i]`
+   * buffers one after the other at byte `offsets[i]` (at most 1,024 buffers and 0x7ffff000
+   * bytes per call). `done` settles once they were made or stopped, rejecting with the first
+   * error; the buffers stay referenced until then and must not change. Keep `fd` open until
+   * it settles.
+   */
+  writeAsync(
+    fd: number,
+    buffers: Uint8Array[],
+    offsets: number[],
+    counts: number[],
+  ): { done: Promise<void>; job: unknown };
+  /**
+   * Stops the calls of a writeAsync job: none is made after this returns (calls under way are
+   * waited for). True when every call had been made in full.
+   */
+  stopWrites(job: unknown): boolean;
+
+  /**
    * flock with LOCK_EX (exclusive) or LOCK_SH, plus LOCK_NB when `wait` is false. Returns true
    * when taken, false when `wait` is false and a conflicting lock is held by another open file
    * description. EINTR is retried.

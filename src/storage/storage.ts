@@ -47,6 +47,15 @@ export interface Storage {
   writeAt(offset: number, buffers: readonly Uint8Array[], unit?: number): void;
 
   /**
+   * `writeAt` of each of `writes` (with the same `unit`), made on a thread-pool thread on
+   * MappedStorage, so that the event loop goes on meanwhile (at once on MemoryStorage). The
+   * arguments are checked and the fault hook runs once at the call: a bad argument or a fault
+   * throws from it, having written nothing. The caller leaves the buffers unchanged until
+   * `done` settles.
+   */
+  writeAsync(writes: readonly PageWrite[], unit: number): PendingWrites;
+
+  /**
    * Makes the file at least `bytes` long with real blocks (posix_fallocate), so that a full
    * disk is an ENOSPC error here and never a SIGBUS later. `bytes` must be a multiple of the
    * db page size. New segments are mapped on demand; existing views never move. On failure the
@@ -102,6 +111,24 @@ export interface Storage {
    * removes the hook.
    */
   setFaultHook(hook: FaultHook | undefined): void;
+}
+
+/** Bytes to write at `offset`: the buffers one after the other. */
+export interface PageWrite {
+  offset: number;
+  buffers: readonly Uint8Array[];
+}
+
+/** The writes of one `writeAsync`. */
+export interface PendingWrites {
+  /** Settles once the writes were made or stopped; rejects with the first failed one's error. */
+  readonly done: Promise<void>;
+  /**
+   * Stops the writes: none is made after this returns (one under way is waited for). True
+   * when every write was made in full before the stop; false when some were not (none made,
+   * or one failed), and the caller must write them itself.
+   */
+  stop(): boolean;
 }
 
 /** A byte range of the file: `[offset, offset + length)`. */

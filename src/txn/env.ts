@@ -82,7 +82,7 @@ import {
 } from '../format/meta';
 import { DirectoryCache } from '../hash/directory';
 import { native } from '../storage/native';
-import type { Storage } from '../storage/storage';
+import type { PendingWrites, Storage } from '../storage/storage';
 import { type FreeChunk, readFreeList } from './freelist';
 import { DEFAULT_LOCK_TIMEOUT, type LockFile, sleep } from './lockfile';
 import { Pager } from './pager';
@@ -111,6 +111,10 @@ interface FoundMeta {
 interface InFlight {
   txn: WriteTxn;
   plan: CommitPlan;
+  /** The page writes on a thread-pool thread; null until started. */
+  pages: PendingWrites | null;
+  /** Whether every page is in the file (the writes settled, or a synchronous finish made them). */
+  pagesIn: boolean;
   written: WrittenMeta | null;
   /** Set when the commit is over: published, failed, or finished by a synchronous writer. */
   done: boolean;
@@ -435,15 +439,39 @@ export class Environment {
         this.commit(txn);
         return;
       }
-      plan = txn.prepareCommit();
+      // The pages are sealed here and, unless they are few (prepareCommit), written below on
+      // a thread-pool thread: their page-cache copies (some 3 us a page) leave the event loop.
+      plan = txn.prepareCommit(true);
     } catch (err) {
       if (this.writer === txn) this.endWrite();
       throw err;
     }
-    const f: InFlight = { txn, plan, written: null, done: false, error: undefined };
+    const f: InFlight = {
+      txn,
+      plan,
+      pages: null,
+      pagesIn: false,
+      written: null,
+      done: false,
+      error: undefined,
+    };
     this.inflight = f;
     const listed = plan.meta.written !== undefined;
     try {
+      if (plan.writes.length === 0) {
+        f.pagesIn = true; // a small commit: prepareCommit wrote its pages
+      } else {
+        f.pages = this.storage.writeAsync(plan.writes, plan.writeUnit);
+        try {
+          await f.pages.done;
+        } finally {
+          // Written, or stopped by a synchronous finish that wrote them itself before it
+          // returned: either way no write of these buffers is left, and they may be reused.
+          f.pagesIn = true;
+          plan.release();
+        }
+        if (f.done) return this.settled(f);
+      }
       if (!listed) {
         await this.syncPagesAsync(f, plan);
         if (f.done) return this.settled(f);
@@ -463,6 +491,7 @@ export class Environment {
       f.done = true;
       throw err;
     } finally {
+      if (f.pages === null) plan.release();
       if (this.inflight === f) {
         this.inflight = null;
         this.endWrite();
@@ -492,6 +521,7 @@ export class Environment {
     const f = this.inflight!;
     const listed = f.plan.meta.written !== undefined;
     try {
+      this.stopPageWrites(f);
       if (f.written === null) {
         if (!listed) this.syncPages(f.plan);
         this.hooks.afterDataFlush?.();
@@ -509,6 +539,20 @@ export class Environment {
       this.inflight = null;
       this.endWrite();
     }
+  }
+
+  /**
+   * Makes sure the pages of in-flight commit `f` are in the file and that its thread-pool
+   * writes make no call any more: a late write of them could land after a later commit reused
+   * their pages. The writes the thread did not make in full are made here.
+   */
+  private stopPageWrites(f: InFlight): void {
+    if (f.pagesIn) return;
+    const made = f.pages?.stop() ?? false;
+    if (!made) {
+      for (const w of f.plan.writes) this.storage.writeAt(w.offset, w.buffers, f.plan.writeUnit);
+    }
+    f.pagesIn = true;
   }
 
   /**
@@ -633,6 +677,9 @@ export class Environment {
       return;
     }
     this.closed = true;
+    // The file is closed below: an async commit's page writes, if still waiting for a thread,
+    // must not reach its descriptor (or a file that reuses its number) after that.
+    if (this.inflight !== null && !this.inflight.pagesIn) this.inflight.pages?.stop();
     try {
       lockRegistry.unregister(this);
       this.lock?.close();

@@ -1,12 +1,19 @@
 /**
- * Async commits flush on the thread pool and group the writes that arrive meanwhile into the
- * next commit; a synchronous writer arriving mid-flush completes the in-flight commit first.
- * A storage whose async flush is held open by the test makes each interleaving deterministic.
+ * Async commits write their pages and flush on the thread pool, and group the writes that
+ * arrive meanwhile into the next commit; a synchronous writer arriving mid-commit completes
+ * the in-flight commit first. A storage whose async writes and flushes are held open by the
+ * test makes each interleaving deterministic.
  */
+import { pbkdf2 } from 'node:crypto';
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { systemError } from '../../src/errors';
+import { open } from '../../src/index';
 import { openOn } from '../../src/open';
 import { MemoryStorage } from '../../src/storage/memory';
+import type { PageWrite, PendingWrites } from '../../src/storage/storage';
 
 /** A MemoryStorage whose syncAsync waits until the test opens the gate. */
 class GatedStorage extends MemoryStorage {
@@ -39,7 +46,55 @@ class GatedStorage extends MemoryStorage {
   }
 }
 
+/**
+ * A MemoryStorage whose async page writes wait until the test lets them run, as on a busy
+ * thread pool. A write let run after a stop makes no change; one not stopped puts in the bytes
+ * its buffers held when it was queued, as a late thread would.
+ */
+class HeldWritesStorage extends MemoryStorage {
+  private held: Array<() => void> = [];
+  stops = 0;
+
+  override writeAsync(writes: readonly PageWrite[]): PendingWrites {
+    const copies = writes.map((w) => ({
+      offset: w.offset,
+      buffers: w.buffers.map((b) => b.slice()),
+    }));
+    let state: 'waiting' | 'stopped' | 'made' = 'waiting';
+    let settle!: () => void;
+    const done = new Promise<void>((resolve) => (settle = resolve));
+    this.held.push(() => {
+      if (state === 'waiting') {
+        for (const c of copies) this.writeAt(c.offset, c.buffers);
+        state = 'made';
+      }
+      settle();
+    });
+    return {
+      done,
+      stop: () => {
+        this.stops++;
+        if (state === 'waiting') state = 'stopped';
+        return state === 'made';
+      },
+    };
+  }
+
+  get heldWrites(): number {
+    return this.held.length;
+  }
+
+  runWrites(): void {
+    const h = this.held;
+    this.held = [];
+    for (const run of h) run();
+  }
+}
+
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+/** A value of some 10 pages. */
+const BLOB = 'b'.repeat(40_000);
 
 async function until(cond: () => boolean): Promise<void> {
   for (let i = 0; i < 1000 && !cond(); i++) await turn();
@@ -143,5 +198,82 @@ describe('group commit', () => {
     const reopened = openOn<string, number>(MemoryStorage.fromImage(storage.closedImage!), '', {});
     expect(reopened.get('x')).toBe(1);
     await reopened.close();
+  });
+
+  it('a putSync while an async commit waits for its page writes makes them itself; the held writes never land', async () => {
+    const storage = new HeldWritesStorage({ segmentSize: 65536 });
+    const db = openOn<string, number | string>(storage, '', {
+      keyEncoding: 'string',
+      valueEncoding: 'json',
+    });
+    const before = db.stats().txnId;
+    // With a value of 10 pages the commit is large enough to write on a thread (small ones
+    // write at once: test/engine/pagewrites.test.ts).
+    const pending = Promise.all([db.put('async', 1), db.put('blob', BLOB)]);
+    await until(() => storage.heldWrites === 1);
+    db.putSync('sync', 2);
+    expect(storage.stops).toBe(1);
+    // Later commits free the async commit's pages and reuse them: a late write of that
+    // commit's pages would put its old leaf back over theirs.
+    for (let i = 0; i < 30; i++) db.putSync(`k${i % 3}`, i);
+    storage.runWrites();
+    await pending;
+    expect(db.stats().txnId).toBe(before + 32);
+    expect([db.get('async'), db.get('sync'), db.get('k0'), db.get('k1'), db.get('k2')]).toEqual([
+      1, 2, 27, 28, 29,
+    ]);
+    expect(db.check().ok).toBe(true);
+    const image = storage.durableImage();
+    await db.close();
+    const reopened = openOn<string, number | string>(MemoryStorage.fromImage(image), '', {});
+    expect(reopened.get('async')).toBe(1);
+    expect(reopened.get('blob')).toBe(BLOB);
+    expect(reopened.get('k2')).toBe(29);
+    await reopened.close();
+  });
+
+  it('on a real file, a putSync stops async page writes a busy thread pool has not taken up', async () => {
+    const dir = fs.mkdtempSync(join(tmpdir(), 'mapkv-groupcommit-'));
+    try {
+      const db = open<string, number | string>(join(dir, 'db.mkv'), {
+        sync: 'full',
+        keyEncoding: 'string',
+        valueEncoding: 'json',
+      });
+      db.putSync('k0', -1);
+      // Every pool thread hashes for a while (some 200 ms each here): the async commit's
+      // writes wait behind them.
+      const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+      const busy = Array.from(
+        { length: threads },
+        () => new Promise((resolve) => pbkdf2('k', 's', 300_000, 32, 'sha256', resolve)),
+      );
+      const pending = Promise.all([db.put('async', 1), db.put('blob', BLOB)]);
+      await new Promise((r) => setImmediate(r)); // the batch commits: its writes are queued
+      db.putSync('sync', 2);
+      for (let i = 0; i < 30; i++) db.putSync(`k${i % 3}`, i);
+      // No commit comes after this: a write of the async commit that a thread made late would
+      // change the file's bytes (its pages were freed and reused since; its leaf differs from
+      // every later one).
+      const bytes = fs.readFileSync(join(dir, 'db.mkv'));
+      await Promise.all(busy);
+      await pending;
+      expect(fs.readFileSync(join(dir, 'db.mkv')).equals(bytes)).toBe(true);
+      expect([db.get('async'), db.get('sync'), db.get('k0'), db.get('k2')]).toEqual([1, 2, 27, 29]);
+      expect(db.check().ok).toBe(true);
+      expect(db.get('blob')).toBe(BLOB);
+      await db.close();
+      const again = open<string, number | string>(join(dir, 'db.mkv'), {
+        keyEncoding: 'string',
+        valueEncoding: 'json',
+      });
+      expect([again.get('async'), again.get('sync'), again.get('k0'), again.get('k2')]).toEqual([
+        1, 2, 27, 29,
+      ]);
+      expect(again.check().ok).toBe(true);
+      await again.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,0 +1,274 @@
+// Writes of a commit's pages on a libuv thread-pool thread: writeAsync, stopWrites.
+//
+//   writeAsync(fd, buffers, offsets, counts): { done: Promise<void>, job }
+//   stopWrites(job): boolean
+//
+// writeAsync makes calls.length = offsets.length pwritev calls: call i writes the next counts[i]
+// buffers, one after the other, at byte offsets[i] of the file. They run in order on one
+// thread-pool thread, so the event loop goes on meanwhile; `done` settles once they ran (or
+// were stopped), rejecting with the first call's error.
+//
+// stopWrites lets a synchronous writer take a commit over while its writes wait for a thread:
+// after it returns, the thread writes nothing more. It returns true when every call was made in
+// full before the stop (waiting for calls under way to end), false when none was made or one
+// failed: the caller then writes the pages itself. Why a stop and not "write them again
+// anyway": a late write of this commit's bytes could land after later commits reused its pages.
+//
+// The buffers stay referenced (so alive) until `done` settles, and the engine neither changes
+// nor reuses them before then.
+
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "mapkv.h"
+
+namespace mapkv {
+
+namespace {
+
+// Marks the job handles writeAsync makes, so that stopWrites reads only those.
+const napi_type_tag kJobTag = {0x6d61706b76777269ULL, 0x7465732e6a6f6231ULL};
+
+// Linux writes at most this many bytes per call (MAX_RW_COUNT); a longer call is refused here
+// rather than cut short.
+constexpr uint64_t kMaxCallBytes = 0x7ffff000;
+
+struct Call {
+  uint64_t offset;
+  size_t first;  // index of its first buffer in WriteState::iov
+  size_t count;
+  uint64_t bytes;
+};
+
+// What the thread and the stopper share. `mu` is held by the thread over all its calls, and
+// by stopWrites while it sets `stopped`: so a stop either comes first (the thread then makes
+// no call) or waits for every call to end.
+struct WriteState {
+  std::mutex mu;
+  bool stopped = false;
+  bool finished = false;  // the thread made every call it was going to
+  int error = 0;          // errno of the failed call, 0 when all succeeded
+};
+
+// Makes one call in full: pwritev until every byte of its buffers is in. Returns 0 or errno.
+int WriteCall(int fd, const Call& call, std::vector<struct iovec>* iov) {
+  struct iovec* v = iov->data() + call.first;
+  size_t left = call.count;
+  uint64_t offset = call.offset;
+  while (left > 0) {
+    // SAFETY: fd is a non-negative int (checked on the JS thread; the kernel checks that it is
+    // open for writing, EBADF). v[0, left) point into the backing stores of Uint8Arrays that
+    // the worker keeps referenced (so alive and not detached: the engine never transfers its
+    // page buffers) and that the JS thread leaves unchanged until `done` settles; each length
+    // is the array's byteLength. left <= IOV_MAX (checked), the call's bytes <= 0x7ffff000 and
+    // offset + bytes <= 2^53 fit off_t. EINTR is retried; a short write goes on from where it
+    // stopped.
+    ssize_t n = pwritev(fd, v, static_cast<int>(left > IOV_MAX ? IOV_MAX : left),
+                        static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (n == 0) return EIO;  // no progress on a regular file: never loop forever
+    offset += static_cast<uint64_t>(n);
+    size_t done = static_cast<size_t>(n);
+    while (left > 0 && done >= v->iov_len) {
+      done -= v->iov_len;
+      ++v;
+      --left;
+    }
+    if (left > 0 && done > 0) {
+      // Part of this buffer went in: the rest of it is written next. This changes our own
+      // iovec copy, never the buffer.
+      v->iov_base = static_cast<uint8_t*>(v->iov_base) + done;
+      v->iov_len -= done;
+    }
+  }
+  return 0;
+}
+
+class WriteWorker : public Napi::AsyncWorker {
+ public:
+  WriteWorker(Napi::Env env, int fd, std::shared_ptr<WriteState> state, std::vector<Call> calls,
+              std::vector<struct iovec> iov, Napi::Array buffers)
+      : Napi::AsyncWorker(env, "mapkv.writeAsync"),
+        fd_(fd),
+        state_(std::move(state)),
+        calls_(std::move(calls)),
+        iov_(std::move(iov)),
+        buffers_(Napi::Persistent(static_cast<Napi::Object>(buffers))),
+        deferred_(Napi::Promise::Deferred::New(env)) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    std::lock_guard<std::mutex> hold(state_->mu);
+    if (state_->stopped) return;
+    int err = 0;
+    for (const Call& call : calls_) {
+      err = WriteCall(fd_, call, &iov_);
+      if (err != 0) break;
+    }
+    state_->error = err;
+    state_->finished = true;
+  }
+
+  void OnOK() override {
+    int err;
+    {
+      std::lock_guard<std::mutex> hold(state_->mu);
+      err = state_->error;
+    }
+    if (err != 0) {
+      deferred_.Reject(SystemError(Env(), err, "pwritev").Value());
+    } else {
+      deferred_.Resolve(Env().Undefined());
+    }
+  }
+
+ private:
+  int fd_;
+  std::shared_ptr<WriteState> state_;
+  std::vector<Call> calls_;
+  std::vector<struct iovec> iov_;
+  // Keeps the buffers alive until the worker is deleted (on the JS thread, after OnOK).
+  Napi::ObjectReference buffers_;
+  Napi::Promise::Deferred deferred_;
+};
+
+// Reads element `i` of `array` as a safe integer; false with a JS exception pending otherwise.
+bool ReadElement(Napi::Env env, const Napi::Array& array, uint32_t i, const char* name,
+                 uint64_t* out) {
+  Napi::Value value = array.Get(i);
+  if (env.IsExceptionPending()) return false;
+  const std::string what = std::string(name) + "[" + std::to_string(i) + "]";
+  if (!value.IsNumber()) {
+    ThrowTypeError(env, what + " must be a number, got " + Describe(value));
+    return false;
+  }
+  double number = value.As<Napi::Number>().DoubleValue();
+  if (!(number >= 0) || number > static_cast<double>(kMaxSafeInteger) ||
+      static_cast<double>(static_cast<uint64_t>(number)) != number) {
+    ThrowRangeError(env, what + " must be an integer in [0, 2^53)");
+    return false;
+  }
+  *out = static_cast<uint64_t>(number);
+  return true;
+}
+
+Napi::Value WriteAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd;
+  if (!ReadFd(info, 0, &fd)) return env.Undefined();
+  for (size_t a = 1; a <= 3; a++) {
+    if (!info[a].IsArray()) {
+      static const char* names[] = {"", "buffers", "offsets", "counts"};
+      ThrowTypeError(env, std::string(names[a]) + " must be an array, got " + Describe(info[a]));
+      return env.Undefined();
+    }
+  }
+  Napi::Array buffers = info[1].As<Napi::Array>();
+  Napi::Array offsets = info[2].As<Napi::Array>();
+  Napi::Array counts = info[3].As<Napi::Array>();
+  if (offsets.Length() != counts.Length()) {
+    ThrowRangeError(env, "offsets and counts must have the same length");
+    return env.Undefined();
+  }
+  std::vector<struct iovec> iov;
+  iov.reserve(buffers.Length());
+  for (uint32_t i = 0; i < buffers.Length(); i++) {
+    Napi::Value value = buffers.Get(i);
+    if (env.IsExceptionPending()) return env.Undefined();
+    if (!value.IsTypedArray() ||
+        value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+      ThrowTypeError(env, "buffers[" + std::to_string(i) + "] must be a Uint8Array, got " +
+                              Describe(value));
+      return env.Undefined();
+    }
+    Napi::Uint8Array b = value.As<Napi::Uint8Array>();
+    iov.push_back({b.Data(), b.ByteLength()});
+  }
+  std::vector<Call> calls;
+  calls.reserve(offsets.Length());
+  size_t next = 0;
+  for (uint32_t i = 0; i < offsets.Length(); i++) {
+    uint64_t offset, count;
+    if (!ReadElement(env, offsets, i, "offsets", &offset) ||
+        !ReadElement(env, counts, i, "counts", &count)) {
+      return env.Undefined();
+    }
+    if (count == 0 || count > IOV_MAX || count > iov.size() - next) {
+      ThrowRangeError(env, "counts[" + std::to_string(i) + "] must be 1 to " +
+                               std::to_string(IOV_MAX) + " and stay within buffers");
+      return env.Undefined();
+    }
+    uint64_t bytes = 0;
+    for (size_t j = next; j < next + count; j++) bytes += iov[j].iov_len;
+    if (bytes > kMaxCallBytes || bytes > kMaxSafeInteger - offset) {
+      ThrowRangeError(env, "call " + std::to_string(i) +
+                               " writes more than 0x7ffff000 bytes or past 2^53");
+      return env.Undefined();
+    }
+    calls.push_back({offset, next, static_cast<size_t>(count), bytes});
+    next += count;
+  }
+  if (next != iov.size()) {
+    ThrowRangeError(env, "counts must add up to buffers.length");
+    return env.Undefined();
+  }
+  auto state = std::make_shared<WriteState>();
+  // Owned by node-addon-api: deleted after OnOK runs.
+  auto* worker = new WriteWorker(env, fd, state, std::move(calls), std::move(iov), buffers);
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("done", worker->Promise());
+  // The job handle owns one reference to the shared state; its finalizer drops it.
+  auto job = Napi::External<std::shared_ptr<WriteState>>::New(
+      env, new std::shared_ptr<WriteState>(state),
+      [](Napi::Env, std::shared_ptr<WriteState>* held) { delete held; });
+  if (napi_type_tag_object(env, job, &kJobTag) != napi_ok) {
+    delete worker;
+    ThrowTypeError(env, "writeAsync could not tag its job handle");
+    return env.Undefined();
+  }
+  result.Set("job", job);
+  worker->Queue();
+  return result;
+}
+
+Napi::Value StopWrites(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bool tagged = false;
+  if (info[0].IsExternal() &&
+      napi_check_object_type_tag(env, info[0], &kJobTag, &tagged) != napi_ok) {
+    return env.Undefined();
+  }
+  if (!tagged) {
+    ThrowTypeError(env, "job must be a handle from writeAsync, got " + Describe(info[0]));
+    return env.Undefined();
+  }
+  // The tag says writeAsync made this external, so it holds what the cast names.
+  auto* held = info[0].As<Napi::External<std::shared_ptr<WriteState>>>().Data();
+  WriteState& state = **held;
+  // Blocks while the thread is making its calls (a commit's pages: microseconds to a few
+  // milliseconds of page-cache copies), so that none is made after this returns.
+  std::lock_guard<std::mutex> hold(state.mu);
+  state.stopped = true;
+  return Napi::Boolean::New(env, state.finished && state.error == 0);
+}
+
+}  // namespace
+
+void InitWrites(Napi::Env env, Napi::Object exports) {
+  exports.Set("writeAsync", Napi::Function::New(env, WriteAsync, "writeAsync"));
+  exports.Set("stopWrites", Napi::Function::New(env, StopWrites, "stopWrites"));
+}
+
+}  // namespace mapkv

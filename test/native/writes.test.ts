@@ -1,0 +1,109 @@
+// writeAsync makes pwritev calls on a thread-pool thread; stopWrites stops those not made yet.
+import { pbkdf2 } from 'node:crypto';
+import * as fs from 'node:fs';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+import { native } from '../../src/storage/native';
+import { tempFolder } from '../helpers/temp-files';
+
+let folder: ReturnType<typeof tempFolder>;
+let file: string;
+let fd: number;
+
+beforeEach(() => {
+  folder = tempFolder();
+  file = folder.file('data');
+  fd = fs.openSync(file, 'w+');
+  fs.ftruncateSync(fd, 65536);
+});
+
+afterEach(() => {
+  fs.closeSync(fd);
+  folder.remove();
+});
+
+/**
+ * Keeps every thread of libuv's pool busy for a while: work queued after these waits. Resolves
+ * when they are done.
+ */
+function occupyThreadPool(): Promise<unknown> {
+  const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+  const jobs: Promise<unknown>[] = [];
+  for (let i = 0; i < threads; i++) {
+    // Some 200 ms of hashing each on this machine; the test needs only that they outlast a
+    // few synchronous statements.
+    jobs.push(
+      new Promise((resolve, reject) =>
+        pbkdf2('key', 'salt', 300_000, 32, 'sha256', (err, out) =>
+          err ? reject(err) : resolve(out),
+        ),
+      ),
+    );
+  }
+  return Promise.all(jobs);
+}
+
+describe('writeAsync', () => {
+  it('makes each call at its offset, with its buffers one after the other', async () => {
+    const a = Buffer.alloc(4096, 1);
+    const b = Buffer.alloc(4096, 2);
+    const c = Buffer.alloc(100, 3);
+    const { done, job } = native.writeAsync(fd, [a, b, c], [4096, 32768], [2, 1]);
+    await expect(done).resolves.toBeUndefined();
+    const got = fs.readFileSync(file);
+    expect(got.subarray(0, 4096).every((x) => x === 0)).toBe(true);
+    expect(got.subarray(4096, 8192).every((x) => x === 1)).toBe(true);
+    expect(got.subarray(8192, 12288).every((x) => x === 2)).toBe(true);
+    expect(got.subarray(12288, 32768).every((x) => x === 0)).toBe(true);
+    expect(got.subarray(32768, 32868).every((x) => x === 3)).toBe(true);
+    expect(got.subarray(32868).every((x) => x === 0)).toBe(true);
+    // Every call was made: a stop now says so, and changes nothing.
+    expect(native.stopWrites(job)).toBe(true);
+    expect(native.stopWrites(job)).toBe(true);
+  });
+
+  it('makes no call once stopped before a thread took it up', async () => {
+    const busy = occupyThreadPool();
+    const { done, job } = native.writeAsync(fd, [Buffer.alloc(4096, 7)], [0], [1]);
+    expect(native.stopWrites(job)).toBe(false);
+    await busy;
+    await expect(done).resolves.toBeUndefined();
+    expect(fs.readFileSync(file).every((x) => x === 0)).toBe(true);
+  });
+
+  it('rejects with the system error of a failed call', async () => {
+    const other = fs.openSync(file, 'r');
+    fs.closeSync(other);
+    const { done, job } = native.writeAsync(other, [Buffer.alloc(16)], [0], [1]);
+    await expect(done).rejects.toMatchObject({ code: 'EBADF', syscall: 'pwritev' });
+    expect(native.stopWrites(job)).toBe(false);
+  });
+
+  it('refuses bad arguments with a TypeError or RangeError, queueing nothing', () => {
+    const page = Buffer.alloc(4096);
+    const bad: Array<[unknown[], ErrorConstructor]> = [
+      [[-1, [page], [0], [1]], RangeError],
+      [[fd, page, [0], [1]], TypeError],
+      [[fd, [page], 0, [1]], TypeError],
+      [[fd, [page], [0], 1], TypeError],
+      [[fd, [page], [0, 1], [1]], RangeError],
+      [[fd, [new Uint16Array(4)], [0], [1]], TypeError],
+      [[fd, ['page'], [0], [1]], TypeError],
+      [[fd, [page], ['0'], [1]], TypeError],
+      [[fd, [page], [-1], [1]], RangeError],
+      [[fd, [page], [0.5], [1]], RangeError],
+      [[fd, [page], [2 ** 53], [1]], RangeError],
+      [[fd, [page], [0], [0]], RangeError],
+      [[fd, [page], [0], [2]], RangeError],
+      [[fd, [page], [0], [1025]], RangeError],
+      [[fd, [page, page], [0], [1]], RangeError],
+      [[fd, [page], [2 ** 53 - 2], [1]], RangeError],
+    ];
+    const writeAsync = native.writeAsync as (...args: unknown[]) => unknown;
+    for (const [args, type] of bad) expect(() => writeAsync(...args)).toThrow(type);
+    const stopWrites = native.stopWrites as (...args: unknown[]) => unknown;
+    for (const job of [undefined, {}, 1, null, 'job']) {
+      expect(() => stopWrites(job)).toThrow(TypeError);
+    }
+  });
+});
