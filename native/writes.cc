@@ -62,22 +62,29 @@ int WriteCall(int fd, const Call& call, std::vector<struct iovec>* iov) {
   struct iovec* v = iov->data() + call.first;
   size_t left = call.count;
   uint64_t offset = call.offset;
-  while (left > 0) {
+  uint64_t rest = call.bytes;
+  while (rest > 0) {
+    // Empty buffers (and those written in full) are passed over: with rest > 0 a non-empty
+    // one remains, so a call that writes nothing made no progress.
+    while (left > 0 && v->iov_len == 0) {
+      ++v;
+      --left;
+    }
     // SAFETY: fd is a non-negative int (checked on the JS thread; the kernel checks that it is
     // open for writing, EBADF). v[0, left) point into the backing stores of Uint8Arrays that
     // the worker keeps referenced (so alive and not detached: the engine never transfers its
     // page buffers) and that the JS thread leaves unchanged until `done` settles; each length
-    // is the array's byteLength. left <= IOV_MAX (checked), the call's bytes <= 0x7ffff000 and
-    // offset + bytes <= 2^53 fit off_t. EINTR is retried; a short write goes on from where it
-    // stopped.
-    ssize_t n = pwritev(fd, v, static_cast<int>(left > IOV_MAX ? IOV_MAX : left),
-                        static_cast<off_t>(offset));
+    // is at most the array's byteLength. 0 < left <= IOV_MAX (checked), the call's bytes <=
+    // 0x7ffff000 and offset + bytes <= 2^53 fit off_t. EINTR is retried; a short write goes on
+    // from where it stopped.
+    ssize_t n = pwritev(fd, v, static_cast<int>(left), static_cast<off_t>(offset));
     if (n < 0) {
       if (errno == EINTR) continue;
       return errno;
     }
     if (n == 0) return EIO;  // no progress on a regular file: never loop forever
     offset += static_cast<uint64_t>(n);
+    rest -= static_cast<uint64_t>(n);
     size_t done = static_cast<size_t>(n);
     while (left > 0 && done >= v->iov_len) {
       done -= v->iov_len;

@@ -47,8 +47,10 @@ describe('writeAsync', () => {
   it('makes each call at its offset, with its buffers one after the other', async () => {
     const a = Buffer.alloc(4096, 1);
     const b = Buffer.alloc(4096, 2);
-    const c = Buffer.alloc(100, 3);
-    const { done, job } = native.writeAsync(fd, [a, b, c], [4096, 32768], [2, 1]);
+    // A view into the middle of a larger buffer, and an empty one: only their bytes go in.
+    const c = Buffer.alloc(300, 9).fill(3, 100, 200).subarray(100, 200);
+    const empty = new Uint8Array(0);
+    const { done, job } = native.writeAsync(fd, [a, b, empty, c], [4096, 32768], [2, 2]);
     await expect(done).resolves.toBeUndefined();
     const got = fs.readFileSync(file);
     expect(got.subarray(0, 4096).every((x) => x === 0)).toBe(true);
@@ -60,6 +62,9 @@ describe('writeAsync', () => {
     // Every call was made: a stop now says so, and changes nothing.
     expect(native.stopWrites(job)).toBe(true);
     expect(native.stopWrites(job)).toBe(true);
+    // A call of empty buffers only writes nothing, and succeeds.
+    await expect(native.writeAsync(fd, [empty], [0], [1]).done).resolves.toBeUndefined();
+    expect(fs.readFileSync(file).equals(got)).toBe(true);
   });
 
   it('makes no call once stopped before a thread took it up', async () => {
