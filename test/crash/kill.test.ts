@@ -1,5 +1,5 @@
 // Issue #4 part 1 - process crash: a child commits (putSync, multi-key transactions, batched
-// puts across two databases, 50..250 KiB values) and prints `ACK <n>` for every commit as it
+// puts across two databases, 50..250 KiB values by putSync or async put) and prints `ACK <n>` for every commit as it
 // returns; the parent SIGKILLs it at random instants and exactly inside the commit protocol
 // (after the data flush, after the meta write), then reopens the one database file, which is
 // reused from kill to kill, and checks:

@@ -9,7 +9,8 @@
 //   batch   the same writes as `group`, as `await db.put` / `side.put` calls of one event-loop
 //           turn (batched into one commit)
 //   drop    transactionSync removing group G from both databases
-//   big     putSync of `big<J>`: 50..250 KiB of bytes derived from (S, n) - overflow pages
+//   big     `big<J>`: 50..250 KiB of bytes derived from (S, n) - overflow pages; putSync for
+//           odd n, `await db.put` for even n (an async commit that writes its pages on a thread)
 //   unbig   removeSync of `big<J>`
 //   single  putSync of `s<X>` = { n }
 //   unsingle removeSync of `s<X>`

@@ -85,9 +85,15 @@ for (let n = from; n <= until; n++) {
         txn.db(side).remove(`g${op.g}`);
       });
       break;
-    case 'big':
-      db.putSync(`big${op.j}`, valueOf(seed, scratch.main.get(`big${op.j}`)));
+    case 'big': {
+      // Every other one as an async put: a commit of 50..250 KiB hands its page writes to a
+      // thread-pool thread (Environment.commitAsync), and the kills must reach that path too.
+      const key = `big${op.j}`;
+      const value = valueOf(seed, scratch.main.get(key));
+      if (n % 2 === 0) await db.put(key, value);
+      else db.putSync(key, value);
       break;
+    }
     case 'unbig':
       db.removeSync(`big${op.j}`);
       break;
