@@ -54,6 +54,8 @@ class GatedStorage extends MemoryStorage {
 class HeldWritesStorage extends MemoryStorage {
   private held: Array<() => void> = [];
   stops = 0;
+  /** Set to make the next held writes fail on their thread, writing nothing. */
+  failNext: Error | null = null;
 
   override writeAsync(writes: readonly PageWrite[]): PendingWrites {
     const copies = writes.map((w) => ({
@@ -61,14 +63,18 @@ class HeldWritesStorage extends MemoryStorage {
       buffers: w.buffers.map((b) => b.slice()),
     }));
     let state: 'waiting' | 'stopped' | 'made' = 'waiting';
-    let settle!: () => void;
-    const done = new Promise<void>((resolve) => (settle = resolve));
+    const fail = this.failNext;
+    this.failNext = null;
+    let settle!: (err: Error | null) => void;
+    const done = new Promise<void>(
+      (resolve, reject) => (settle = (err) => (err === null ? resolve() : reject(err))),
+    );
     this.held.push(() => {
-      if (state === 'waiting') {
+      if (state === 'waiting' && fail === null) {
         for (const c of copies) this.writeAt(c.offset, c.buffers);
         state = 'made';
       }
-      settle();
+      settle(state === 'waiting' ? fail : null);
     });
     return {
       done,
@@ -275,5 +281,37 @@ describe('group commit', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('page writes that fail on their thread reject the batch, keep the last commit, and later commits succeed', async () => {
+    const storage = new HeldWritesStorage({ segmentSize: 65536 });
+    const db = openOn<string, number | string>(storage, '', {
+      keyEncoding: 'string',
+      valueEncoding: 'json',
+    });
+    db.putSync('kept', 1);
+    const before = db.stats().txnId;
+    storage.failNext = systemError('EIO', 'pwritev');
+    const batch = [db.put('lost', 1), db.put('blob', BLOB), db.remove('kept')];
+    await until(() => storage.heldWrites === 1);
+    storage.runWrites();
+    for (const p of batch) await expect(p).rejects.toMatchObject({ code: 'EIO' });
+    expect(db.stats().txnId).toBe(before);
+    expect([db.get('lost'), db.get('blob'), db.get('kept')]).toEqual([undefined, undefined, 1]);
+    const next = db.put('blob', BLOB);
+    await until(() => storage.heldWrites === 1);
+    storage.runWrites();
+    await next;
+    expect(db.get('blob')).toBe(BLOB);
+    expect(db.check().ok).toBe(true);
+    const image = storage.durableImage();
+    await db.close();
+    const reopened = openOn<string, number | string>(MemoryStorage.fromImage(image), '', {});
+    expect([reopened.get('blob'), reopened.get('kept'), reopened.get('lost')]).toEqual([
+      BLOB,
+      1,
+      undefined,
+    ]);
+    await reopened.close();
   });
 });

@@ -138,7 +138,8 @@ const calls: Call[] = [
   {
     name: 'await put (two in one batch)',
     run: async (db, sub, n) => {
-      await Promise.all([db.put(`a${n}`, n), sub.put(`b${n}`, Buffer.alloc(9000, 2))]);
+      // 40 KB: a commit large enough to write its pages on a thread (Storage.writeAsync).
+      await Promise.all([db.put(`a${n}`, n), sub.put(`b${n}`, Buffer.alloc(40_000, 2))]);
     },
   },
   {
