@@ -77,27 +77,27 @@ void ThrowSystemError(Napi::Env env, int err, const char* syscall) {
 
 bool ReadSafeInteger(const Napi::CallbackInfo& info, size_t index, const char* name,
                      uint64_t* out) {
-  Napi::Value value = info[index];
+  return ReadSafeIntegerValue(info.Env(), info[index], name, out);
+}
+
+bool ReadSafeIntegerValue(Napi::Env env, const Napi::Value& value, const std::string& name,
+                          uint64_t* out) {
   if (!value.IsNumber()) {
-    ThrowTypeError(info.Env(),
-                   std::string(name) + " must be a number, got " + Describe(value));
+    ThrowTypeError(env, name + " must be a number, got " + Describe(value));
     return false;
   }
   double number = value.As<Napi::Number>().DoubleValue();
   if (!std::isfinite(number) || std::trunc(number) != number) {
-    ThrowRangeError(info.Env(),
-                    std::string(name) + " must be an integer, got " + FormatNumber(number));
+    ThrowRangeError(env, name + " must be an integer, got " + FormatNumber(number));
     return false;
   }
   if (number < 0) {
-    ThrowRangeError(info.Env(),
-                    std::string(name) + " must be non-negative, got " + FormatNumber(number));
+    ThrowRangeError(env, name + " must be non-negative, got " + FormatNumber(number));
     return false;
   }
   if (number > static_cast<double>(kMaxSafeInteger)) {
-    ThrowRangeError(info.Env(), std::string(name) +
-                                    " must be at most Number.MAX_SAFE_INTEGER, got " +
-                                    FormatNumber(number));
+    ThrowRangeError(env,
+                    name + " must be at most Number.MAX_SAFE_INTEGER, got " + FormatNumber(number));
     return false;
   }
   *out = static_cast<uint64_t>(number);

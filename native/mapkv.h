@@ -42,6 +42,9 @@ constexpr uint64_t kMaxSafeInteger = (uint64_t{1} << 53) - 1;
 // A number that is an integer in [0, Number.MAX_SAFE_INTEGER].
 bool ReadSafeInteger(const Napi::CallbackInfo& info, size_t index, const char* name,
                      uint64_t* out);
+// The same check of a value already read (an array element: `name` is "offsets[3]").
+bool ReadSafeIntegerValue(Napi::Env env, const Napi::Value& value, const std::string& name,
+                          uint64_t* out);
 // A file descriptor: an integer in [0, INT32_MAX]. Whether it is open is for the kernel to say.
 bool ReadFd(const Napi::CallbackInfo& info, size_t index, int* out);
 // A boolean (true or false only).

@@ -14,8 +14,8 @@
 // failed: the caller then writes the pages itself. Why a stop and not "write them again
 // anyway": a late write of this commit's bytes could land after later commits reused its pages.
 //
-// The buffers stay referenced (so alive) until `done` settles, and the engine neither changes
-// nor reuses them before then.
+// The buffers stay referenced (so alive) until `done` settles, through an array of the
+// addon's own, and the engine neither changes nor reuses them before then.
 
 #include <sys/uio.h>
 #include <unistd.h>
@@ -156,19 +156,7 @@ bool ReadElement(Napi::Env env, const Napi::Array& array, uint32_t i, const char
                  uint64_t* out) {
   Napi::Value value = array.Get(i);
   if (env.IsExceptionPending()) return false;
-  const std::string what = std::string(name) + "[" + std::to_string(i) + "]";
-  if (!value.IsNumber()) {
-    ThrowTypeError(env, what + " must be a number, got " + Describe(value));
-    return false;
-  }
-  double number = value.As<Napi::Number>().DoubleValue();
-  if (!(number >= 0) || number > static_cast<double>(kMaxSafeInteger) ||
-      static_cast<double>(static_cast<uint64_t>(number)) != number) {
-    ThrowRangeError(env, what + " must be an integer in [0, 2^53)");
-    return false;
-  }
-  *out = static_cast<uint64_t>(number);
-  return true;
+  return ReadSafeIntegerValue(env, value, std::string(name) + "[" + std::to_string(i) + "]", out);
 }
 
 Napi::Value WriteAsync(const Napi::CallbackInfo& info) {
@@ -191,6 +179,9 @@ Napi::Value WriteAsync(const Napi::CallbackInfo& info) {
   }
   std::vector<struct iovec> iov;
   iov.reserve(buffers.Length());
+  // The worker references its own array of the buffers, not the caller's: a caller that
+  // emptied its array afterwards could otherwise let a buffer be collected mid-write.
+  Napi::Array held = Napi::Array::New(env, buffers.Length());
   for (uint32_t i = 0; i < buffers.Length(); i++) {
     Napi::Value value = buffers.Get(i);
     if (env.IsExceptionPending()) return env.Undefined();
@@ -202,6 +193,7 @@ Napi::Value WriteAsync(const Napi::CallbackInfo& info) {
     }
     Napi::Uint8Array b = value.As<Napi::Uint8Array>();
     iov.push_back({b.Data(), b.ByteLength()});
+    held.Set(i, value);
   }
   std::vector<Call> calls;
   calls.reserve(offsets.Length());
@@ -233,7 +225,7 @@ Napi::Value WriteAsync(const Napi::CallbackInfo& info) {
   }
   auto state = std::make_shared<WriteState>();
   // Owned by node-addon-api: deleted after OnOK runs.
-  auto* worker = new WriteWorker(env, fd, state, std::move(calls), std::move(iov), buffers);
+  auto* worker = new WriteWorker(env, fd, state, std::move(calls), std::move(iov), held);
   Napi::Object result = Napi::Object::New(env);
   result.Set("done", worker->Promise());
   // The job handle owns one reference to the shared state; its finalizer drops it.

@@ -1,6 +1,8 @@
 // writeAsync makes pwritev calls on a thread-pool thread; stopWrites stops those not made yet.
 import { pbkdf2 } from 'node:crypto';
 import * as fs from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { native } from '../../src/storage/native';
@@ -43,6 +45,12 @@ function occupyThreadPool(): Promise<unknown> {
   return Promise.all(jobs);
 }
 
+/** A full garbage collection (the `gc` a `--expose-gc` flag would give). */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
+}
+
 describe('writeAsync', () => {
   it('makes each call at its offset, with its buffers one after the other', async () => {
     const a = Buffer.alloc(4096, 1);
@@ -74,6 +82,20 @@ describe('writeAsync', () => {
     await busy;
     await expect(done).resolves.toBeUndefined();
     expect(fs.readFileSync(file).every((x) => x === 0)).toBe(true);
+  });
+
+  it("keeps writing buffers the caller let go of: the job holds them, not the caller's array", async () => {
+    const busy = occupyThreadPool();
+    // 1 MiB: the allocator maps it on its own, so a freed buffer would leave unmapped memory
+    // (pwritev then fails with EFAULT) rather than stale bytes.
+    const buffers = [new Uint8Array(1 << 20).fill(5)];
+    fs.ftruncateSync(fd, 1 << 20);
+    const { done } = native.writeAsync(fd, buffers, [0], [1]);
+    buffers.length = 0;
+    for (let i = 0; i < 3; i++) collectGarbage();
+    await busy;
+    await expect(done).resolves.toBeUndefined();
+    expect(fs.readFileSync(file).every((x) => x === 5)).toBe(true);
   });
 
   it('rejects with the system error of a failed call', async () => {
