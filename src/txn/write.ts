@@ -715,6 +715,7 @@ export class WriteTxn implements PageWriter {
    */
   private sealPages(inlineWords: number, deferred: PageWrite[] | null): number[] | null {
     const ps = this.pageSize;
+    this.pager.fitSpare(this.buffers.size);
     this.growFile();
     // A listed commit is verified page by page at open, so bound the bytes that costs too.
     let budget = Math.max(32, Math.floor(VERIFY_BUDGET / ps));
