@@ -6,6 +6,7 @@
 import { type Index, type IndexCursor, indexFor } from './indexes';
 import { MapKVError, checkOptionKeys } from './errors';
 import { copyBytes } from './encoding/owned';
+import { PutLog } from './putlog';
 import { describeType, isWellFormed } from './encoding/keys';
 import { maxKeySize } from './format/layout';
 import {
@@ -173,6 +174,11 @@ export class Store {
   encodingKey = false;
   readonly maxKey: number;
   private batch: BatchOp[] | null = null;
+  /** The key and value bytes of the queued batch's puts (its 'puts' ops index into it). */
+  private log = new PutLog<DatabaseBase<unknown, unknown>>();
+  /** Where a batch's puts are copied to for the index: keys, and values up to 64 bytes. */
+  private readonly applyKey: Uint8Array;
+  private readonly applyValue = new Uint8Array(64);
   private batchDone: Promise<void> | null = null;
   /** The promise the puts of the queued batch share (created with the batch's first put). */
   private shared: SharedCommit | null = null;
@@ -195,6 +201,7 @@ export class Store {
   ) {
     this.maxKey = maxKeySize(env.pageSize);
     this.keyScratch = new Uint8Array(this.maxKey);
+    this.applyKey = new Uint8Array(this.maxKey);
   }
 
   assertOpen(): void {
@@ -262,11 +269,30 @@ export class Store {
   // --- batched async writes ---
 
   /**
-   * Queues a put. Puts cannot fail on their own (they were validated when called), so every
-   * put of a batch shares one promise: the batch's commit. No promise per put.
+   * Holds a put's key (`keyScratch[0, kl)`) while its value is encoded; returns the place to
+   * give enqueuePut.
    */
-  enqueuePut(op: BatchOp): Promise<void> {
-    this.enqueue(op);
+  holdKey(kl: number): number {
+    return this.log.reserveKey(this.keyScratch, kl);
+  }
+
+  /**
+   * Queues a put whose key holdKey holds. Puts cannot fail on their own (they were validated
+   * when called), so every put of a batch shares one promise: the batch's commit. No promise
+   * per put, and no object: the bytes go into the batch's log, consecutive puts into one op.
+   */
+  enqueuePut(
+    db: DatabaseBase<unknown, unknown>,
+    held: number,
+    kl: number,
+    value: Uint8Array,
+  ): Promise<void> {
+    const log = this.log;
+    const i = log.length;
+    log.append(db, held, kl, value);
+    const last = this.batch?.[this.batch.length - 1];
+    if (last?.type === 'puts' && last.to === i) last.to = i + 1;
+    else this.enqueue({ type: 'puts', from: i, to: i + 1 });
     let shared = this.shared;
     if (shared === null) {
       let resolve!: () => void;
@@ -325,7 +351,10 @@ export class Store {
       }
     }
     this.batch = null;
-    const committing = this.runBatch(ops, txn, failure);
+    // The batch's puts are all in this log: the next batch collects into a new one.
+    const log = this.log;
+    this.log = new PutLog();
+    const committing = this.runBatch(ops, log, txn, failure);
     this.committing = committing;
     void committing.then(() => {
       if (this.committing === committing) this.committing = null;
@@ -342,11 +371,16 @@ export class Store {
   }
 
   /** Applies a batch and commits it; settles every op's promise. Never rejects. */
-  private async runBatch(ops: BatchOp[], txn: WriteTxn | null, failure: unknown): Promise<void> {
+  private async runBatch(
+    ops: BatchOp[],
+    log: PutLog<DatabaseBase<unknown, unknown>>,
+    txn: WriteTxn | null,
+    failure: unknown,
+  ): Promise<void> {
     const shared = this.sharedOf.get(ops);
     const rejectAll = (err: unknown): void => {
       shared?.reject(err);
-      for (const op of ops) if (op.type !== 'put') op.reject(err);
+      for (const op of ops) if (op.type !== 'puts') op.reject(err);
     };
     if (this.closed) {
       const err = new MapKVError(
@@ -379,17 +413,15 @@ export class Store {
             txn.rollback();
             results.push({ ok: false, error });
           }
+        } else if (op.type === 'puts') {
+          this.applyPuts(txn, log, op.from, op.to);
+          results.push(PUTS_DONE);
         } else {
           const ctx = op.db.writeContext(txn);
-          if (op.type === 'put') {
-            ctx.index.put(txn, ctx.desc, op.key, op.key.length, op.value, op.value.length);
-            results.push({ ok: true, value: undefined });
-          } else {
-            results.push({
-              ok: true,
-              value: ctx.index.remove(txn, ctx.desc, op.key, op.key.length),
-            });
-          }
+          results.push({
+            ok: true,
+            value: ctx.index.remove(txn, ctx.desc, op.key, op.key.length),
+          });
           ctx.touched();
         }
       }
@@ -398,6 +430,8 @@ export class Store {
       this.env.abort(txn);
       rejectAll(error);
       return;
+    } finally {
+      log.recycle();
     }
     try {
       await this.env.commitAsync(txn);
@@ -408,11 +442,56 @@ export class Store {
     for (let i = 0; i < ops.length; i++) {
       const r = results[i]!;
       const op = ops[i]!;
-      if (op.type === 'put') continue;
+      if (op.type === 'puts') continue;
       if (r.ok) op.resolve(r.value);
       else op.reject(r.error);
     }
     shared?.resolve();
+  }
+
+  /** Applies puts `[from, to)` of `log` to `txn`, in order. */
+  private applyPuts(
+    txn: WriteTxn,
+    log: PutLog<DatabaseBase<unknown, unknown>>,
+    from: number,
+    to: number,
+  ): void {
+    let db: DatabaseBase<unknown, unknown> | null = null;
+    let ctx: WriteContext | null = null;
+    for (let i = from; i < to; i++) {
+      const d = log.db(i);
+      if (d !== db || ctx === null) {
+        // One context per run of puts to one database: the descriptor it hands out is the
+        // one the transaction keeps for that database until a savepoint, and a run holds none.
+        db = d;
+        ctx = d.writeContext(txn);
+        ctx.touched();
+      }
+      this.applyPut(txn, ctx, log, i);
+    }
+  }
+
+  /** Applies put `i` of `log` through `ctx`. */
+  private applyPut(
+    txn: WriteTxn,
+    ctx: WriteContext,
+    log: PutLog<DatabaseBase<unknown, unknown>>,
+    i: number,
+  ): void {
+    const k = this.applyKey;
+    const small = this.applyValue;
+    const chunk = log.chunk(i);
+    const at = log.at(i);
+    const kl = log.keyLength(i);
+    const vl = log.valueLength(i);
+    for (let j = 0; j < kl; j++) k[j] = chunk[at + j]!;
+    const v0 = at + kl;
+    let v: Uint8Array;
+    if (vl <= small.length) {
+      v = small;
+      for (let j = 0; j < vl; j++) small[j] = chunk[v0 + j]!;
+    } else v = chunk.subarray(v0, v0 + vl);
+    ctx.index.put(txn, ctx.desc, k, kl, v, vl);
   }
 
   /** Writes changed named descriptors into the catalog, then commits. */
@@ -448,12 +527,8 @@ export class Store {
 }
 
 type BatchOp =
-  | {
-      type: 'put';
-      db: DatabaseBase<unknown, unknown>;
-      key: Uint8Array;
-      value: Uint8Array;
-    }
+  /** Puts `[from, to)` of the batch's PutLog, in order. */
+  | { type: 'puts'; from: number; to: number }
   | {
       type: 'remove';
       db: DatabaseBase<unknown, unknown>;
@@ -468,6 +543,12 @@ type BatchOp =
       resolve: (v: unknown) => void;
       reject: (e: unknown) => void;
     };
+
+/** What a write needs of its database inside a transaction (DatabaseBase.writeContext). */
+type WriteContext = ReturnType<DatabaseBase['writeContext']>;
+
+/** The result of a run of puts: they settle through the batch's shared promise. */
+const PUTS_DONE = { ok: true, value: undefined } as const;
 
 /** One promise for all the puts of a batch. */
 interface SharedCommit {
@@ -660,18 +741,10 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
     try {
       this.assertWritable();
       const kb = this.encodeKey(key);
-      const keyBytes = this.store.keyScratch.slice(0, kb);
-      // A copy: the encoder may return a view of a buffer it reuses, and Buffer#slice would
-      // be a view too.
+      const held = this.store.holdKey(kb);
+      // The log copies the encoded bytes: the encoder may return a view of a buffer it reuses.
       const encoded = this.values_.encode(value);
-      const valueBytes = new Uint8Array(encoded.length);
-      valueBytes.set(encoded);
-      return this.store.enqueuePut({
-        type: 'put',
-        db: this as DatabaseBase<unknown, unknown>,
-        key: keyBytes,
-        value: valueBytes,
-      });
+      return this.store.enqueuePut(this as DatabaseBase<unknown, unknown>, held, kb, encoded);
     } catch (err) {
       return Promise.reject(err);
     }

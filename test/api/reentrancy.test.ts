@@ -76,6 +76,47 @@ describe('a value whose encoding uses the database', () => {
   });
 });
 
+describe('an async put whose value encoding uses the database', () => {
+  it('stores it under its own key when a getter reads and puts other keys', async () => {
+    const db = folder.open();
+    db.putSync('zzzz', 'other');
+    let inner: Promise<void> | undefined;
+    const outer = db.put('a', {
+      head: 'h'.repeat(50),
+      get x(): number {
+        expect(db.get('zzzz')).toBe('other');
+        // Queued while the outer put's key is held and its value half encoded.
+        inner = db.put('n', { big: 'x'.repeat(300), n: 7 });
+        return 1;
+      },
+      tail: 'tail',
+    });
+    const later = db.put('b', 2);
+    await Promise.all([outer, inner, later]);
+    expect(db.get('a')).toEqual({ head: 'h'.repeat(50), x: 1, tail: 'tail' });
+    expect(db.get('n')).toEqual({ big: 'x'.repeat(300), n: 7 });
+    expect(db.get('b')).toBe(2);
+    expect([...db.keys()]).toEqual(['a', 'b', 'n', 'zzzz']);
+  });
+
+  it('a getter that throws rejects that put alone; the others of its turn commit', async () => {
+    const db = folder.open();
+    const first = db.put('first', 1);
+    const failing = db.put('bad', {
+      get x(): number {
+        throw new Error('getter fails');
+      },
+    });
+    const last = db.put('last', 3);
+    await expect(failing).rejects.toThrow('getter fails');
+    await Promise.all([first, last]);
+    expect([...db.range()]).toEqual([
+      { key: 'first', value: 1 },
+      { key: 'last', value: 3 },
+    ]);
+  });
+});
+
 describe('a key whose encoding uses the database', () => {
   it('is refused with ERR_BAD_KEY and nothing is written', async () => {
     const db = folder.open();
