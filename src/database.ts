@@ -449,13 +449,26 @@ export class Store {
     shared?.resolve();
   }
 
-  /** Applies puts `[from, to)` of `log` to `txn`, in order. */
+  /**
+   * Applies puts `[from, to)` of `log` to `txn`. Where they go to one B+tree and are many, in
+   * the order of their keys (see PutLog.keyOrder): within one commit the order of puts of
+   * different keys is not observable, and puts of one key keep theirs.
+   */
   private applyPuts(
     txn: WriteTxn,
     log: PutLog<DatabaseBase<unknown, unknown>>,
     from: number,
     to: number,
   ): void {
+    const first = log.db(from);
+    let oneTree = to - from >= SORTED_APPLY_MIN && first.kind === DbKind.BTree;
+    for (let i = from + 1; oneTree && i < to; i++) oneTree = log.db(i) === first;
+    if (oneTree) {
+      const ctx = first.writeContext(txn);
+      ctx.touched();
+      for (const i of log.keyOrder(from, to)) this.applyPut(txn, ctx, log, i);
+      return;
+    }
     let db: DatabaseBase<unknown, unknown> | null = null;
     let ctx: WriteContext | null = null;
     for (let i = from; i < to; i++) {
@@ -546,6 +559,9 @@ type BatchOp =
 
 /** What a write needs of its database inside a transaction (DatabaseBase.writeContext). */
 type WriteContext = ReturnType<DatabaseBase['writeContext']>;
+
+/** Puts to one B+tree in a batch from which on they are applied in key order. */
+const SORTED_APPLY_MIN = 64;
 
 /** The result of a run of puts: they settle through the batch's shared promise. */
 const PUTS_DONE = { ok: true, value: undefined } as const;

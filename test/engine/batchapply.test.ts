@@ -1,10 +1,11 @@
 /**
  * Batched async writes: what one event-loop turn (and the turns while a commit flushes) queues
- * is applied as one commit, its puts queued as bytes in a log (src/putlog.ts). The result must
- * be that of the writes in the order they were made: the last put of a key wins, a remove in
- * between removes what came before it, a transaction sees the writes queued before it.
- * Checked against a Map model per database, over the unnamed database, a named B+tree and a
- * hash sub-database, and check() clean once the writes are committed.
+ * is applied as one commit. Puts are queued as bytes in a log (src/putlog.ts) and a long run of
+ * puts to one B+tree is applied in key order; whatever the order of application, the result
+ * must be that of the writes in the order they were made: the last put of a key wins, a
+ * remove in between removes what came before it, a transaction sees the writes queued before
+ * it. Checked against a Map model per database, over the unnamed database, a named B+tree and
+ * a hash sub-database, and check() clean once the writes are committed.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -59,7 +60,7 @@ const writeArb: fc.Arbitrary<Write> = fc.oneof(
   },
 );
 
-/** A run of 64 to 150 puts to one database. */
+/** A run of 64 to 150 puts to one database: long enough for the in-key-order apply. */
 const runArb: fc.Arbitrary<Write[]> = fc
   .tuple(dbArb, fc.array(fc.tuple(keyArb, valueArb), { minLength: 64, maxLength: 150 }))
   .map(([db, puts]) => puts.map(([k, v]) => ({ t: 'put' as const, db, k, v })));

@@ -1,8 +1,10 @@
 /**
  * The log that holds a batch's async puts as bytes (src/putlog.ts): each put's key and value
  * come back as they went in, whatever else was added between reserving a key and appending its
- * value, across chunk ends and for values larger than a chunk.
+ * value, across chunk ends and for values larger than a chunk; keyOrder sorts by the keys'
+ * bytes and keeps the order of puts of one key.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { PutLog } from '../../src/putlog';
 
@@ -31,6 +33,11 @@ function put(log: PutLog<string>, db: string, key: Uint8Array, value: Uint8Array
   const held = log.reserveKey(scratch, key.length);
   scratch.fill(0xee); // the caller's buffer is reused once the key is held
   log.append(db, held, key.length, value);
+}
+
+function compareBytes(a: number[], b: number[]): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
 }
 
 describe('PutLog', () => {
@@ -82,6 +89,37 @@ describe('PutLog', () => {
       key: hex(enc.encode('k')),
       value: hex(enc.encode('v')),
     });
+  });
+
+  it('keyOrder sorts by key bytes, shorter first on a common prefix, and keeps the order of puts of one key', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            // Long shared prefixes reach past the 12 bytes keyOrder sorts on by radix.
+            prefix: fc.constantFrom('', 'key000000000', 'key00000000000000'),
+            tail: fc.uint8Array({ maxLength: 4 }),
+            value: fc.uint8Array({ maxLength: 3 }),
+          }),
+          { maxLength: 120 },
+        ),
+        fc.nat(5),
+        (puts, lead) => {
+          const log = new PutLog<string>();
+          // Puts before `from` are not part of the order asked for.
+          for (let i = 0; i < lead; i++) put(log, 'a', enc.encode(`lead${i}`), new Uint8Array(1));
+          const keys = puts.map((p) => Uint8Array.from([...enc.encode(p.prefix), ...p.tail]));
+          puts.forEach((p, i) => put(log, 'a', keys[i]!, p.value));
+          const order = Array.from(log.keyOrder(lead, lead + puts.length));
+          const expected = puts
+            .map((_, i) => i)
+            .sort((a, b) => compareBytes([...keys[a]!], [...keys[b]!]) || a - b)
+            .map((i) => i + lead);
+          expect(order).toEqual(expected);
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 
   it('a recycled log is empty and takes puts again', () => {
