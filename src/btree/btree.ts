@@ -39,6 +39,7 @@ import {
   checkNodeForWrite,
   checkRecords,
   compactNode,
+  compareKey,
   leafSearch,
   nodeCount,
   nodeRoom,
@@ -183,6 +184,75 @@ function ensureBuffers(pageSize: number): void {
 }
 
 /**
+ * Where a put left off: the path to its leaf, valid for the next put into the same tree of the
+ * same transaction while the transaction's layout counter is unchanged (no page allocated or freed,
+ * no savepoint since), which rules out splits, merges and copies. Puts in key order (a bulk
+ * load, a sorted batch) mostly land in the same leaf and skip the walk from the root.
+ */
+interface PutHint {
+  d: DbDescriptor;
+  layout: number;
+  root: number;
+  depth: number;
+  pg: number[];
+  idx: number[];
+  /** The deepest branch level whose next record bounds the leaf from above; -1: none. */
+  upper: number;
+}
+
+/**
+ * The leaf that `k` belongs in, from the hint the last put into `d` left, with the path
+ * restored into pathPg/pathIdx; -1 when there is no valid hint or `k` may lie outside the
+ * leaf. `k` belongs in the leaf when it is not below the leaf's first key (which is not below
+ * the separator that leads to the leaf) and below the next separator up the path.
+ */
+function hintedLeaf(w: PageWriter, d: DbDescriptor, k: Uint8Array, kl: number): number {
+  const h = w.treeHint as PutHint | null;
+  if (h === null || h.d !== d || h.layout !== w.layout) return -1;
+  if (h.root !== d.root || h.depth !== d.depth) return -1;
+  const depth = h.depth;
+  const leaf = h.pg[depth - 1]!;
+  const b = w.pageW(leaf);
+  const o = w.at;
+  if (nodeCount(b, o) === 0) return -1;
+  const r = o + slotAt(b, o, 0);
+  if (compareKey(k, kl, b, r + LEAF_RECORD_HEADER, readU16(b, r)) < 0) return -1;
+  if (h.upper >= 0) {
+    const bb = w.pageW(h.pg[h.upper]!);
+    const oo = w.at;
+    const rr = oo + slotAt(bb, oo, h.idx[h.upper]! + 1);
+    if (compareKey(k, kl, bb, rr + BRANCH_RECORD_HEADER, readU16(bb, rr)) >= 0) return -1;
+  }
+  for (let l = 0; l < depth; l++) {
+    pathPg[l] = h.pg[l]!;
+    pathIdx[l] = h.idx[l]!;
+  }
+  return leaf;
+}
+
+/** Records pathPg/pathIdx, as the put into `d` that just ended left them, as `w`'s hint. */
+function leaveHint(w: PageWriter, d: DbDescriptor): void {
+  let h = w.treeHint as PutHint | null;
+  if (h === null) {
+    h = { d, layout: 0, root: 0, depth: 0, pg: [], idx: [], upper: -1 };
+    w.treeHint = h;
+  }
+  h.d = d;
+  h.layout = w.layout;
+  h.root = d.root;
+  h.depth = d.depth;
+  h.upper = -1;
+  for (let l = 0; l < d.depth; l++) {
+    h.pg[l] = pathPg[l]!;
+    h.idx[l] = pathIdx[l]!;
+    if (l < d.depth - 1) {
+      const b = w.pageW(pathPg[l]!);
+      if (pathIdx[l]! < nodeCount(b, w.at) - 1) h.upper = l;
+    }
+  }
+}
+
+/**
  * Makes the path from the root to the leaf for key `k` writable, filling pathPg/pathIdx
  * (pathIdx of a branch level is the child taken). Returns the leaf's page number.
  */
@@ -296,7 +366,11 @@ export function treePut(
     d.entries = 1;
     return true;
   }
-  const leaf = touchPath(w, d, k, kl);
+  let leaf = hintedLeaf(w, d, k, kl);
+  // A hint that served stays valid while no page is allocated or freed; a walk makes a new one.
+  const walked = leaf < 0;
+  if (walked) leaf = touchPath(w, d, k, kl);
+  const layout = w.layout;
   let b = w.pageW(leaf);
   let o = w.at;
   let i = leafSearch(b, o, ps, k, kl);
@@ -313,6 +387,7 @@ export function treePut(
       // Same key, no larger: overwrite in place; the tail of the old record becomes dead bytes.
       b.set(recBuf.subarray(0, size), o + r);
       writeU32(b, o + H_FRAG, readU32(b, o + H_FRAG) + oldSize - size);
+      if (walked && w.layout === layout) leaveHint(w, d);
       return false;
     }
     removeRecord(b, o, i, true);
@@ -322,6 +397,7 @@ export function treePut(
   }
   insertRecord(w, d, d.depth - 1, leaf, i, size, true);
   if (!exists) d.entries++;
+  if (walked && w.layout === layout) leaveHint(w, d);
   return !exists;
 }
 
@@ -459,6 +535,9 @@ function splitInsert(
 
 /** Removes `k`. Returns whether it existed. */
 export function treeRemove(w: PageWriter, d: DbDescriptor, k: Uint8Array, kl: number): boolean {
+  // A removal can move records between leaves without allocating a page: no put hint survives.
+  const h = w.treeHint as PutHint | null;
+  if (h !== null) h.layout = -1;
   if (d.root === 0) return false;
   if (!treeFind(w, d, k, kl)) return false;
   const ps = w.pageSize;

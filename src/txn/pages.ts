@@ -41,6 +41,13 @@ export interface PageReader {
 /** Write access: only pages this transaction allocated are ever written (invariant 1). */
 export interface PageWriter extends PageReader {
   readonly txnId: number;
+  /**
+   * Bumped whenever a page is allocated or freed and at every savepoint: while it stays the
+   * same, no page moved and every page this transaction wrote is still writable.
+   */
+  readonly layout: number;
+  /** Where the B+tree's last put left off, for the next put (btree.ts); null when none. */
+  treeHint: object | null;
   /** A page-sized buffer the caller may use until its next call into the writer. */
   readonly scratch: Uint8Array;
   /**

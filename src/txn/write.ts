@@ -124,8 +124,14 @@ export class WriteTxn implements PageWriter {
   readonly named = new Map<string, DbDescriptor>();
   /** Named databases written by this transaction: their descriptors go to the catalog. */
   readonly namedDirty = new Set<string>();
-  /** Bumped on every change, so iterators over this transaction know to re-seek. */
+  /**
+   * Bumped on every change, so iterators over this transaction know to re-seek (Transaction
+   * bumps it for each of its writes too).
+   */
   version = 0;
+  /** PageWriter.layout: bumped with `version` here, but not by the writes of Transaction. */
+  layout = 0;
+  treeHint: object | null = null;
   /**
    * Bytes of page buffers this transaction has allocated (never decreased): a bound on the
    * heap its dirty pages take, for writers that commit in steps (the compact backup).
@@ -242,6 +248,7 @@ export class WriteTxn implements PageWriter {
 
   allocPage(): number {
     this.version++;
+    this.layout++;
     let p = this.pool.pop();
     // A chunk may be empty (see writeFreelist), so refill until a page turns up.
     while (p === undefined && this.refill()) p = this.pool.pop();
@@ -256,6 +263,7 @@ export class WriteTxn implements PageWriter {
 
   freePage(pgno: number): void {
     this.version++;
+    this.layout++;
     const lv = this.dirty.get(pgno);
     if (lv === this.level) {
       // Allocated at this level and never reachable from any commit: reusable at once.
@@ -272,6 +280,7 @@ export class WriteTxn implements PageWriter {
   allocRun(pages: number): number {
     if (pages === 1) return this.allocPage();
     this.version++;
+    this.layout++;
     let first = this.takeRunFromPool(pages);
     if (first < 0) {
       // Pull every reusable chunk in before extending the file: runs need contiguous pages.
@@ -306,6 +315,9 @@ export class WriteTxn implements PageWriter {
 
   /** Starts a nested level whose changes `rollback` undoes and `release` keeps. */
   savepoint(): void {
+    // Pages written so far belong to the level below: the next write copies them again.
+    this.version++;
+    this.layout++;
     this.savepoints.push({
       freedLength: this.freed.length,
       shadowed: [],
@@ -347,6 +359,7 @@ export class WriteTxn implements PageWriter {
       else this.named.set(name, d);
     }
     this.version++;
+    this.layout++;
   }
 
   /** Keeps the changes since the last savepoint, merging them into the level below. */
@@ -364,6 +377,8 @@ export class WriteTxn implements PageWriter {
       for (const [name, d] of sp.saved) if (!outer.saved.has(name)) outer.saved.set(name, d);
     }
     this.level--;
+    this.version++;
+    this.layout++;
     // Pages of the outer level that this level copied are garbage now.
     for (const p of sp.shadowed) this.freePage(p);
   }

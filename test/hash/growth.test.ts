@@ -47,6 +47,15 @@ class CountingWriter implements PageWriter {
   get txnId(): number {
     return this.w.txnId;
   }
+  get layout(): number {
+    return this.w.layout;
+  }
+  get treeHint(): object | null {
+    return this.w.treeHint;
+  }
+  set treeHint(h: object | null) {
+    this.w.treeHint = h;
+  }
   get scratch(): Uint8Array {
     return this.w.scratch;
   }
