@@ -276,6 +276,11 @@ export class Store {
     return this.log.reserveKey(this.keyScratch, kl);
   }
 
+  /** Gives back a key holdKey held for a put whose value failed to encode. */
+  releaseKey(held: number, kl: number): void {
+    this.log.releaseKey(held, kl);
+  }
+
   /**
    * Queues a put whose key holdKey holds. Puts cannot fail on their own (they were validated
    * when called), so every put of a batch shares one promise: the batch's commit. No promise
@@ -758,8 +763,14 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
       this.assertWritable();
       const kb = this.encodeKey(key);
       const held = this.store.holdKey(kb);
-      // The log copies the encoded bytes: the encoder may return a view of a buffer it reuses.
-      const encoded = this.values_.encode(value);
+      let encoded: Uint8Array;
+      try {
+        // The log copies the encoded bytes: the encoder may return a view of a buffer it reuses.
+        encoded = this.values_.encode(value);
+      } catch (err) {
+        this.store.releaseKey(held, kb);
+        throw err;
+      }
       return this.store.enqueuePut(this as DatabaseBase<unknown, unknown>, held, kb, encoded);
     } catch (err) {
       return Promise.reject(err);

@@ -41,7 +41,7 @@ export class PutLog<D> {
    * Copies a put's key, `key[0, kl)`, into the log before its value is encoded; returns where
    * it went, for `append`. The value's encoder runs user code (getters, toJSON) that may itself
    * put or encode keys into the buffer `key` lives in, so the key must be held elsewhere
-   * meanwhile. A put whose value fails to encode leaves the held bytes unused.
+   * meanwhile. A put whose value fails to encode gives the bytes back (releaseKey).
    */
   reserveKey(key: Uint8Array, kl: number): number {
     const at = this.room(kl);
@@ -49,6 +49,24 @@ export class PutLog<D> {
     for (let i = 0; i < kl; i++) chunk[at + i] = key[i]!;
     this.used = at + kl;
     return (this.chunks.length - 1) * CHUNK_SPAN + at;
+  }
+
+  /**
+   * Gives back the bytes of a key held at `held` whose put was not made: they are reused when
+   * nothing was added after them (else they stay unused until the log is recycled). Without it
+   * a run of failed puts, with no batch to recycle the log, would grow it for ever.
+   */
+  releaseKey(held: number, kl: number): void {
+    const c = Math.floor(held / CHUNK_SPAN);
+    const at = held - c * CHUNK_SPAN;
+    if (c === this.chunks.length - 1 && this.used === at + kl) this.used = at;
+  }
+
+  /** Bytes the log holds in its chunks (for tests). */
+  get bytesHeld(): number {
+    let n = 0;
+    for (let i = 0; i < this.chunks.length - 1; i++) n += this.chunks[i]!.length;
+    return n + this.used;
   }
 
   /** Adds a put of `db`: its key held by reserveKey at `held` (`kl` bytes) and `value` (copied). */

@@ -6,7 +6,9 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { openOn } from '../../src/open';
 import { PutLog } from '../../src/putlog';
+import { MemoryStorage } from '../../src/storage/memory';
 
 const enc = new TextEncoder();
 
@@ -77,6 +79,43 @@ describe('PutLog', () => {
       key: hex(enc.encode('outer-key')),
       value: hex(enc.encode('outer-value')),
     });
+  });
+
+  it('a key given back takes no room, however many puts fail', () => {
+    const log = new PutLog<string>();
+    put(log, 'a', enc.encode('k'), enc.encode('v'));
+    const before = log.bytesHeld;
+    for (let i = 0; i < 100_000; i++) {
+      const held = log.reserveKey(enc.encode('failed-key'), 10);
+      log.releaseKey(held, 10);
+    }
+    expect(log.bytesHeld).toBe(before);
+    put(log, 'a', enc.encode('k2'), enc.encode('v2'));
+    expect(entry(log, 1)).toEqual({
+      db: 'a',
+      key: hex(enc.encode('k2')),
+      value: hex(enc.encode('v2')),
+    });
+  });
+
+  it("db.put calls whose values fail to encode leave nothing in the store's log", async () => {
+    const db = openOn<string, unknown>(new MemoryStorage(), '', { sync: 'none' });
+    try {
+      const log = (): PutLog<unknown> =>
+        (db as unknown as { store: { log: PutLog<unknown> } }).store.log;
+      const before = log().bytesHeld;
+      const bad = {
+        get x(): number {
+          throw new Error('no value');
+        },
+      };
+      for (let i = 0; i < 10_000; i++) await expect(db.put(`key${i}`, bad)).rejects.toThrow();
+      expect(log().bytesHeld).toBe(before);
+      await db.put('good', 1);
+      expect(db.get('good')).toBe(1);
+    } finally {
+      await db.close();
+    }
   });
 
   it('a key held for a value that failed to encode leaves the other puts alone', () => {
