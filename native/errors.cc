@@ -126,4 +126,16 @@ bool ReadBool(const Napi::CallbackInfo& info, size_t index, const char* name, bo
   return true;
 }
 
+bool NewPromise(Napi::Env env, napi_deferred* deferred, napi_value* promise) {
+  return napi_create_promise(env, deferred, promise) == napi_ok;
+}
+
+void SettlePromise(Napi::Env env, napi_deferred deferred, int error, const char* syscall) {
+  if (error == 0) {
+    napi_resolve_deferred(env, deferred, env.Undefined());
+  } else {
+    napi_reject_deferred(env, deferred, SystemError(env, error, syscall).Value());
+  }
+}
+
 }  // namespace mapkv

@@ -103,10 +103,8 @@ Napi::Value Fdatasync(const Napi::CallbackInfo& info) {
 // promise settles (the engine awaits every flush before it closes the file).
 class FdatasyncWorker : public Napi::AsyncWorker {
  public:
-  FdatasyncWorker(Napi::Env env, int fd)
-      : Napi::AsyncWorker(env, "mapkv.fdatasync"), fd_(fd), deferred_(Napi::Promise::Deferred::New(env)) {}
-
-  Napi::Promise Promise() { return deferred_.Promise(); }
+  FdatasyncWorker(Napi::Env env, int fd, napi_deferred deferred)
+      : Napi::AsyncWorker(env, "mapkv.fdatasync"), fd_(fd), deferred_(deferred) {}
 
  protected:
   void Execute() override {
@@ -119,29 +117,25 @@ class FdatasyncWorker : public Napi::AsyncWorker {
     error_ = result == 0 ? 0 : errno;
   }
 
-  void OnOK() override {
-    if (error_ != 0) {
-      deferred_.Reject(SystemError(Env(), error_, "fdatasync").Value());
-    } else {
-      deferred_.Resolve(Env().Undefined());
-    }
-  }
+  void OnOK() override { SettlePromise(Env(), deferred_, error_, "fdatasync"); }
 
  private:
   int fd_;
   int error_ = 0;
-  Napi::Promise::Deferred deferred_;
+  napi_deferred deferred_;
 };
 
 Napi::Value FdatasyncAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd;
   if (!ReadFd(info, 0, &fd)) return env.Undefined();
+  napi_deferred deferred;
+  napi_value promise;
+  if (!NewPromise(env, &deferred, &promise)) return env.Undefined();
   // Owned by node-addon-api: deleted after OnOK runs.
-  auto* worker = new FdatasyncWorker(env, fd);
-  Napi::Promise promise = worker->Promise();
+  auto* worker = new FdatasyncWorker(env, fd, deferred);
   worker->Queue();
-  return promise;
+  return Napi::Value(env, promise);
 }
 
 // flock(fd, exclusive, wait): boolean. With wait false, returns false when another open file

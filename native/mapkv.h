@@ -19,6 +19,19 @@
 
 namespace mapkv {
 
+// ---- promises (errors.cc) --------------------------------------------------------------------
+
+// A new promise and its deferred, or false when Node-API refuses to make one: it does once the
+// environment can no longer run JavaScript (a worker being ended, its flag set by another
+// thread at any moment). node-addon-api's Promise::Deferred leaves its promise uninitialised
+// then, and returning that garbage to V8 crashed the process (test/crash/BUGS.md #9). The
+// caller then returns undefined and starts nothing.
+bool NewPromise(Napi::Env env, napi_deferred* deferred, napi_value* promise);
+// Settles `deferred` (resolved with undefined when `error` is 0, else rejected with the system
+// error of `error` and `syscall`). A failure, in an environment that is ending, is ignored:
+// nothing is left to run on the promise.
+void SettlePromise(Napi::Env env, napi_deferred deferred, int error, const char* syscall);
+
 // ---- errors (errors.cc) ----------------------------------------------------------------------
 
 // Throws `new TypeError(message)` into JS. The caller returns at once.

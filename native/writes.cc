@@ -104,16 +104,14 @@ int WriteCall(int fd, const Call& call, std::vector<struct iovec>* iov) {
 class WriteWorker : public Napi::AsyncWorker {
  public:
   WriteWorker(Napi::Env env, int fd, std::shared_ptr<WriteState> state, std::vector<Call> calls,
-              std::vector<struct iovec> iov, Napi::Array buffers)
+              std::vector<struct iovec> iov, Napi::Array buffers, napi_deferred deferred)
       : Napi::AsyncWorker(env, "mapkv.writeAsync"),
         fd_(fd),
         state_(std::move(state)),
         calls_(std::move(calls)),
         iov_(std::move(iov)),
         buffers_(Napi::Persistent(static_cast<Napi::Object>(buffers))),
-        deferred_(Napi::Promise::Deferred::New(env)) {}
-
-  Napi::Promise Promise() { return deferred_.Promise(); }
+        deferred_(deferred) {}
 
  protected:
   void Execute() override {
@@ -134,11 +132,7 @@ class WriteWorker : public Napi::AsyncWorker {
       std::lock_guard<std::mutex> hold(state_->mu);
       err = state_->error;
     }
-    if (err != 0) {
-      deferred_.Reject(SystemError(Env(), err, "pwritev").Value());
-    } else {
-      deferred_.Resolve(Env().Undefined());
-    }
+    SettlePromise(Env(), deferred_, err, "pwritev");
   }
 
  private:
@@ -148,7 +142,7 @@ class WriteWorker : public Napi::AsyncWorker {
   std::vector<struct iovec> iov_;
   // Keeps the buffers alive until the worker is deleted (on the JS thread, after OnOK).
   Napi::ObjectReference buffers_;
-  Napi::Promise::Deferred deferred_;
+  napi_deferred deferred_;
 };
 
 // Reads element `i` of `array` as a safe integer; false with a JS exception pending otherwise.
@@ -223,11 +217,15 @@ Napi::Value WriteAsync(const Napi::CallbackInfo& info) {
     ThrowRangeError(env, "counts must add up to buffers.length");
     return env.Undefined();
   }
+  napi_deferred deferred;
+  napi_value promise;
+  if (!NewPromise(env, &deferred, &promise)) return env.Undefined();
   auto state = std::make_shared<WriteState>();
   // Owned by node-addon-api: deleted after OnOK runs.
-  auto* worker = new WriteWorker(env, fd, state, std::move(calls), std::move(iov), held);
+  auto* worker =
+      new WriteWorker(env, fd, state, std::move(calls), std::move(iov), held, deferred);
   Napi::Object result = Napi::Object::New(env);
-  result.Set("done", worker->Promise());
+  result.Set("done", Napi::Value(env, promise));
   // The job handle owns one reference to the shared state; its finalizer drops it.
   auto job = Napi::External<std::shared_ptr<WriteState>>::New(
       env, new std::shared_ptr<WriteState>(state),

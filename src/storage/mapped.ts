@@ -224,7 +224,10 @@ export class MappedStorage implements Storage {
         }
       });
     }
-    const { done, job } = native.writeAsync(this.fd, buffers, offsets, counts);
+    const started = native.writeAsync(this.fd, buffers, offsets, counts);
+    // As in syncAsync: undefined only when this thread's JavaScript is being ended.
+    if (started === undefined) throw new Error('pwritev was not started: the thread is ending');
+    const { done, job } = started;
     return {
       done: done.catch((err: unknown) => {
         throw this.withPath(err);
@@ -349,7 +352,11 @@ export class MappedStorage implements Storage {
     this.checkWritable();
     this.fault('sync');
     try {
-      await native.fdatasyncAsync(this.fd);
+      const flushed = native.fdatasyncAsync(this.fd);
+      // Undefined only once this thread's JavaScript is being ended (native NewPromise): the
+      // flush never started, so it must not count as done.
+      if (flushed === undefined) throw new Error('fdatasync was not started: the thread is ending');
+      await flushed;
     } catch (err) {
       throw this.withPath(err);
     }

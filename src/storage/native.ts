@@ -85,23 +85,25 @@ export interface NativeBinding {
   fdatasync(fd: number): void;
   /**
    * fdatasync on a libuv thread-pool thread: the promise settles when the flush is done (or
-   * rejects with the system error). Keep `fd` open until it settles.
+   * rejects with the system error). Keep `fd` open until it settles. Undefined, with nothing
+   * started, when the calling thread's JavaScript is being ended (a worker terminated).
    */
-  fdatasyncAsync(fd: number): Promise<void>;
+  fdatasyncAsync(fd: number): Promise<void> | undefined;
 
   /**
    * pwritev calls on a libuv thread-pool thread, in order: call i writes the next `counts[i]`
    * buffers one after the other at byte `offsets[i]` (at most 1,024 buffers and 0x7ffff000
    * bytes per call). `done` settles once they were made or stopped, rejecting with the first
    * error; the buffers stay referenced until then and must not change. Keep `fd` open until
-   * it settles.
+   * it settles. Undefined, with nothing started, when the calling thread's JavaScript is being
+   * ended (a worker terminated).
    */
   writeAsync(
     fd: number,
     buffers: Uint8Array[],
     offsets: number[],
     counts: number[],
-  ): { done: Promise<void>; job: unknown };
+  ): { done: Promise<void>; job: unknown } | undefined;
   /**
    * Stops the calls of a writeAsync job: none is made after this returns (calls under way are
    * waited for). True when every call had been made in full.

@@ -58,7 +58,7 @@ describe('writeAsync', () => {
     // A view into the middle of a larger buffer, and an empty one: only their bytes go in.
     const c = Buffer.alloc(300, 9).fill(3, 100, 200).subarray(100, 200);
     const empty = new Uint8Array(0);
-    const { done, job } = native.writeAsync(fd, [a, b, empty, c], [4096, 32768], [2, 2]);
+    const { done, job } = native.writeAsync(fd, [a, b, empty, c], [4096, 32768], [2, 2])!;
     await expect(done).resolves.toBeUndefined();
     const got = fs.readFileSync(file);
     expect(got.subarray(0, 4096).every((x) => x === 0)).toBe(true);
@@ -71,13 +71,13 @@ describe('writeAsync', () => {
     expect(native.stopWrites(job)).toBe(true);
     expect(native.stopWrites(job)).toBe(true);
     // A call of empty buffers only writes nothing, and succeeds.
-    await expect(native.writeAsync(fd, [empty], [0], [1]).done).resolves.toBeUndefined();
+    await expect(native.writeAsync(fd, [empty], [0], [1])!.done).resolves.toBeUndefined();
     expect(fs.readFileSync(file).equals(got)).toBe(true);
   });
 
   it('makes no call once stopped before a thread took it up', async () => {
     const busy = occupyThreadPool();
-    const { done, job } = native.writeAsync(fd, [Buffer.alloc(4096, 7)], [0], [1]);
+    const { done, job } = native.writeAsync(fd, [Buffer.alloc(4096, 7)], [0], [1])!;
     expect(native.stopWrites(job)).toBe(false);
     await busy;
     await expect(done).resolves.toBeUndefined();
@@ -90,7 +90,7 @@ describe('writeAsync', () => {
     // (pwritev then fails with EFAULT) rather than stale bytes.
     const buffers = [new Uint8Array(1 << 20).fill(5)];
     fs.ftruncateSync(fd, 1 << 20);
-    const { done } = native.writeAsync(fd, buffers, [0], [1]);
+    const { done } = native.writeAsync(fd, buffers, [0], [1])!;
     buffers.length = 0;
     for (let i = 0; i < 3; i++) collectGarbage();
     await busy;
@@ -101,7 +101,7 @@ describe('writeAsync', () => {
   it('rejects with the system error of a failed call', async () => {
     const other = fs.openSync(file, 'r');
     fs.closeSync(other);
-    const { done, job } = native.writeAsync(other, [Buffer.alloc(16)], [0], [1]);
+    const { done, job } = native.writeAsync(other, [Buffer.alloc(16)], [0], [1])!;
     await expect(done).rejects.toMatchObject({ code: 'EBADF', syscall: 'pwritev' });
     expect(native.stopWrites(job)).toBe(false);
   });
