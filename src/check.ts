@@ -5,9 +5,10 @@
 import { TreeCursor } from './btree/cursor';
 import { MapKVError } from './errors';
 import { crc32c } from './format/crc32c';
-import { DESCRIPTOR_SIZE, readDescriptor, readMeta } from './format/meta';
+import { type DbDescriptor, DESCRIPTOR_SIZE, readDescriptor, readMeta } from './format/meta';
+import { EXPIRING_FLAG, storedExpiry } from './expiry';
 import { H_CHECKSUM, readU32 } from './format/layout';
-import { type IndexCheck, indexFor } from './indexes';
+import { type Index, type IndexCheck, indexFor } from './indexes';
 import type { Environment } from './txn/env';
 import { readChunk, readFreeList } from './txn/freelist';
 import { sleep } from './txn/lockfile';
@@ -81,6 +82,7 @@ export function checkEnvironment(env: Environment, r: SnapshotReader): CheckResu
           return;
         }
         index.check(r, d, c, `database '${name}'`);
+        if ((d.valueEncoding & EXPIRING_FLAG) !== 0) checkExpiries(index, r, d, c, name);
       });
     }
   });
@@ -159,4 +161,30 @@ function verify(env: Environment, pgno: number, c: IndexCheck): void {
   const o = env.pager.offsetOf(pgno);
   if (readU32(b, o + H_CHECKSUM) !== crc32c(b, o + 4, o + env.pageSize))
     c.problem(`page ${pgno} fails its checksum`);
+}
+
+/**
+ * Reports the values of expiring database `name` that do not begin with a readable expiry
+ * time (expiry.ts): reads of those entries would fail with ERR_CORRUPT.
+ */
+function checkExpiries(
+  index: Index,
+  r: SnapshotReader,
+  d: DbDescriptor,
+  c: IndexCheck,
+  name: string,
+): void {
+  if (d.root === 0) return;
+  const cur = index.cursor(r, d, r.pageCountLimit());
+  const ref = { buf: new Uint8Array(0), start: 0, end: 0 };
+  let bad = 0;
+  for (let ok = cur.seek(null, 0); ok; ok = cur.next()) {
+    cur.value(ref);
+    try {
+      storedExpiry(ref);
+    } catch {
+      bad++;
+    }
+  }
+  if (bad > 0) c.problem(`database '${name}': ${bad} values have no valid expiry time`);
 }

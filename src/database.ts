@@ -7,6 +7,7 @@ import { type Index, type IndexCursor, indexFor } from './indexes';
 import { MapKVError, checkOptionKeys } from './errors';
 import { copyBytes } from './encoding/owned';
 import { PutLog } from './putlog';
+import { EXPIRING_FLAG, checkTtl, expiryAt, liveValue, storedExpiry, withExpiry } from './expiry';
 import { describeType, isWellFormed } from './encoding/keys';
 import { maxKeySize } from './format/layout';
 import {
@@ -63,6 +64,23 @@ export interface DBOptions {
    * arguments it also sets the value type (see {@link ValueTypeOf}).
    */
   valueEncoding?: ValueEncodingName | undefined;
+  /**
+   * Makes the sub-database an expiring one (when it is created; an existing one must have
+   * been created so) and sets how long, in milliseconds, entries put through this handle live
+   * when the put gives no `ttl`: a number > 0, or Infinity for never. Reads treat expired
+   * entries as absent; `purgeExpired()` deletes them. An existing expiring sub-database
+   * opened without it still expires entries: its puts then never expire unless they say so.
+   */
+  ttl?: number | undefined;
+}
+
+/** Options of `put`, `putSync` and `txn.put`. */
+export interface PutOptions {
+  /**
+   * The entry's lifetime in milliseconds (> 0, or Infinity for never), counted from the call;
+   * only in a sub-database opened with `ttl`. Left out: the handle's `ttl`.
+   */
+  ttl?: number | undefined;
 }
 
 /**
@@ -110,7 +128,8 @@ export type RangeOptionsFor<K, Kind extends DbKindName> = [Kind] extends ['hash'
   ? HashRangeOptions
   : RangeOptions<K>;
 
-const DB_OPTIONS: ReadonlySet<string> = new Set(['kind', 'keyEncoding', 'valueEncoding']);
+const DB_OPTIONS: ReadonlySet<string> = new Set(['kind', 'keyEncoding', 'valueEncoding', 'ttl']);
+const PUT_OPTIONS: ReadonlySet<string> = new Set(['ttl']);
 const RANGE_OPTIONS: ReadonlySet<string> = new Set(['start', 'end', 'reverse', 'limit', 'prefix']);
 const BACKUP_OPTIONS: ReadonlySet<string> = new Set(['compact']);
 
@@ -425,9 +444,8 @@ export class Store {
           const ctx = op.db.writeContext(txn);
           results.push({
             ok: true,
-            value: ctx.index.remove(txn, ctx.desc, op.key, op.key.length),
+            value: op.db.removeIn(txn, ctx, op.key, op.key.length),
           });
-          ctx.touched();
         }
       }
       this.writeCatalog(txn);
@@ -692,6 +710,16 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
   readonly index: Index;
   /** @internal The value-encoding id recorded in the file for this database. */
   readonly valueId: number;
+  /**
+   * Whether this sub-database's entries carry expiry times (created with `openDB(name,
+   * { ttl })`): reads treat an expired entry as absent.
+   */
+  readonly expiring: boolean;
+  /**
+   * How long, in milliseconds, an entry put through this handle lives when the put gives no
+   * `ttl`: the `ttl` option of openDB, Infinity without one.
+   */
+  readonly ttl: number;
 
   /**
    * @internal `plainMsgpack`: msgpack values without records, whatever the open option says
@@ -704,6 +732,8 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
     keyEncoding: KeyEncodingName,
     valueEncoding: ValueEncodingName,
     plainMsgpack = false,
+    expiring = false,
+    ttl = Infinity,
   ) {
     this.store = store;
     this.name = name;
@@ -713,7 +743,11 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
       valueEncoding,
       plainMsgpack ? { ...store.msgpack, useRecords: false } : store.msgpack,
     );
-    this.valueId = plainMsgpack ? MSGPACK_PLAIN_ID : VALUE_ENCODING_IDS[valueEncoding];
+    this.valueId =
+      (plainMsgpack ? MSGPACK_PLAIN_ID : VALUE_ENCODING_IDS[valueEncoding]) |
+      (expiring ? EXPIRING_FLAG : 0);
+    this.expiring = expiring;
+    this.ttl = ttl;
     this.index = indexFor(kind);
   }
 
@@ -734,6 +768,7 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
     const ctx = this.readLatest();
     const kl = this.encodeKey(key);
     if (!ctx.index.get(ctx.r, ctx.desc, this.store.keyScratch, kl, VALUE_REF)) return undefined;
+    if (this.expiring && !liveValue(VALUE_REF, Date.now())) return undefined;
     return this.values_.decode(VALUE_REF.buf, VALUE_REF.start, VALUE_REF.end) as V;
   }
 
@@ -742,6 +777,7 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
     const ctx = this.readLatest();
     const kl = this.encodeKey(key);
     if (!ctx.index.get(ctx.r, ctx.desc, this.store.keyScratch, kl, VALUE_REF)) return undefined;
+    if (this.expiring && !liveValue(VALUE_REF, Date.now())) return undefined;
     return copyOut(VALUE_REF);
   }
 
@@ -749,7 +785,22 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
   has(key: K): boolean {
     const ctx = this.readLatest();
     const kl = this.encodeKey(key);
-    return ctx.index.get(ctx.r, ctx.desc, this.store.keyScratch, kl, VALUE_REF);
+    if (!ctx.index.get(ctx.r, ctx.desc, this.store.keyScratch, kl, VALUE_REF)) return false;
+    return !this.expiring || liveValue(VALUE_REF, Date.now());
+  }
+
+  /**
+   * When `key`'s entry expires, in milliseconds since the epoch: Infinity when it never does
+   * (always, in a database opened without `ttl`), undefined when it is absent or expired.
+   */
+  expiresAt(key: K): number | undefined {
+    const ctx = this.readLatest();
+    const kl = this.encodeKey(key);
+    if (!ctx.index.get(ctx.r, ctx.desc, this.store.keyScratch, kl, VALUE_REF)) return undefined;
+    if (!this.expiring) return Infinity;
+    const at = storedExpiry(VALUE_REF);
+    if (at === 0) return Infinity;
+    return Date.now() < at ? at : undefined;
   }
 
   // --- writes ---
@@ -758,15 +809,18 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
    * Stores `value` under `key`. Writes of one event-loop turn are batched into one commit;
    * the promise resolves when that commit is done (durable under sync 'full').
    */
-  put(key: K, value: V): Promise<void> {
+  put(key: K, value: V, opts?: PutOptions): Promise<void> {
     try {
       this.assertWritable();
+      // The options first: reading them may run code (a getter) that uses the database.
+      const expires = this.expiryOf(opts, 'put');
       const kb = this.encodeKey(key);
       const held = this.store.holdKey(kb);
       let encoded: Uint8Array;
       try {
         // The log copies the encoded bytes: the encoder may return a view of a buffer it reuses.
         encoded = this.values_.encode(value);
+        if (this.expiring) encoded = withExpiry(encoded, expires);
       } catch (err) {
         this.store.releaseKey(held, kb);
         throw err;
@@ -798,11 +852,13 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
   }
 
   /** Stores `value` under `key` in one commit, done (durable under sync 'full') on return. */
-  putSync(key: K, value: V): void {
+  putSync(key: K, value: V, opts?: PutOptions): void {
     this.assertWritable();
+    const expires = this.expiryOf(opts, 'putSync');
     // The value first: its encoding may run user code that reads the database, which reuses
     // the key scratch.
-    const vb = this.values_.encode(value);
+    let vb = this.values_.encode(value);
+    if (this.expiring) vb = withExpiry(vb, expires);
     const kl = this.encodeKey(key);
     this.store.runSync((txn) => {
       const ctx = this.writeContext(txn);
@@ -815,12 +871,34 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
   removeSync(key: K): boolean {
     this.assertWritable();
     const kl = this.encodeKey(key);
-    return this.store.runSync((txn) => {
-      const ctx = this.writeContext(txn);
-      const existed = ctx.index.remove(txn, ctx.desc, this.store.keyScratch, kl);
-      if (existed) ctx.touched();
-      return existed;
-    });
+    return this.store.runSync((txn) =>
+      this.removeIn(txn, this.writeContext(txn), this.store.keyScratch, kl),
+    );
+  }
+
+  /**
+   * Deletes every expired entry of this sub-database in one commit, done (durable under sync
+   * 'full') on return; returns how many: 0 (and no commit) in a sub-database that does not
+   * expire. It walks the whole sub-database: O(entries).
+   */
+  purgeExpiredSync(): number {
+    this.assertWritable();
+    if (!this.expiring) return 0;
+    return this.store.runSync((txn) => this.purgeIn(txn));
+  }
+
+  /**
+   * Like purgeExpiredSync, queued with the batched writes of this event-loop turn and
+   * committed with them; resolves to how many entries it deleted.
+   */
+  purgeExpired(): Promise<number> {
+    if (this.expiring) return this.transaction((t) => this.purgeIn(t.writeTxn()) as number);
+    try {
+      this.assertWritable();
+      return Promise.resolve(0);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
@@ -900,7 +978,8 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
   /** Number of entries, or of entries in a range. */
   count(opts: RangeOptionsFor<K, Kind> = {}): number {
     this.store.assertOpen();
-    if (isWholeRange(this.planRange(opts))) return this.readLatest().desc.entries;
+    // An expiring database's entry count includes its expired entries: it is walked.
+    if (!this.expiring && isWholeRange(this.planRange(opts))) return this.readLatest().desc.entries;
     let n = 0;
     for (const _ of this.iterable(opts, 'count')) n++;
     return n;
@@ -925,7 +1004,7 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
         ctx = this.readContextOf(r, true);
         this.latestContext = ctx;
       }
-      return new RangeIterator(this, r, ctx.desc, plan, mode, group, null, null);
+      return new RangeIterator(this, r, ctx.desc, plan, mode, group, null, null, Date.now());
     } catch (err) {
       // A damaged catalog or descriptor: no iterator holds the pin, so nothing would free it.
       store.unpinIterator(group);
@@ -984,6 +1063,74 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
     } finally {
       store.encodingKey = false;
     }
+  }
+
+  /**
+   * @internal The expiry time, as stored (0: never), of an entry put now with options `opts`
+   * through this handle; 0 in a database that does not expire. Checks the options.
+   */
+  expiryOf(opts: PutOptions | undefined, where: string): number {
+    let ttl = this.ttl;
+    if (opts !== undefined) {
+      const o = checkOptionKeys(opts, PUT_OPTIONS, where);
+      if (o.ttl !== undefined) {
+        if (!this.expiring) {
+          throw new MapKVError(
+            'ERR_BAD_OPTION',
+            `${where}: ttl needs a sub-database opened with openDB(name, { ttl })`,
+          );
+        }
+        ttl = checkTtl(o.ttl, where);
+      }
+    }
+    return this.expiring ? expiryAt(Date.now(), ttl) : 0;
+  }
+
+  /**
+   * @internal Removes `k[0, kl)` in `txn`; returns whether it was there for reads: an expired
+   * entry is deleted, and counts as absent.
+   */
+  removeIn(
+    txn: WriteTxn,
+    ctx: { desc: DbDescriptor; index: Index; touched: () => void },
+    k: Uint8Array,
+    kl: number,
+  ): boolean {
+    let live = true;
+    if (this.expiring && ctx.index.get(txn, ctx.desc, k, kl, VALUE_REF)) {
+      live = liveValue(VALUE_REF, Date.now());
+    }
+    const existed = ctx.index.remove(txn, ctx.desc, k, kl);
+    if (existed) ctx.touched();
+    return existed && live;
+  }
+
+  /**
+   * @internal Deletes the entries of this (expiring) database that are expired now, in
+   * `txn`; returns how many. It walks the whole database: the keys to delete are collected
+   * first, since a removal moves records under a cursor.
+   */
+  purgeIn(txn: WriteTxn): number {
+    if (!this.expiring) return 0;
+    const ctx = this.writeContext(txn);
+    const now = Date.now();
+    const r = new SnapshotReaderCopy(txn);
+    const c = this.index.cursor(r, ctx.desc, r.pageCountLimit());
+    const dead: Uint8Array[] = [];
+    for (let ok = c.seek(null, 0); ok; ok = c.next()) {
+      c.value(VALUE_REF);
+      const at = storedExpiry(VALUE_REF);
+      if (at !== 0 && now >= at) {
+        const ks = c.keyStart();
+        dead.push(c.keyBuf().slice(ks, ks + c.keyLength()));
+      }
+    }
+    if (dead.length === 0) return 0;
+    // Iterators open in this transaction re-seek after the removals.
+    txn.version++;
+    for (const k of dead) ctx.index.remove(txn, ctx.desc, k, k.length);
+    ctx.touched();
+    return dead.length;
   }
 
   /** @internal */
@@ -1186,6 +1333,8 @@ class RangeIterable implements Iterable<unknown> {
 
 /** What RangeIterator.current returns past the range's end: no key or value is this symbol. */
 const PAST_END: unique symbol = Symbol('past the end');
+/** What RangeIterator.current returns for an expired entry, which the iteration passes over. */
+const EXPIRED: unique symbol = Symbol('expired');
 
 const enum Stage {
   /** Not positioned yet: the first next() seeks. */
@@ -1215,6 +1364,8 @@ class RangeIterator<K, V> implements IterableIterator<unknown> {
   /** Inside a write transaction: the last key returned, to find the place again. */
   private lastKey: Uint8Array | null = null;
   private version: number;
+  /** The time expiry is judged at; -1 in a database that does not expire. */
+  private readonly now: number;
 
   /**
    * `group`: holds the pin on the latest commit this iterator releases when it finishes (null
@@ -1231,7 +1382,9 @@ class RangeIterator<K, V> implements IterableIterator<unknown> {
     private group: IteratorGroup | null,
     private readonly txn: WriteTxn | null,
     private readonly assertLive: (() => void) | null,
+    now: number,
   ) {
+    this.now = db.expiring ? now : -1;
     this.cursor = db.cursorFor(r, desc);
     this.lo = plan.lo;
     this.hi = plan.hi;
@@ -1259,7 +1412,9 @@ class RangeIterator<K, V> implements IterableIterator<unknown> {
       let ok: boolean;
       if (this.txn !== null && this.txn.version !== this.version) ok = this.reseek();
       else ok = this.reverse ? c.prev() : c.next();
-      const value = ok ? this.current() : PAST_END;
+      let value = ok ? this.current() : PAST_END;
+      while (value === EXPIRED)
+        value = (this.reverse ? c.prev() : c.next()) ? this.current() : PAST_END;
       if (value === PAST_END) return this.finish();
       return { done: false, value };
     } catch (err) {
@@ -1303,7 +1458,9 @@ class RangeIterator<K, V> implements IterableIterator<unknown> {
     const ok = this.reverse
       ? c.seekBefore(hi, hi === null ? 0 : hi.length)
       : c.seek(lo, lo === null ? 0 : lo.length);
-    const value = ok ? this.current() : PAST_END;
+    let value = ok ? this.current() : PAST_END;
+    while (value === EXPIRED)
+      value = (this.reverse ? c.prev() : c.next()) ? this.current() : PAST_END;
     if (value === PAST_END) return this.finish();
     return { done: false, value };
   }
@@ -1322,8 +1479,8 @@ class RangeIterator<K, V> implements IterableIterator<unknown> {
   }
 
   /**
-   * What the iteration yields for the entry the cursor is on (an entry, a key or a value), or
-   * PAST_END when the entry is past the range's bounds.
+   * What the iteration yields for the entry the cursor is on (an entry, a key or a value),
+   * PAST_END when the entry is past the range's bounds, or EXPIRED when it has expired.
    */
   private current(): unknown {
     const c = this.cursor;
@@ -1333,12 +1490,19 @@ class RangeIterator<K, V> implements IterableIterator<unknown> {
     if (this.reverse) {
       if (this.lo !== null && compareSpan(kb, ks, kl, this.lo) < 0) return PAST_END;
     } else if (this.hi !== null && compareSpan(kb, ks, kl, this.hi) >= 0) return PAST_END;
+    const expiring = this.now >= 0;
+    // An expired entry is not part of the range: it takes nothing from the limit.
+    if (expiring) {
+      c.value(VALUE_REF);
+      if (!liveValue(VALUE_REF, this.now)) return EXPIRED;
+    }
     this.left--;
     if (this.txn !== null) this.lastKey = kb.slice(ks, ks + kl);
     const mode = this.mode;
     if (mode === 'count') return true;
     if (mode === 'keys') return this.keys.decode(kb, ks, ks + kl);
-    c.value(VALUE_REF);
+    // liveValue left VALUE_REF on the value's own bytes.
+    if (!expiring) c.value(VALUE_REF);
     const value = this.values.decode(VALUE_REF.buf, VALUE_REF.start, VALUE_REF.end);
     if (mode === 'values') return value;
     return { key: this.keys.decode(kb, ks, ks + kl), value };
@@ -1382,6 +1546,11 @@ export class Snapshot<K = unknown, V = unknown, Kind extends DbKindName = DbKind
   /** @internal See {@link refuseClone}. */
   readonly cloneGuard = refuseClone;
   private closed = false;
+  /**
+   * The time the snapshot was taken: expiring databases are read as of then, so that the
+   * snapshot keeps seeing one state.
+   */
+  private readonly now = Date.now();
 
   /** @internal */
   constructor(
@@ -1456,7 +1625,7 @@ export class Snapshot<K = unknown, V = unknown, Kind extends DbKindName = DbKind
   ): SnapshotView<K2, V2, Kind2> {
     if (this.closed) throw new MapKVError('ERR_TXN_DONE', 'the snapshot is closed');
     checkSameFile(db, this.base.store, 'snapshot.db()');
-    return new SnapshotView(db, this.reader, () => this.closed);
+    return new SnapshotView(db, this.reader, () => this.closed, this.now);
   }
 }
 
@@ -1476,6 +1645,7 @@ export class SnapshotView<K, V, Kind extends DbKindName = DbKindName> {
     private readonly db: DatabaseBase<K, V, Kind>,
     private readonly reader: SnapshotReader,
     private readonly isClosed: () => boolean,
+    private readonly now: number,
   ) {}
 
   private ctx(): ReadContext {
@@ -1489,6 +1659,7 @@ export class SnapshotView<K, V, Kind extends DbKindName = DbKindName> {
     const ctx = this.ctx();
     const kl = this.db.encodeKey(key);
     if (!ctx.index.get(ctx.r, ctx.desc, this.db.store.keyScratch, kl, VALUE_REF)) return undefined;
+    if (this.db.expiring && !liveValue(VALUE_REF, this.now)) return undefined;
     return this.db.values_.decode(VALUE_REF.buf, VALUE_REF.start, VALUE_REF.end) as V;
   }
 
@@ -1497,6 +1668,7 @@ export class SnapshotView<K, V, Kind extends DbKindName = DbKindName> {
     const ctx = this.ctx();
     const kl = this.db.encodeKey(key);
     if (!ctx.index.get(ctx.r, ctx.desc, this.db.store.keyScratch, kl, VALUE_REF)) return undefined;
+    if (this.db.expiring && !liveValue(VALUE_REF, this.now)) return undefined;
     return copyOut(VALUE_REF);
   }
 
@@ -1504,7 +1676,8 @@ export class SnapshotView<K, V, Kind extends DbKindName = DbKindName> {
   has(key: K): boolean {
     const ctx = this.ctx();
     const kl = this.db.encodeKey(key);
-    return ctx.index.get(ctx.r, ctx.desc, this.db.store.keyScratch, kl, VALUE_REF);
+    if (!ctx.index.get(ctx.r, ctx.desc, this.db.store.keyScratch, kl, VALUE_REF)) return false;
+    return !this.db.expiring || liveValue(VALUE_REF, this.now);
   }
 
   /** Entries in key order, as the snapshot sees them (see {@link RangeOptions}). */
@@ -1524,7 +1697,7 @@ export class SnapshotView<K, V, Kind extends DbKindName = DbKindName> {
 
   /** Number of entries in the snapshot, or of entries in a range (O(1) without options). */
   count(opts: RangeOptionsFor<K, Kind> = {}): number {
-    if (isWholeRange(this.db.planRange(opts))) return this.ctx().desc.entries;
+    if (!this.db.expiring && isWholeRange(this.db.planRange(opts))) return this.ctx().desc.entries;
     let n = 0;
     for (const _ of this.iter(opts, 'count')) n++;
     return n;
@@ -1536,9 +1709,19 @@ export class SnapshotView<K, V, Kind extends DbKindName = DbKindName> {
     return new RangeIterable(() => {
       const ctx = this.ctx();
       const own = new SnapshotReaderCopy(ctx.r);
-      return new RangeIterator(this.db, own, ctx.desc, plan, mode, null, null, () => {
-        if (this.isClosed()) throw new MapKVError('ERR_TXN_DONE', 'the snapshot is closed');
-      });
+      return new RangeIterator(
+        this.db,
+        own,
+        ctx.desc,
+        plan,
+        mode,
+        null,
+        null,
+        () => {
+          if (this.isClosed()) throw new MapKVError('ERR_TXN_DONE', 'the snapshot is closed');
+        },
+        this.now,
+      );
     });
   }
 }
@@ -1609,6 +1792,7 @@ export class Transaction<K = unknown, V = unknown, Kind extends DbKindName = DbK
     const kl = this.database.encodeKey(key);
     if (!ctx.index.get(this.txn, ctx.desc, this.database.store.keyScratch, kl, VALUE_REF))
       return undefined;
+    if (this.database.expiring && !liveValue(VALUE_REF, Date.now())) return undefined;
     return this.database.values_.decode(VALUE_REF.buf, VALUE_REF.start, VALUE_REF.end) as V;
   }
 
@@ -1619,6 +1803,7 @@ export class Transaction<K = unknown, V = unknown, Kind extends DbKindName = DbK
     const kl = this.database.encodeKey(key);
     if (!ctx.index.get(this.txn, ctx.desc, this.database.store.keyScratch, kl, VALUE_REF))
       return undefined;
+    if (this.database.expiring && !liveValue(VALUE_REF, Date.now())) return undefined;
     return copyOut(VALUE_REF);
   }
 
@@ -1627,14 +1812,22 @@ export class Transaction<K = unknown, V = unknown, Kind extends DbKindName = DbK
     this.live();
     const ctx = this.database.writeContext(this.txn);
     const kl = this.database.encodeKey(key);
-    return ctx.index.get(this.txn, ctx.desc, this.database.store.keyScratch, kl, VALUE_REF);
+    if (!ctx.index.get(this.txn, ctx.desc, this.database.store.keyScratch, kl, VALUE_REF))
+      return false;
+    return !this.database.expiring || liveValue(VALUE_REF, Date.now());
   }
 
-  /** Stores `value` under `key` when the transaction commits; later reads in it see it now. */
-  put(key: K, value: V): void {
+  /**
+   * Stores `value` under `key` when the transaction commits; later reads in it see it now.
+   * `opts.ttl` (a sub-database opened with `ttl` only): the entry's lifetime in milliseconds.
+   */
+  put(key: K, value: V, opts?: PutOptions): void {
     this.live();
+    const db = this.database;
+    const expires = db.expiryOf(opts, 'txn.put');
     // The value first, as in putSync: its encoding may run code that reads the database.
-    const vb = this.database.values_.encode(value);
+    let vb = db.values_.encode(value);
+    if (db.expiring) vb = withExpiry(vb, expires);
     const kl = this.database.encodeKey(key);
     const ctx = this.database.writeContext(this.txn);
     // A write may move records inside a page this transaction already owns: iterators over
@@ -1650,9 +1843,7 @@ export class Transaction<K = unknown, V = unknown, Kind extends DbKindName = DbK
     const kl = this.database.encodeKey(key);
     const ctx = this.database.writeContext(this.txn);
     this.txn.version++;
-    const existed = ctx.index.remove(this.txn, ctx.desc, this.database.store.keyScratch, kl);
-    if (existed) ctx.touched();
-    return existed;
+    return this.database.removeIn(this.txn, ctx, this.database.store.keyScratch, kl);
   }
 
   /**
@@ -1676,7 +1867,7 @@ export class Transaction<K = unknown, V = unknown, Kind extends DbKindName = DbK
   /** Number of entries as the transaction sees them, or of entries in a range. */
   count(opts: RangeOptionsFor<K, Kind> = {}): number {
     this.live();
-    if (isWholeRange(this.database.planRange(opts))) {
+    if (!this.database.expiring && isWholeRange(this.database.planRange(opts))) {
       return this.database.writeContext(this.txn).desc.entries;
     }
     let n = 0;
@@ -1710,6 +1901,12 @@ export class Transaction<K = unknown, V = unknown, Kind extends DbKindName = DbK
     this.done = true;
   }
 
+  /** @internal The write transaction, for the library's own queued work (purgeExpired). */
+  writeTxn(): WriteTxn {
+    this.live();
+    return this.txn;
+  }
+
   private iter(opts: RangeOptions<K>, mode: IterMode): Iterable<unknown> {
     this.live();
     const plan = this.database.planRange(opts);
@@ -1717,8 +1914,16 @@ export class Transaction<K = unknown, V = unknown, Kind extends DbKindName = DbK
       this.live();
       const ctx = this.database.writeContext(this.txn);
       const r = new SnapshotReaderCopy(this.txn);
-      return new RangeIterator(this.database, r, ctx.desc, plan, mode, null, this.txn, () =>
-        this.live(),
+      return new RangeIterator(
+        this.database,
+        r,
+        ctx.desc,
+        plan,
+        mode,
+        null,
+        this.txn,
+        () => this.live(),
+        Date.now(),
       );
     });
   }
@@ -1857,9 +2062,20 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V, 'btre
       );
     }
     checkEncodingNames(opts.keyEncoding, opts.valueEncoding);
+    const ttl = opts.ttl === undefined ? undefined : checkTtl(opts.ttl, 'openDB');
     const env = this.store.env;
     const latest = env.latest();
     const existing = this.store.lookupNamed(latest, latest.meta.catalog, name, latest.meta);
+    // The file's value-encoding byte: the encoding's id, and whether the values carry expiry.
+    const fileValueByte = existing?.valueEncoding ?? 0;
+    const fileValueId = fileValueByte & ~EXPIRING_FLAG;
+    const expiring = existing === null ? ttl !== undefined : fileValueByte !== fileValueId;
+    if (ttl !== undefined && !expiring) {
+      throw new MapKVError(
+        'ERR_INCOMPATIBLE',
+        `sub-database '${name}' was created without ttl: its entries cannot expire`,
+      );
+    }
     let kind: DbKind = kindName === 'hash' ? DbKind.Hash : DbKind.BTree;
     let keyEncoding: KeyEncodingName = opts.keyEncoding ?? 'ordered';
     let valueEncoding: ValueEncodingName = opts.valueEncoding ?? 'msgpack';
@@ -1882,23 +2098,33 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V, 'btre
       valueEncoding = resolveEncoding(
         'value',
         VALUE_ENCODING_NAMES,
-        existing.valueEncoding,
+        fileValueId,
         opts.valueEncoding,
         name,
       );
     }
-    const fileValueId = existing?.valueEncoding ?? 0;
     const plain = resolvePlainMsgpack(fileValueId, valueEncoding, this.store.msgpack, name);
     const cached = this.subs.get(name);
     if (
       cached !== undefined &&
       cached.kind === kind &&
       cached.keyEncoding === keyEncoding &&
-      cached.valueEncoding === valueEncoding
+      cached.valueEncoding === valueEncoding &&
+      cached.expiring === expiring &&
+      cached.ttl === (ttl ?? Infinity)
     ) {
       return cached as DatabaseBase<K2, V2>;
     }
-    const sub = new DatabaseBase<K2, V2>(this.store, name, kind, keyEncoding, valueEncoding, plain);
+    const sub = new DatabaseBase<K2, V2>(
+      this.store,
+      name,
+      kind,
+      keyEncoding,
+      valueEncoding,
+      plain,
+      expiring,
+      ttl,
+    );
     if (existing === null && !env.storage.readOnly) {
       // Creating it is a commit: like any write, refused once close() was called.
       this.assertWritable();

@@ -211,6 +211,21 @@ const badDbOptions: [string, unknown][] = [
   ['kind 1', { kind: 1 }],
   ["keyEncoding 'xml'", { keyEncoding: 'xml' }],
   ['valueEncoding null', { valueEncoding: null }],
+  ['ttl 0', { ttl: 0 }],
+  ['ttl -1', { ttl: -1 }],
+  ['ttl NaN', { ttl: NaN }],
+  ["ttl '5'", { ttl: '5' }],
+];
+
+/** Bad options of put, putSync and txn.put (third argument). */
+const badPutOptions: [string, unknown][] = [
+  ['null', null],
+  ['a number', 5],
+  ['an unknown key', { expires: 5 }],
+  ['ttl 0', { ttl: 0 }],
+  ['ttl -Infinity', { ttl: -Infinity }],
+  ['ttl NaN', { ttl: NaN }],
+  ["ttl '5'", { ttl: '5' }],
 ];
 
 // --- the handles ---
@@ -238,6 +253,7 @@ beforeAll(async () => {
   setup
     .openDB('bin', { keyEncoding: 'binary', valueEncoding: 'binary' })
     .putSync(Buffer.from('b'), Buffer.from('v'));
+  setup.openDB('expiring', { ttl: 60_000 }).putSync('e', 1);
   await setup.close();
   const o = open<any, any>(otherFile);
   o.putSync('o', 1);
@@ -411,6 +427,28 @@ beforeAll(async () => {
       db.openDB('fresh', o as never),
     );
   }
+  add('openDB existing, a ttl it was created without', 'ERR_INCOMPATIBLE', () =>
+    db.openDB('str', { ttl: 1000 }),
+  );
+  // Put options, on an expiring sub-database and on one that does not expire (where any ttl
+  // is refused).
+  // Opened without ttl: it expires all the same (created with one in beforeAll).
+  const expiring = db.openDB('expiring');
+  for (const [label, h] of [
+    ['expiring sub-db', expiring],
+    ['sub-db', subs.str!],
+  ] as const) {
+    const bad: [string, unknown][] =
+      h === expiring ? badPutOptions : [...badPutOptions, ['ttl 5', { ttl: 5 }]];
+    for (const [name, o] of bad) {
+      const w = `${label} put options ${name}`;
+      add(`putSync, ${w}`, 'ERR_BAD_OPTION', () => h.putSync('k', 'v', o as never));
+      add(`put, ${w}`, 'ERR_BAD_OPTION', () => h.put('k', 'v', o as never), true);
+      add(`txn.put, ${w}`, 'ERR_BAD_OPTION', () =>
+        db.transactionSync((t) => t.db(h).put('k', 'v', o as never)),
+      );
+    }
+  }
   add('openDB existing, another kind', 'ERR_INCOMPATIBLE', () =>
     db.openDB('str', { kind: 'hash' }),
   );
@@ -525,6 +563,8 @@ beforeAll(async () => {
       () => h().transaction((t) => t.put('a', 'v')),
       true,
     );
+    add(`${label} purgeExpiredSync`, 'ERR_READ_ONLY', () => h().purgeExpiredSync());
+    add(`${label} purgeExpired`, 'ERR_READ_ONLY', () => h().purgeExpired(), true);
   }
 
   // A closed database, its sub-database and a snapshot left open when it closed.
@@ -547,6 +587,10 @@ beforeAll(async () => {
     add(`${label} values`, 'ERR_CLOSED', () => h().values());
     add(`${label} count`, 'ERR_CLOSED', () => h().count());
     add(`${label} get with a bad key`, 'ERR_CLOSED', () => h().get(symbol));
+    add(`${label} expiresAt`, 'ERR_CLOSED', () => h().expiresAt('a'));
+    add(`${label} purgeExpiredSync`, 'ERR_CLOSED', () => h().purgeExpiredSync());
+    add(`${label} purgeExpired`, 'ERR_CLOSED', () => h().purgeExpired(), true);
+    add(`${label} putSync with a ttl`, 'ERR_CLOSED', () => h().putSync('a', 'v', { ttl: 5 }));
   }
   add('closed db openDB', 'ERR_CLOSED', () => closed.openDB('str'));
   add('closed db stats', 'ERR_CLOSED', () => closed.stats());

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import type { Snapshot } from '../../src/index';
 import { openOn } from '../../src/open';
 import { MemoryStorage } from '../../src/storage/memory';
+import { patternBytes, patternBytesArb } from '../helpers/values';
 
 const SOAK = process.env.MAPKV_SOAK === '1';
 
@@ -33,21 +34,7 @@ const keyArb = fc.oneof(
   fc.string({ minLength: 0, maxLength: 12, unit: fc.constantFrom('a', 'b', 'c', 'z', '0', '~') }),
 );
 
-function valueOf(seed: number, size: number): Uint8Array {
-  const v = new Uint8Array(size);
-  for (let i = 0; i < size; i++) v[i] = (seed + i * 31) & 0xff;
-  return v;
-}
-
-const valueArb = fc
-  .tuple(
-    fc.integer({ min: 0, max: 255 }),
-    fc.oneof(
-      { weight: 8, arbitrary: fc.integer({ min: 0, max: 120 }) },
-      { weight: 1, arbitrary: fc.integer({ min: 900, max: 20_000 }) },
-    ),
-  )
-  .map(([seed, size]) => valueOf(seed, size));
+const valueArb = patternBytesArb([0, 120], [900, 20_000], [8, 1]);
 
 const writeArb = fc.record({ k: keyArb, v: fc.option(valueArb, { nil: null, freq: 4 }) });
 
@@ -179,7 +166,7 @@ async function runSequence(setup: Setup, ops: Op[]): Promise<void> {
           db.transactionSync((txn) => {
             for (let i = op.from; i < op.from + op.n; i++) {
               const k = `k${String(i).padStart(4, '0')}`;
-              const v = valueOf(i, op.size);
+              const v = patternBytes(i, op.size);
               txn.put(k, v);
               model.set(k, v);
             }

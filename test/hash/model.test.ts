@@ -16,6 +16,7 @@ import { openOn } from '../../src/open';
 import { MemoryStorage } from '../../src/storage/memory';
 import { hashShape } from '../../src/hash/check';
 import { setHashMaskForTests } from '../../src/hash/hashkey';
+import { patternBytes, patternBytesArb } from '../helpers/values';
 
 const SOAK = process.env.MAPKV_SOAK === '1';
 
@@ -42,21 +43,7 @@ const keyArb = fc.oneof(
   fc.string({ minLength: 0, maxLength: 12, unit: fc.constantFrom('a', 'b', 'c', 'z', '0', '~') }),
 );
 
-function valueOf(seed: number, size: number): Uint8Array {
-  const v = new Uint8Array(size);
-  for (let i = 0; i < size; i++) v[i] = (seed + i * 31) & 0xff;
-  return v;
-}
-
-const valueArb = fc
-  .tuple(
-    fc.integer({ min: 0, max: 255 }),
-    fc.oneof(
-      { weight: 8, arbitrary: fc.integer({ min: 0, max: 120 }) },
-      { weight: 1, arbitrary: fc.integer({ min: 900, max: 20_000 }) },
-    ),
-  )
-  .map(([seed, size]) => valueOf(seed, size));
+const valueArb = patternBytesArb([0, 120], [900, 20_000], [8, 1]);
 
 const writeArb = fc.record({ k: keyArb, v: fc.option(valueArb, { nil: null, freq: 4 }) });
 
@@ -217,7 +204,7 @@ async function runSequence(setup: Setup, ops: Op[]): Promise<void> {
           h.transactionSync((txn) => {
             for (let i = op.from; i < op.from + op.n; i++) {
               const k = `k${String(i).padStart(4, '0')}`;
-              const v = valueOf(i, op.size);
+              const v = patternBytes(i, op.size);
               txn.put(k, v);
               model.set(k, v);
             }
@@ -312,7 +299,7 @@ async function runSequence(setup: Setup, ops: Op[]): Promise<void> {
               const roll = rand();
               if (roll < 0.3) {
                 const nk = `n${Math.floor(rand() * 500)}`;
-                const v = valueOf(nk.length, Math.floor(rand() * 100));
+                const v = patternBytes(nk.length, Math.floor(rand() * 100));
                 txn.put(nk, v);
                 scratch.set(nk, v);
                 touched.add(nk);
@@ -322,7 +309,7 @@ async function runSequence(setup: Setup, ops: Op[]): Promise<void> {
                 scratch.delete(victim);
                 touched.add(victim);
               } else if (roll < 0.7) {
-                const v = valueOf(7, Math.floor(rand() * 300));
+                const v = patternBytes(7, Math.floor(rand() * 300));
                 txn.put(k, v);
                 scratch.set(k, v);
               }
