@@ -17,6 +17,7 @@ import { mkdirSync, promises as fsp } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { TreeCursor } from './btree/cursor';
+import { EXPIRING_FLAG, noteExpiry, storedExpiry } from './expiry';
 import type { ValueRef } from './btree/btree';
 import { MapKVError } from './errors';
 import {
@@ -166,7 +167,11 @@ async function compactCopy(
     };
     const ref: ValueRef = { buf: new Uint8Array(0), start: 0, end: 0 };
     /** Copies `from` into the descriptor `to()` names (the current transaction's, for main). */
-    const copyIndex = async (from: DbDescriptor, to: () => DbDescriptor): Promise<void> => {
+    const copyIndex = async (
+      from: DbDescriptor,
+      to: () => DbDescriptor,
+      expiring = false,
+    ): Promise<void> => {
       assertOpen();
       const index = indexFor(from.kind);
       const cur = index.cursor(r, from, r.pageCount);
@@ -175,7 +180,10 @@ async function compactCopy(
         const kb = cur.keyBuf().slice(cur.keyStart(), cur.keyStart() + cur.keyLength());
         cur.value(ref);
         const vb = ref.buf.subarray(ref.start, ref.end);
+        // An expiring database's expiry index is built again beside its records.
+        const at = expiring ? storedExpiry(ref) : 0;
         index.put(txn, to(), kb, kb.length, vb, vb.length);
+        if (at !== 0) noteExpiry(txn, to(), kb, kb.length, 0, at);
         // The cursor reads the source snapshot, which a step does not touch.
         stepIfFull();
         if (++n % ENTRIES_PER_TURN === 0) {
@@ -201,7 +209,7 @@ async function compactCopy(
       for (const [name, d] of named) {
         const copy = emptyDescriptor(d.kind, d.keyEncoding, d.valueEncoding);
         copying = { name, desc: copy };
-        await copyIndex(d, () => copy);
+        await copyIndex(d, () => copy, (d.valueEncoding & EXPIRING_FLAG) !== 0);
         copying = null;
         putCatalog(name, copy);
       }

@@ -5,8 +5,15 @@
 import { TreeCursor } from './btree/cursor';
 import { MapKVError } from './errors';
 import { crc32c } from './format/crc32c';
-import { type DbDescriptor, DESCRIPTOR_SIZE, readDescriptor, readMeta } from './format/meta';
-import { EXPIRING_FLAG, storedExpiry } from './expiry';
+import {
+  type DbDescriptor,
+  DESCRIPTOR_SIZE,
+  DbKind,
+  readDescriptor,
+  readMeta,
+} from './format/meta';
+import { EXPIRING_FLAG, expiryIndexKey, expiryIndexOf, storedExpiry } from './expiry';
+import { treeGet } from './btree/btree';
 import { H_CHECKSUM, readU32 } from './format/layout';
 import { type Index, type IndexCheck, indexFor } from './indexes';
 import type { Environment } from './txn/env';
@@ -164,8 +171,9 @@ function verify(env: Environment, pgno: number, c: IndexCheck): void {
 }
 
 /**
- * Reports the values of expiring database `name` that do not begin with a readable expiry
- * time (expiry.ts): reads of those entries would fail with ERR_CORRUPT.
+ * Checks expiring database `name`: every value begins with a readable deadline (expiry.ts),
+ * and its expiry index holds exactly one entry per record with a deadline, under that
+ * deadline (its pages are visited as the database's).
  */
 function checkExpiries(
   index: Index,
@@ -174,17 +182,41 @@ function checkExpiries(
   c: IndexCheck,
   name: string,
 ): void {
-  if (d.root === 0) return;
-  const cur = index.cursor(r, d, r.pageCountLimit());
+  const x = expiryIndexOf(d);
+  indexFor(DbKind.BTree).check(r, x, c, `expiry index of database '${name}'`);
   const ref = { buf: new Uint8Array(0), start: 0, end: 0 };
+  const found = { buf: new Uint8Array(0), start: 0, end: 0 };
   let bad = 0;
-  for (let ok = cur.seek(null, 0); ok; ok = cur.next()) {
-    cur.value(ref);
-    try {
-      storedExpiry(ref);
-    } catch {
-      bad++;
+  let dated = 0;
+  let missing = 0;
+  if (d.root !== 0) {
+    const cur = index.cursor(r, d, r.pageCountLimit());
+    for (let ok = cur.seek(null, 0); ok; ok = cur.next()) {
+      cur.value(ref);
+      let at: number;
+      try {
+        at = storedExpiry(ref);
+      } catch {
+        bad++;
+        continue;
+      }
+      if (at === 0) continue;
+      dated++;
+      const ks = cur.keyStart();
+      const ik = expiryIndexKey(
+        at,
+        cur.keyBuf().subarray(ks, ks + cur.keyLength()),
+        cur.keyLength(),
+      );
+      if (!treeGet(r, x, ik, ik.length, found)) missing++;
     }
   }
   if (bad > 0) c.problem(`database '${name}': ${bad} values have no valid expiry time`);
+  if (missing > 0)
+    c.problem(`database '${name}': ${missing} deadlines are missing from its expiry index`);
+  if (x.entries !== dated) {
+    c.problem(
+      `database '${name}': its expiry index counts ${x.entries} entries, ${dated} records have a deadline`,
+    );
+  }
 }

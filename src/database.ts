@@ -4,10 +4,22 @@
  * values into bytes; the indexes and the transaction layer below see bytes only.
  */
 import { type Index, type IndexCursor, indexFor } from './indexes';
-import { MapKVError, checkOptionKeys } from './errors';
+import { MapKVError, checkOptionKeys, corrupt } from './errors';
 import { copyBytes } from './encoding/owned';
 import { PutLog } from './putlog';
-import { EXPIRING_FLAG, checkTtl, expiryAt, liveValue, storedExpiry, withExpiry } from './expiry';
+import {
+  EXPIRING_FLAG,
+  EXPIRY_BYTES,
+  checkTtl,
+  expiryAt,
+  expiryIndexOf,
+  expiryOfStored,
+  indexKeyExpiry,
+  liveValue,
+  noteExpiry,
+  storedExpiry,
+  withExpiry,
+} from './expiry';
 import { describeType, isWellFormed } from './encoding/keys';
 import { maxKeySize } from './format/layout';
 import {
@@ -23,6 +35,7 @@ import { resolve as resolvePath } from 'node:path';
 import type { Options as MsgpackOptions } from 'msgpackr';
 import type { ValueRef } from './btree/btree';
 import { treeGet, treePut } from './btree/btree';
+import { TreeCursor } from './btree/cursor';
 import {
   KEY_ENCODING_NAMES,
   VALUE_ENCODING_NAMES,
@@ -72,6 +85,15 @@ export interface DBOptions {
    * opened without it still expires entries: its puts then never expire unless they say so.
    */
   ttl?: number | undefined;
+}
+
+/** Options of `purgeExpired` and `purgeExpiredSync`. */
+export interface PurgeOptions {
+  /**
+   * Deletes at most this many expired entries (a non-negative integer), those whose deadlines
+   * passed first: a large purge can be spread over several commits. Left out: all of them.
+   */
+  limit?: number | undefined;
 }
 
 /** Options of `put`, `putSync` and `txn.put`. */
@@ -130,6 +152,21 @@ export type RangeOptionsFor<K, Kind extends DbKindName> = [Kind] extends ['hash'
 
 const DB_OPTIONS: ReadonlySet<string> = new Set(['kind', 'keyEncoding', 'valueEncoding', 'ttl']);
 const PUT_OPTIONS: ReadonlySet<string> = new Set(['ttl']);
+const PURGE_OPTIONS: ReadonlySet<string> = new Set(['limit']);
+
+/** The `limit` of purge options `opts` (Infinity when left out); checks them. */
+function purgeLimit(opts: PurgeOptions | undefined, where: string): number {
+  if (opts === undefined) return Infinity;
+  const { limit } = checkOptionKeys(opts, PURGE_OPTIONS, where);
+  if (limit === undefined) return Infinity;
+  if (!(Number.isInteger(limit) && limit >= 0)) {
+    throw new MapKVError(
+      'ERR_BAD_OPTION',
+      `${where}: limit must be a non-negative integer, got ${String(limit)}`,
+    );
+  }
+  return limit;
+}
 const RANGE_OPTIONS: ReadonlySet<string> = new Set(['start', 'end', 'reverse', 'limit', 'prefix']);
 const BACKUP_OPTIONS: ReadonlySet<string> = new Set(['compact']);
 
@@ -527,7 +564,9 @@ export class Store {
       v = small;
       for (let j = 0; j < vl; j++) small[j] = chunk[v0 + j]!;
     } else v = chunk.subarray(v0, v0 + vl);
-    ctx.index.put(txn, ctx.desc, k, kl, v, vl);
+    const db = log.db(i);
+    if (db.expiring) db.putIn(txn, ctx, k, kl, v, vl);
+    else ctx.index.put(txn, ctx.desc, k, kl, v, vl);
   }
 
   /** Writes changed named descriptors into the catalog, then commits. */
@@ -815,6 +854,7 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
       // The options first: reading them may run code (a getter) that uses the database.
       const expires = this.expiryOf(opts, 'put');
       const kb = this.encodeKey(key);
+      if (this.expiring) this.checkExpiringKey(kb);
       const held = this.store.holdKey(kb);
       let encoded: Uint8Array;
       try {
@@ -860,9 +900,10 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
     let vb = this.values_.encode(value);
     if (this.expiring) vb = withExpiry(vb, expires);
     const kl = this.encodeKey(key);
+    if (this.expiring) this.checkExpiringKey(kl);
     this.store.runSync((txn) => {
       const ctx = this.writeContext(txn);
-      ctx.index.put(txn, ctx.desc, this.store.keyScratch, kl, vb, vb.length);
+      this.putIn(txn, ctx, this.store.keyScratch, kl, vb, vb.length);
       ctx.touched();
     });
   }
@@ -877,25 +918,28 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
   }
 
   /**
-   * Deletes every expired entry of this sub-database in one commit, done (durable under sync
-   * 'full') on return; returns how many: 0 (and no commit) in a sub-database that does not
-   * expire. It walks the whole sub-database: O(entries).
+   * Deletes the expired entries of this sub-database (all, or the `limit` whose deadlines
+   * passed first) in one commit, done (durable under sync 'full') on return; returns how many:
+   * 0 (and no commit) in a sub-database that does not expire. It reads them from the
+   * sub-database's expiry index: O(expired entries), not O(entries).
    */
-  purgeExpiredSync(): number {
+  purgeExpiredSync(opts?: PurgeOptions): number {
     this.assertWritable();
+    const limit = purgeLimit(opts, 'purgeExpiredSync');
     if (!this.expiring) return 0;
-    return this.store.runSync((txn) => this.purgeIn(txn));
+    return this.store.runSync((txn) => this.purgeIn(txn, limit));
   }
 
   /**
    * Like purgeExpiredSync, queued with the batched writes of this event-loop turn and
    * committed with them; resolves to how many entries it deleted.
    */
-  purgeExpired(): Promise<number> {
-    if (this.expiring) return this.transaction((t) => this.purgeIn(t.writeTxn()) as number);
+  purgeExpired(opts?: PurgeOptions): Promise<number> {
     try {
       this.assertWritable();
-      return Promise.resolve(0);
+      const limit = purgeLimit(opts, 'purgeExpired');
+      if (!this.expiring) return Promise.resolve(0);
+      return this.transaction((t) => this.purgeIn(t.writeTxn(), limit) as number);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -1096,39 +1140,91 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
     k: Uint8Array,
     kl: number,
   ): boolean {
-    let live = true;
+    let before = 0;
     if (this.expiring && ctx.index.get(txn, ctx.desc, k, kl, VALUE_REF)) {
-      live = liveValue(VALUE_REF, Date.now());
+      before = storedExpiry(VALUE_REF);
     }
     const existed = ctx.index.remove(txn, ctx.desc, k, kl);
-    if (existed) ctx.touched();
-    return existed && live;
+    if (!existed) return false;
+    ctx.touched();
+    if (before === 0) return true;
+    noteExpiry(txn, ctx.desc, k, kl, before, 0);
+    return Date.now() < before;
   }
 
   /**
-   * @internal Deletes the entries of this (expiring) database that are expired now, in
-   * `txn`; returns how many. It walks the whole database: the keys to delete are collected
-   * first, since a removal moves records under a cursor.
+   * @internal Puts `v[0, vl)`, a value as this database stores it (behind its deadline when
+   * it expires), under `k[0, kl)` in `txn`, keeping the expiry index.
    */
-  purgeIn(txn: WriteTxn): number {
+  putIn(
+    txn: WriteTxn,
+    ctx: { desc: DbDescriptor; index: Index },
+    k: Uint8Array,
+    kl: number,
+    v: Uint8Array,
+    vl: number,
+  ): void {
+    if (!this.expiring) {
+      ctx.index.put(txn, ctx.desc, k, kl, v, vl);
+      return;
+    }
+    const after = expiryOfStored(v);
+    const before = ctx.index.get(txn, ctx.desc, k, kl, VALUE_REF) ? storedExpiry(VALUE_REF) : 0;
+    ctx.index.put(txn, ctx.desc, k, kl, v, vl);
+    noteExpiry(txn, ctx.desc, k, kl, before, after);
+  }
+
+  /**
+   * @internal Throws ERR_KEY_TOO_LARGE for a key of `kl` bytes in this expiring database:
+   * its expiry index keys are the key behind an 8-byte deadline, and must fit a page too.
+   */
+  checkExpiringKey(kl: number): void {
+    const max = this.store.maxKey - EXPIRY_BYTES;
+    if (kl > max) {
+      throw new MapKVError(
+        'ERR_KEY_TOO_LARGE',
+        `a key of an expiring sub-database takes at most ${max} bytes (8 less than ` +
+          `maxKeySize, for its deadline in the expiry index); this one takes ${kl}`,
+      );
+    }
+  }
+
+  /**
+   * @internal Deletes the entries of this (expiring) database that are expired now, at most
+   * `limit` of them, earliest deadlines first, in `txn`; returns how many. They are the first
+   * entries of the expiry index; their keys are collected before any is removed, since a
+   * removal moves records under the cursor.
+   */
+  purgeIn(txn: WriteTxn, limit: number): number {
     if (!this.expiring) return 0;
     const ctx = this.writeContext(txn);
+    const x = expiryIndexOf(ctx.desc);
+    if (x.root === 0) return 0;
     const now = Date.now();
+    // The expiry index lists the records by deadline: the expired ones are its first entries.
     const r = new SnapshotReaderCopy(txn);
-    const c = this.index.cursor(r, ctx.desc, r.pageCountLimit());
+    const c = new TreeCursor(r, x, r.pageCountLimit());
     const dead: Uint8Array[] = [];
-    for (let ok = c.seek(null, 0); ok; ok = c.next()) {
-      c.value(VALUE_REF);
-      const at = storedExpiry(VALUE_REF);
-      if (at !== 0 && now >= at) {
-        const ks = c.keyStart();
-        dead.push(c.keyBuf().slice(ks, ks + c.keyLength()));
-      }
+    for (let ok = c.seek(null, 0); ok && dead.length < limit; ok = c.next()) {
+      const ks = c.keyStart();
+      const kl = c.keyLength();
+      if (kl < EXPIRY_BYTES) corrupt('an expiry index key is shorter than its deadline');
+      if (indexKeyExpiry(c.keyBuf(), ks) > now) break;
+      dead.push(c.keyBuf().slice(ks, ks + kl));
     }
     if (dead.length === 0) return 0;
     // Iterators open in this transaction re-seek after the removals.
     txn.version++;
-    for (const k of dead) ctx.index.remove(txn, ctx.desc, k, k.length);
+    for (const ik of dead) {
+      const k = ik.subarray(EXPIRY_BYTES);
+      if (!ctx.index.get(txn, ctx.desc, k, k.length, VALUE_REF)) {
+        corrupt('the expiry index lists a record that is not there');
+      }
+      const at = indexKeyExpiry(ik, 0);
+      if (storedExpiry(VALUE_REF) !== at) corrupt('the expiry index has a stale deadline');
+      ctx.index.remove(txn, ctx.desc, k, k.length);
+      noteExpiry(txn, ctx.desc, k, k.length, at, 0);
+    }
     ctx.touched();
     return dead.length;
   }
@@ -1828,12 +1924,13 @@ export class Transaction<K = unknown, V = unknown, Kind extends DbKindName = DbK
     // The value first, as in putSync: its encoding may run code that reads the database.
     let vb = db.values_.encode(value);
     if (db.expiring) vb = withExpiry(vb, expires);
-    const kl = this.database.encodeKey(key);
-    const ctx = this.database.writeContext(this.txn);
+    const kl = db.encodeKey(key);
+    if (db.expiring) db.checkExpiringKey(kl);
+    const ctx = db.writeContext(this.txn);
     // A write may move records inside a page this transaction already owns: iterators over
     // the transaction see the version change and re-seek.
     this.txn.version++;
-    ctx.index.put(this.txn, ctx.desc, this.database.store.keyScratch, kl, vb, vb.length);
+    db.putIn(this.txn, ctx, db.store.keyScratch, kl, vb, vb.length);
     ctx.touched();
   }
 

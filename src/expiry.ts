@@ -15,7 +15,9 @@
  */
 import { MapKVError, corrupt } from './errors';
 import { readU32, writeU32 } from './format/layout';
-import type { ValueRef } from './btree/btree';
+import { type ValueRef, treePut, treeRemove } from './btree/btree';
+import { type DbDescriptor, DbKind, emptyDescriptor } from './format/meta';
+import type { PageWriter } from './txn/pages';
 
 /** Set in a descriptor's value-encoding byte: the values carry an expiry time. */
 export const EXPIRING_FLAG = 0x80;
@@ -83,4 +85,94 @@ export function liveValue(ref: ValueRef, now: number): boolean {
   if (at !== 0 && now >= at) return false;
   ref.start += EXPIRY_BYTES;
   return true;
+}
+
+/**
+ * The expiry index: a B+tree per expiring database, kept in the same commits as its records,
+ * whose keys are (deadline as a big-endian u64, record key) and whose values are empty, for
+ * every record with a deadline. It orders the records by deadline, so a purge reads the
+ * expired ones from its start instead of walking the whole database. Its root, depth and
+ * entry count are the database descriptor's aux[3..5] (0 in every other descriptor).
+ */
+export const AUX_EXPIRY_ROOT = 3;
+export const AUX_EXPIRY_DEPTH = 4;
+export const AUX_EXPIRY_ENTRIES = 5;
+
+/** The expiry index of `d` as a B+tree descriptor (a new object: see saveExpiryIndex). */
+export function expiryIndexOf(d: DbDescriptor): DbDescriptor {
+  const x = emptyDescriptor(DbKind.BTree, 0, 0);
+  x.root = d.aux[AUX_EXPIRY_ROOT]!;
+  x.depth = d.aux[AUX_EXPIRY_DEPTH]!;
+  x.entries = d.aux[AUX_EXPIRY_ENTRIES]!;
+  return x;
+}
+
+/** Stores the expiry index `x` (after a change) back into `d`. */
+function saveExpiryIndex(d: DbDescriptor, x: DbDescriptor): void {
+  d.aux[AUX_EXPIRY_ROOT] = x.root;
+  d.aux[AUX_EXPIRY_DEPTH] = x.depth;
+  d.aux[AUX_EXPIRY_ENTRIES] = x.entries;
+}
+
+let indexKey = new Uint8Array(64);
+
+/** Writes the expiry index key of (`at`, `k[0, kl)`) into indexKey; returns its length. */
+function writeIndexKey(at: number, k: Uint8Array, kl: number): number {
+  if (indexKey.length < EXPIRY_BYTES + kl) indexKey = new Uint8Array(2 * (EXPIRY_BYTES + kl));
+  const hi = Math.floor(at / 0x1_0000_0000);
+  const lo = at % 0x1_0000_0000;
+  indexKey[0] = hi >>> 24;
+  indexKey[1] = (hi >>> 16) & 0xff;
+  indexKey[2] = (hi >>> 8) & 0xff;
+  indexKey[3] = hi & 0xff;
+  indexKey[4] = lo >>> 24;
+  indexKey[5] = (lo >>> 16) & 0xff;
+  indexKey[6] = (lo >>> 8) & 0xff;
+  indexKey[7] = lo & 0xff;
+  for (let i = 0; i < kl; i++) indexKey[EXPIRY_BYTES + i] = k[i]!;
+  return EXPIRY_BYTES + kl;
+}
+
+/** The expiry index key of (`at`, `k[0, kl)`), a new array. */
+export function expiryIndexKey(at: number, k: Uint8Array, kl: number): Uint8Array {
+  return indexKey.slice(0, writeIndexKey(at, k, kl));
+}
+
+/** The deadline an expiry index key starts with. */
+export function indexKeyExpiry(b: Uint8Array, s: number): number {
+  const hi = ((b[s]! << 24) | (b[s + 1]! << 16) | (b[s + 2]! << 8) | b[s + 3]!) >>> 0;
+  const lo = ((b[s + 4]! << 24) | (b[s + 5]! << 16) | (b[s + 6]! << 8) | b[s + 7]!) >>> 0;
+  return hi * 0x1_0000_0000 + lo;
+}
+
+const NO_VALUE = new Uint8Array(0);
+
+/**
+ * Records in the expiry index of `d` that key `k[0, kl)` went from deadline `before` to
+ * `after` (0: none; `before` 0 also when the key was absent).
+ */
+export function noteExpiry(
+  w: PageWriter,
+  d: DbDescriptor,
+  k: Uint8Array,
+  kl: number,
+  before: number,
+  after: number,
+): void {
+  if (before === after) return;
+  const x = expiryIndexOf(d);
+  if (before !== 0) {
+    const n = writeIndexKey(before, k, kl);
+    if (!treeRemove(w, x, indexKey, n)) corrupt('an expiring record is missing from its index');
+  }
+  if (after !== 0) {
+    const n = writeIndexKey(after, k, kl);
+    treePut(w, x, indexKey, n, NO_VALUE, 0);
+  }
+  saveExpiryIndex(d, x);
+}
+
+/** The deadline of `v`, a value as an expiring database stores it (withExpiry). */
+export function expiryOfStored(v: Uint8Array): number {
+  return readU32(v, 4) * 0x1_0000_0000 + readU32(v, 0);
 }

@@ -22,6 +22,7 @@ export {
   type Entry,
   type HashRangeOptions,
   type OpenOptions,
+  type PurgeOptions,
   type PutOptions,
   type RangeOptions,
   type RangeOptionsFor,

@@ -9,7 +9,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { open, type Database, type DatabaseBase } from '../../src/index';
-import { EXPIRING_FLAG } from '../../src/expiry';
+import { EXPIRING_FLAG, withExpiry } from '../../src/expiry';
 import { ApiFolder, expectCode } from '../helpers/api-helpers';
 
 let folder: ApiFolder;
@@ -32,18 +32,26 @@ function putRaw(db: DatabaseBase<string, Uint8Array>, key: string, raw: Uint8Arr
   });
 }
 
+/** The folder's file, and in it an expiring sub-database 'c' of `kind` (binary values). */
+function openExpiring(
+  kind: 'btree' | 'hash',
+): [Database<any, any>, DatabaseBase<string, Uint8Array>] {
+  const root = open(folder.file(), { sync: 'none' });
+  const db = root.openDB<string, Uint8Array>('c', {
+    kind,
+    ttl: 60_000,
+    keyEncoding: 'string',
+    valueEncoding: 'binary',
+  });
+  return [root, db];
+}
+
 describe.each(['btree', 'hash'] as const)('a damaged expiring %s database', (kind) => {
   let root: Database<any, any>;
   let db: DatabaseBase<string, Uint8Array>;
 
   beforeEach(() => {
-    root = open(folder.file(), { sync: 'none' });
-    db = root.openDB<string, Uint8Array>('c', {
-      kind,
-      ttl: 60_000,
-      keyEncoding: 'string',
-      valueEncoding: 'binary',
-    });
+    [root, db] = openExpiring(kind);
     db.putSync('good', new Uint8Array([1, 2, 3]));
   });
 
@@ -64,18 +72,65 @@ describe.each(['btree', 'hash'] as const)('a damaged expiring %s database', (kin
       () => db.expiresAt('bad'),
       () => [...db.range()],
       () => db.count(),
-      () => db.purgeExpiredSync(),
       () => db.removeSync('bad'),
     ]) {
       expectCode(read, 'ERR_CORRUPT');
     }
-    // Reads that do not reach the damaged record still answer.
+    // Reads that do not reach the damaged record still answer; a purge reads the expiry index
+    // only, which does not list it.
     expect([...db.get('good')!]).toEqual([1, 2, 3]);
+    expect(db.purgeExpiredSync()).toBe(0);
     const result = root.check();
     expect(result.ok).toBe(false);
     expect(result.problems.join('\n')).toMatch(/database 'c': 1 values have no valid expiry/);
   });
 });
+
+describe.each(['btree', 'hash'] as const)(
+  'an expiring %s database and its expiry index',
+  (kind) => {
+    let root: Database<any, any>;
+    let db: DatabaseBase<string, Uint8Array>;
+    const T = Date.now();
+
+    beforeEach(() => {
+      [root, db] = openExpiring(kind);
+      for (let i = 0; i < 50; i++) db.putSync(`k${i}`, new Uint8Array([i]), { ttl: 1 + i });
+    });
+
+    afterEach(async () => {
+      await root.close();
+    });
+
+    it('a record with a deadline the index does not list is a problem for check()', () => {
+      // A deadline already past: written through the index's put, the expiry index never hears
+      // of it.
+      putRaw(db, 'unlisted', withExpiry(new Uint8Array([7]), T - 1));
+      const result = root.check();
+      expect(result.ok).toBe(false);
+      expect(result.problems.join('\n')).toMatch(/1 deadlines are missing from its expiry index/);
+      expect(result.problems.join('\n')).toMatch(/counts 50 entries, 51 records have a deadline/);
+    });
+
+    it('an index entry whose record is gone is a problem for check(), and ERR_CORRUPT to a purge', () => {
+      const kb = new Uint8Array(Buffer.from('k0'));
+      db.store.runSync((txn) => {
+        const ctx = db.writeContext(txn);
+        ctx.index.remove(txn, ctx.desc, kb, kb.length);
+        ctx.touched();
+      });
+      const result = root.check();
+      expect(result.ok).toBe(false);
+      expect(result.problems.join('\n')).toMatch(/counts 50 entries, 49 records have a deadline/);
+      // k0's deadline (1 ms after its put) is past once the clock has moved 1 ms.
+      const until = Date.now() + 2;
+      while (Date.now() < until);
+      const before = root.stats().txnId;
+      expectCode(() => db.purgeExpiredSync(), 'ERR_CORRUPT');
+      expect(root.stats().txnId).toBe(before);
+    });
+  },
+);
 
 describe('files with an expiry bit where none may be', () => {
   it('an unnamed database that claims to expire is refused at open', async () => {

@@ -1,0 +1,122 @@
+/**
+ * The key size of an expiring sub-database: its expiry index stores each key behind an 8-byte
+ * deadline, so its keys take at most maxKeySize - 8 bytes. A longer key is ERR_KEY_TOO_LARGE
+ * for every put, and nothing is written.
+ */
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { type Database, type DatabaseBase } from '../../src/index';
+import { ApiFolder, expectCode, expectRejectCode } from '../helpers/api-helpers';
+
+let folder: ApiFolder;
+
+beforeEach(() => {
+  folder = new ApiFolder();
+});
+
+afterEach(async () => {
+  await folder.cleanup();
+});
+
+describe.each(['btree', 'hash'] as const)('keys of an expiring %s sub-database', (kind) => {
+  let root: Database<any, any>;
+  let db: DatabaseBase<string, string>;
+
+  beforeEach(() => {
+    root = folder.open({ sync: 'none' });
+    db = root.openDB<string, string>('c', {
+      kind,
+      ttl: 60_000,
+      keyEncoding: 'string',
+      valueEncoding: 'string',
+    });
+  });
+
+  it('take up to maxKeySize - 8 bytes, with or without a deadline', async () => {
+    const max = root.stats().maxKeySize - 8;
+    const a = 'a'.repeat(max);
+    const b = 'b'.repeat(max);
+    db.putSync(a, 'x');
+    await db.put(b, 'y', { ttl: Infinity });
+    db.transactionSync((txn) => txn.put('c'.repeat(max), 'z', { ttl: 5 }));
+    expect(db.get(a)).toBe('x');
+    expect(db.get(b)).toBe('y');
+    expect(db.removeSync(a)).toBe(true);
+    expect(root.check().ok).toBe(true);
+  });
+
+  it('one byte more is ERR_KEY_TOO_LARGE, and nothing is written', async () => {
+    const long = 'k'.repeat(root.stats().maxKeySize - 7);
+    const before = root.stats().txnId;
+    expectCode(() => db.putSync(long, 'x'), 'ERR_KEY_TOO_LARGE');
+    await expectRejectCode(db.put(long, 'x'), 'ERR_KEY_TOO_LARGE');
+    expectCode(
+      () => db.transactionSync((txn) => txn.put(long, 'x', { ttl: 10 })),
+      'ERR_KEY_TOO_LARGE',
+    );
+    expect(root.stats().txnId).toBe(before);
+    expect(db.count()).toBe(0);
+  });
+});
+
+it('a sub-database without ttl keeps the whole maxKeySize', () => {
+  const root = folder.open({ sync: 'none' });
+  const plain = root.openDB<string, string>('p', {
+    keyEncoding: 'string',
+    valueEncoding: 'string',
+  });
+  const k = 'k'.repeat(root.stats().maxKeySize);
+  plain.putSync(k, 'x');
+  expect(plain.get(k)).toBe('x');
+});
+
+describe.each(['btree', 'hash'] as const)('purge limits on a %s sub-database', (kind) => {
+  it('purgeExpired({ limit }) deletes the entries whose deadlines passed first, at most limit', async () => {
+    const T0 = 1_800_000_000_000;
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      vi.setSystemTime(T0);
+      const root = folder.open({ sync: 'none' });
+      const db = root.openDB<string, string>('c', {
+        kind,
+        ttl: 60_000,
+        keyEncoding: 'string',
+        valueEncoding: 'string',
+      });
+      // Deadlines T0 + 1..30 ms, in an order unrelated to the keys'.
+      const keyOfDeadline = (i: number): string => `k${(i * 7) % 30}`;
+      for (let i = 0; i < 30; i++) db.putSync(keyOfDeadline(i), 'v', { ttl: 1 + i });
+      db.putSync('never', 'v', { ttl: Infinity });
+      vi.setSystemTime(T0 + 100);
+      expect([...db.keys()]).toEqual(['never']);
+      expect(db.purgeExpiredSync({ limit: 0 })).toBe(0);
+      expect(db.purgeExpiredSync({ limit: 10 })).toBe(10);
+      expect(await db.purgeExpired({ limit: 15 })).toBe(15);
+      // Back to T0: the records not purged are live again, and they are the five of the
+      // latest deadlines.
+      vi.setSystemTime(T0);
+      const expected = ['never'];
+      for (let i = 25; i < 30; i++) expected.push(keyOfDeadline(i));
+      expect([...db.keys()].sort()).toEqual(expected.sort());
+      vi.setSystemTime(T0 + 100);
+      expect(db.purgeExpiredSync({ limit: undefined })).toBe(5);
+      expect(db.purgeExpiredSync()).toBe(0);
+      vi.setSystemTime(T0);
+      expect([...db.keys()]).toEqual(['never']);
+      expect(root.check().ok).toBe(true);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('a bad limit is ERR_BAD_OPTION, and nothing is written', async () => {
+    const root = folder.open({ sync: 'none' });
+    const db = root.openDB('c', { kind, ttl: 60_000 });
+    const before = root.stats().txnId;
+    for (const bad of [-1, 1.5, NaN, '3', null]) {
+      expectCode(() => db.purgeExpiredSync({ limit: bad as never }), 'ERR_BAD_OPTION');
+      await expectRejectCode(db.purgeExpired({ limit: bad as never }), 'ERR_BAD_OPTION');
+    }
+    expectCode(() => db.purgeExpiredSync({ max: 3 } as never), 'ERR_BAD_OPTION');
+    expect(root.stats().txnId).toBe(before);
+  });
+});
