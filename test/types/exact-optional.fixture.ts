@@ -25,6 +25,12 @@ export async function undefinedOptions(
     maxReaders: n,
   });
   db.openDB('sub', { kind: undefined, keyEncoding: undefined, valueEncoding: undefined });
+  const cache = db.openDB('cache', { ttl: n });
+  cache.putSync('k', 1, { ttl: n });
+  await cache.put('k', 1, { ttl: undefined });
+  cache.transactionSync((txn) => txn.put('k', 1, { ttl: n }));
+  cache.purgeExpiredSync({ limit: n });
+  await cache.purgeExpired({ limit: undefined });
   db.range({ start: key, end: key, reverse: flag, limit: n, prefix: key });
   db.count({ limit: n });
   await db.backup('copy.mkv', { compact: flag });

@@ -73,6 +73,19 @@ export function inferredFromEncodings(): void {
   typeOf(plain).is<DatabaseBase<OrderedKey, DefaultValue>>();
   // @ts-expect-error a uint32 sub-database takes number keys
   users.get('alice');
+
+  const cache = d.openDB('cache', { kind: 'hash', keyEncoding: 'string', ttl: 60_000 });
+  typeOf(cache).is<DatabaseBase<string, DefaultValue, 'hash'>>();
+  typeOf(cache.expiresAt('k')).is<number | undefined>();
+  typeOf(cache.purgeExpiredSync({ limit: 10 })).is<number>();
+  typeOf(cache.purgeExpired()).is<Promise<number>>();
+  cache.putSync('k', 1, { ttl: 5_000 });
+  // @ts-expect-error ttl is a number of milliseconds
+  cache.putSync('k', 1, { ttl: '5s' });
+  // @ts-expect-error put options are ttl only
+  void cache.put('k', 1, { expires: 5 });
+  // @ts-expect-error ttl is a number of milliseconds
+  d.openDB('cache', { ttl: true });
 }
 
 // --- explicit type arguments <K, V> ---
