@@ -120,3 +120,44 @@ describe.each(['btree', 'hash'] as const)('purge limits on a %s sub-database', (
     expect(root.stats().txnId).toBe(before);
   });
 });
+
+describe.each(['btree', 'hash'] as const)(
+  'a large batch into an expiring %s sub-database',
+  (kind) => {
+    it('keeps the expiry index whole (a B+tree run of >= 64 puts is applied in key order)', async () => {
+      const T0 = 1_800_000_000_000;
+      vi.useFakeTimers({ toFake: ['Date'] });
+      try {
+        vi.setSystemTime(T0);
+        const root = folder.open({ sync: 'none' });
+        const db = root.openDB<string, number>('c', {
+          kind,
+          ttl: 1_000,
+          keyEncoding: 'string',
+          valueEncoding: 'json',
+        });
+        // 500 puts in one turn, keys out of order, deadlines 1..10 s, some keys put twice (the
+        // second put's deadline wins), some with no deadline.
+        const expected = new Map<string, number>();
+        const puts: Promise<void>[] = [];
+        for (let i = 0; i < 500; i++) {
+          const k = `k${(i * 211) % 400}`;
+          const ttl = i % 7 === 0 ? Infinity : 1_000 * (1 + (i % 10));
+          puts.push(db.put(k, i, { ttl }));
+          expected.set(k, ttl === Infinity ? 0 : T0 + ttl);
+        }
+        await Promise.all(puts);
+        expect(root.check().ok).toBe(true);
+        for (const [k, at] of expected) expect(db.expiresAt(k)).toBe(at === 0 ? Infinity : at);
+        // At T0 + 5.5 s the deadlines up to T0 + 5 s have passed.
+        vi.setSystemTime(T0 + 5_500);
+        const due = [...expected.values()].filter((at) => at !== 0 && at <= T0 + 5_500).length;
+        expect(await db.purgeExpired()).toBe(due);
+        expect(db.count()).toBe(expected.size - due);
+        expect(root.check().ok).toBe(true);
+      } finally {
+        vi.useRealTimers();
+      }
+    });
+  },
+);
