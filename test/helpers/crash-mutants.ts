@@ -72,7 +72,8 @@ function contentOf(
  * Builds a valid file holding every page type: a main B+tree of depth >= 2 (branch and leaf
  * pages), overflow runs (values > pageSize / 4, some crossing a 64 KiB segment edge), free
  * pages listed in chunk pages and a free directory, the catalog, sub-database 'users'
- * (B+tree) and 'hashed' (hash index, when this build has it), two metas.
+ * (B+tree), 'hashed' (hash index, when this build has it) and 'cache' (an expiring hash
+ * index with its expiry index, when this build has them), two metas.
  */
 export async function buildBase(file: string, pageSize: number, trim = false): Promise<BaseFile> {
   fs.rmSync(file, { force: true });
@@ -87,6 +88,15 @@ export async function buildBase(file: string, pageSize: number, trim = false): P
   } catch {
     hashed = null; // no hash index in this build
   }
+  // An expiring sub-database (deadlines years away: its entries stay live): its values carry
+  // deadlines and its expiry index is a B+tree of its own, both for the mutants to damage.
+  let cache: typeof users | null = null;
+  try {
+    cache = db.openDB<string, any>('cache', { kind: 'hash', ttl: 10 * 365 * 86_400_000 });
+    subs.cache = 'hash';
+  } catch {
+    cache = null; // no expiring sub-databases in this build
+  }
   db.transactionSync((txn) => {
     for (let i = 0; i < 500; i++)
       txn.put(`m${String(i).padStart(4, '0')}`, { i, s: 'v'.repeat(20 + (i % 40)) });
@@ -94,6 +104,7 @@ export async function buildBase(file: string, pageSize: number, trim = false): P
     for (let i = 0; i < 150; i++) txn.db(users).put(`u${i}`, { name: `user ${i}`, n: i });
     txn.db(users).put('avatar', Buffer.alloc(9000, 7));
     if (hashed !== null) for (let i = 0; i < 120; i++) txn.db(hashed).put(`h${i}`, i * 3);
+    if (cache !== null) for (let i = 0; i < 200; i++) txn.db(cache).put(`c${i}`, { c: i });
   });
   // Free pages: overwrite and remove, a few commits so chunks are both pending and reusable.
   for (let round = 0; round < 3; round++) {
