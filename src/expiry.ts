@@ -10,8 +10,10 @@
  * of reading the expiry as part of the value.
  *
  * Expiry is applied by reads, not by the engine: an expired record stays in its page, where
- * reads pass over it, until a purge, a remove or an overwrite deletes it. The indexes, the
- * commit protocol and the crash guarantees are those of any sub-database.
+ * reads pass over it, until a purge, a remove or an overwrite deletes it. Purges find expired
+ * records through the database's expiry index (below), a B+tree written in the same commits as
+ * the records: the indexes, the commit protocol and the crash guarantees are those of any
+ * sub-database.
  */
 import { MapKVError, corrupt } from './errors';
 import { readU32, writeU32 } from './format/layout';
