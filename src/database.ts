@@ -1019,7 +1019,10 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
     return this.iterable(opts, 'values') as Iterable<V>;
   }
 
-  /** Number of entries, or of entries in a range. */
+  /**
+   * Number of entries, or of entries in a range: O(1) without options, but walked in an
+   * expiring sub-database (its expired entries are left out).
+   */
   count(opts: RangeOptionsFor<K, Kind> = {}): number {
     this.store.assertOpen();
     // An expiring database's entry count includes its expired entries: it is walked.
@@ -1691,7 +1694,10 @@ export class Snapshot<K = unknown, V = unknown, Kind extends DbKindName = DbKind
     return this.on(this.base).values(opts);
   }
 
-  /** Number of entries in this snapshot, or of entries in a range (O(1) without options). */
+  /**
+   * Number of entries in this snapshot, or of entries in a range: O(1) without options, but
+   * walked in an expiring sub-database (its expired entries are left out).
+   */
   count(opts: RangeOptionsFor<K, Kind> = {}): number {
     return this.on(this.base).count(opts);
   }
@@ -1791,7 +1797,10 @@ export class SnapshotView<K, V, Kind extends DbKindName = DbKindName> {
     return this.iter(opts, 'values') as Iterable<V>;
   }
 
-  /** Number of entries in the snapshot, or of entries in a range (O(1) without options). */
+  /**
+   * Number of entries in the snapshot, or of entries in a range: O(1) without options, but
+   * walked in an expiring sub-database (its expired entries are left out).
+   */
   count(opts: RangeOptionsFor<K, Kind> = {}): number {
     if (!this.db.expiring && isWholeRange(this.db.planRange(opts))) return this.ctx().desc.entries;
     let n = 0;
