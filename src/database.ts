@@ -1020,13 +1020,15 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
   }
 
   /**
-   * Number of entries, or of entries in a range: O(1) without options, but walked in an
-   * expiring sub-database (its expired entries are left out).
+   * Number of entries, or of entries in a range: O(1) without options (O(expired entries) in
+   * an expiring sub-database, whose expired entries are left out).
    */
   count(opts: RangeOptionsFor<K, Kind> = {}): number {
     this.store.assertOpen();
-    // An expiring database's entry count includes its expired entries: it is walked.
-    if (!this.expiring && isWholeRange(this.planRange(opts))) return this.readLatest().desc.entries;
+    if (isWholeRange(this.planRange(opts))) {
+      const ctx = this.readLatest();
+      return liveCount(this, ctx.r, ctx.desc, Date.now());
+    }
     let n = 0;
     for (const _ of this.iterable(opts, 'count')) n++;
     return n;
@@ -1370,6 +1372,31 @@ export interface RangePlan {
   limit: number;
 }
 
+/**
+ * The entries of `desc` (of database `db`, read through `r`) that are live at `now`: the
+ * descriptor's count, less, in an expiring database, the expired ones, which are the first
+ * entries of its expiry index (O(expired)).
+ */
+function liveCount(
+  db: DatabaseBase<unknown, unknown>,
+  r: PageReader,
+  desc: DbDescriptor,
+  now: number,
+): number {
+  if (!db.expiring) return desc.entries;
+  const x = expiryIndexOf(desc);
+  if (x.root === 0) return desc.entries;
+  let expired = 0;
+  const c = new TreeCursor(new SnapshotReaderCopy(r), x, r.pageCountLimit());
+  for (let ok = c.seek(null, 0); ok; ok = c.next()) {
+    if (c.keyLength() < EXPIRY_BYTES) corrupt('an expiry index key is shorter than its deadline');
+    if (indexKeyExpiry(c.keyBuf(), c.keyStart()) > now) break;
+    expired++;
+  }
+  if (expired > desc.entries) corrupt('the expiry index lists more entries than its database');
+  return desc.entries - expired;
+}
+
 /** A plan with no bounds and no limit: its count is the descriptor's entry count. */
 function isWholeRange(plan: RangePlan): boolean {
   return plan.lo === null && plan.hi === null && plan.limit === Infinity;
@@ -1695,8 +1722,8 @@ export class Snapshot<K = unknown, V = unknown, Kind extends DbKindName = DbKind
   }
 
   /**
-   * Number of entries in this snapshot, or of entries in a range: O(1) without options, but
-   * walked in an expiring sub-database (its expired entries are left out).
+   * Number of entries in this snapshot, or of entries in a range: O(1) without options
+   * (O(expired entries) in an expiring sub-database, whose expired entries are left out).
    */
   count(opts: RangeOptionsFor<K, Kind> = {}): number {
     return this.on(this.base).count(opts);
@@ -1798,11 +1825,14 @@ export class SnapshotView<K, V, Kind extends DbKindName = DbKindName> {
   }
 
   /**
-   * Number of entries in the snapshot, or of entries in a range: O(1) without options, but
-   * walked in an expiring sub-database (its expired entries are left out).
+   * Number of entries in the snapshot, or of entries in a range: O(1) without options
+   * (O(expired entries) in an expiring sub-database, whose expired entries are left out).
    */
   count(opts: RangeOptionsFor<K, Kind> = {}): number {
-    if (!this.db.expiring && isWholeRange(this.db.planRange(opts))) return this.ctx().desc.entries;
+    if (isWholeRange(this.db.planRange(opts))) {
+      const ctx = this.ctx();
+      return liveCount(this.db, ctx.r, ctx.desc, this.now);
+    }
     let n = 0;
     for (const _ of this.iter(opts, 'count')) n++;
     return n;
@@ -1973,8 +2003,13 @@ export class Transaction<K = unknown, V = unknown, Kind extends DbKindName = DbK
   /** Number of entries as the transaction sees them, or of entries in a range. */
   count(opts: RangeOptionsFor<K, Kind> = {}): number {
     this.live();
-    if (!this.database.expiring && isWholeRange(this.database.planRange(opts))) {
-      return this.database.writeContext(this.txn).desc.entries;
+    if (isWholeRange(this.database.planRange(opts))) {
+      return liveCount(
+        this.database,
+        this.txn,
+        this.database.writeContext(this.txn).desc,
+        Date.now(),
+      );
     }
     let n = 0;
     for (const _ of this.iter(opts, 'count')) n++;
