@@ -834,12 +834,7 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
    */
   expiresAt(key: K): number | undefined {
     const ctx = this.readLatest();
-    const kl = this.encodeKey(key);
-    if (!ctx.index.get(ctx.r, ctx.desc, this.store.keyScratch, kl, VALUE_REF)) return undefined;
-    if (!this.expiring) return Infinity;
-    const at = storedExpiry(VALUE_REF);
-    if (at === 0) return Infinity;
-    return Date.now() < at ? at : undefined;
+    return deadlineOf(this, ctx.r, ctx.desc, this.encodeKey(key), Date.now());
   }
 
   // --- writes ---
@@ -1373,6 +1368,24 @@ export interface RangePlan {
 }
 
 /**
+ * expiresAt of the key in the store's key scratch (`kl` bytes) in `desc` (of database `db`,
+ * read through `r`) at time `now`.
+ */
+function deadlineOf(
+  db: DatabaseBase<unknown, unknown>,
+  r: PageReader,
+  desc: DbDescriptor,
+  kl: number,
+  now: number,
+): number | undefined {
+  if (!db.index.get(r, desc, db.store.keyScratch, kl, VALUE_REF)) return undefined;
+  if (!db.expiring) return Infinity;
+  const at = storedExpiry(VALUE_REF);
+  if (at === 0) return Infinity;
+  return now < at ? at : undefined;
+}
+
+/**
  * The entries of `desc` (of database `db`, read through `r`) that are live at `now`: the
  * descriptor's count, less, in an expiring database, the expired ones, which are the first
  * entries of its expiry index (O(expired)).
@@ -1706,6 +1719,11 @@ export class Snapshot<K = unknown, V = unknown, Kind extends DbKindName = DbKind
     return this.on(this.base).has(key);
   }
 
+  /** When `key`'s entry expires, as of this snapshot (see {@link DatabaseBase.expiresAt}). */
+  expiresAt(key: K): number | undefined {
+    return this.on(this.base).expiresAt(key);
+  }
+
   /** Entries in key order, as this snapshot sees them (see {@link RangeOptions}). */
   range(opts: RangeOptionsFor<K, Kind> = {}): Iterable<Entry<K, V>> {
     return this.on(this.base).range(opts);
@@ -1807,6 +1825,15 @@ export class SnapshotView<K, V, Kind extends DbKindName = DbKindName> {
     const kl = this.db.encodeKey(key);
     if (!ctx.index.get(ctx.r, ctx.desc, this.db.store.keyScratch, kl, VALUE_REF)) return false;
     return !this.db.expiring || liveValue(VALUE_REF, this.now);
+  }
+
+  /**
+   * When `key`'s entry expires, as of the snapshot (its clock is the time it was taken; see
+   * {@link DatabaseBase.expiresAt}).
+   */
+  expiresAt(key: K): number | undefined {
+    const ctx = this.ctx();
+    return deadlineOf(this.db, ctx.r, ctx.desc, this.db.encodeKey(key), this.now);
   }
 
   /** Entries in key order, as the snapshot sees them (see {@link RangeOptions}). */
@@ -1950,6 +1977,16 @@ export class Transaction<K = unknown, V = unknown, Kind extends DbKindName = DbK
     if (!ctx.index.get(this.txn, ctx.desc, this.database.store.keyScratch, kl, VALUE_REF))
       return false;
     return !this.database.expiring || liveValue(VALUE_REF, Date.now());
+  }
+
+  /**
+   * When `key`'s entry expires, this transaction's own writes included (see
+   * {@link DatabaseBase.expiresAt}).
+   */
+  expiresAt(key: K): number | undefined {
+    this.live();
+    const ctx = this.database.writeContext(this.txn);
+    return deadlineOf(this.database, this.txn, ctx.desc, this.database.encodeKey(key), Date.now());
   }
 
   /**
