@@ -161,3 +161,43 @@ describe.each(['btree', 'hash'] as const)(
     });
   },
 );
+
+describe.each(['btree', 'hash'] as const)(
+  'rolled-back writes to an expiring %s sub-database',
+  (kind) => {
+    it('a queued transaction that throws leaves the expiry index as the batch before it left it', async () => {
+      const T0 = 1_800_000_000_000;
+      vi.useFakeTimers({ toFake: ['Date'] });
+      try {
+        vi.setSystemTime(T0);
+        const root = folder.open({ sync: 'none' });
+        const db = root.openDB<string, number>('c', { kind, ttl: 1_000, keyEncoding: 'string' });
+        for (let i = 0; i < 50; i++) db.putSync(`old${i}`, i);
+        // One batch: puts, a transaction that rewrites deadlines and throws (rolled back to the
+        // savepoint before it), then more puts.
+        const first = [db.put('a', 1, { ttl: 10 }), db.put('old0', 0, { ttl: 20 })];
+        const failing = db.transaction((txn) => {
+          for (let i = 0; i < 50; i++) txn.put(`old${i}`, i, { ttl: 5 });
+          txn.remove('a');
+          for (let i = 0; i < 200; i++) txn.put(`new${i}`, i, { ttl: 7 });
+          throw new Error('no');
+        });
+        const last = db.put('b', 2, { ttl: 30 });
+        await Promise.all(first);
+        await expect(failing).rejects.toThrow('no');
+        await last;
+        expect(root.check().problems).toEqual([]);
+        expect(db.expiresAt('old0')).toBe(T0 + 20);
+        expect(db.expiresAt('old1')).toBe(T0 + 1_000);
+        expect(db.expiresAt('new0')).toBeUndefined();
+        vi.setSystemTime(T0 + 25);
+        // Due: a (T0 + 10) and old0 (T0 + 20); not the rolled-back deadlines of T0 + 5 / T0 + 7.
+        expect(db.purgeExpiredSync()).toBe(2);
+        expect(db.count()).toBe(50);
+        expect(root.check().problems).toEqual([]);
+      } finally {
+        vi.useRealTimers();
+      }
+    });
+  },
+);
