@@ -526,7 +526,7 @@ export class Store {
     if (oneTree) {
       const ctx = first.writeContext(txn);
       ctx.touched();
-      for (const i of log.keyOrder(from, to)) this.applyPut(txn, ctx, log, i);
+      for (const i of log.keyOrder(from, to)) this.applyPut(txn, first, ctx, log, i);
       return;
     }
     let db: DatabaseBase<unknown, unknown> | null = null;
@@ -540,13 +540,14 @@ export class Store {
         ctx = d.writeContext(txn);
         ctx.touched();
       }
-      this.applyPut(txn, ctx, log, i);
+      this.applyPut(txn, d, ctx, log, i);
     }
   }
 
-  /** Applies put `i` of `log` through `ctx`. */
+  /** Applies put `i` of `log`, a put to `db`, through `ctx`. */
   private applyPut(
     txn: WriteTxn,
+    db: DatabaseBase<unknown, unknown>,
     ctx: WriteContext,
     log: PutLog<DatabaseBase<unknown, unknown>>,
     i: number,
@@ -564,9 +565,7 @@ export class Store {
       v = small;
       for (let j = 0; j < vl; j++) small[j] = chunk[v0 + j]!;
     } else v = chunk.subarray(v0, v0 + vl);
-    const db = log.db(i);
-    if (db.expiring) db.putIn(txn, ctx, k, kl, v, vl);
-    else ctx.index.put(txn, ctx.desc, k, kl, v, vl);
+    db.putIn(txn, ctx, k, kl, v, vl);
   }
 
   /** Writes changed named descriptors into the catalog, then commits. */
