@@ -89,7 +89,7 @@ function run() {
   // directories"), then takes it: the descent below starts where mapkv's reads do.
   for (let i = 0; i < N / 64; i++) db.has(keys[i]);
   const { r: reader } = db.readLatest();
-  const flat = reader.hashDirectories?.lookup(reader, d) ?? null;
+  const flat = reader.flatIndexes?.lookup(reader, d) ?? null;
 
   /**
    * The bucket page of hash h: from the flat directory when built, then the directory descent

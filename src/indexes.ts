@@ -2,7 +2,7 @@
  * The index kinds behind a database, behind one interface: the API layer dispatches on the
  * descriptor's kind and never on layouts.
  */
-import { type ValueRef, treeGet, treePut, treeRemove } from './btree/btree';
+import { type ValueRef, treeGetFlat, treePut, treeRemove } from './btree/btree';
 import { checkTree } from './btree/check';
 import { TreeCursor } from './btree/cursor';
 import { MapKVError } from './errors';
@@ -50,7 +50,7 @@ export interface Index {
 }
 
 export const btreeIndex: Index = {
-  get: treeGet,
+  get: treeGetFlat,
   put: treePut,
   remove: treeRemove,
   cursor: (r, d, pageLimit) => new TreeCursor(r, d, pageLimit),

@@ -30,6 +30,7 @@ import {
 } from '../format/layout';
 import type { DbDescriptor } from '../format/meta';
 import type { PageReader, PageWriter } from '../txn/pages';
+import { flatLeaf } from './flat';
 import {
   appendRecordCopy,
   branchChild,
@@ -89,6 +90,30 @@ export function treeGet(
     checkNode(b, o, ps, PageType.Branch, pgno);
     pgno = branchChild(b, o, branchSearch(b, o, ps, k, kl));
   }
+  return leafGet(r, pgno, k, kl, out);
+}
+
+/**
+ * treeGet for a sub-database's tree: through the flat copy of its branch levels when the
+ * reader has one (src/btree/flat.ts), else by the descent.
+ */
+export function treeGetFlat(
+  r: PageReader,
+  d: DbDescriptor,
+  k: Uint8Array,
+  kl: number,
+  out: ValueRef,
+): boolean {
+  // A tree of one level has no branch to skip (and an empty one no root to name it by).
+  if (d.depth < 2) return treeGet(r, d, k, kl, out);
+  const flat = r.flatIndexes?.lookupTree(r, d) ?? null;
+  if (flat === null || flat.depth !== d.depth) return treeGet(r, d, k, kl, out);
+  return leafGet(r, flatLeaf(flat, k, kl), k, kl, out);
+}
+
+/** The lookup of `k` in leaf `pgno`, reached by a descent or a flat copy. */
+function leafGet(r: PageReader, pgno: number, k: Uint8Array, kl: number, out: ValueRef): boolean {
+  const ps = r.pageSize;
   const b = r.page(pgno);
   const o = r.at;
   startLeafProbes(b, o, ps, pgno);

@@ -127,7 +127,7 @@ function find(
   const ps = r.pageSize;
   let pgno = d.root;
   let depth = 0;
-  const dirs = r.hashDirectories;
+  const dirs = r.flatIndexes;
   if (dirs !== undefined) {
     // A committed snapshot: the descent may start below the directories (directory.ts).
     const flat = dirs.lookup(r, d);

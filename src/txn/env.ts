@@ -209,7 +209,7 @@ export class Environment {
    * Flat hash directories of this file's committed tables (src/hash/directory.ts), for the
    * readers of commits since the last time a commit id could come again (see adopt).
    */
-  private hashDirectories = new DirectoryCache();
+  private flatIndexes = new DirectoryCache();
   /** The two meta pages as u32 words (views of the read mapping). */
   private readonly words0: Uint32Array;
   private readonly words1: Uint32Array;
@@ -272,7 +272,7 @@ export class Environment {
     this.metaScratch = new Uint8Array(meta.pageSize);
     this.metaCopy = new Uint8Array(meta.pageSize);
     this.pager.ensureCovers(meta.pageCount);
-    this.current = new SnapshotReader(this.pager, meta, this.verifyChecksums, this.hashDirectories);
+    this.current = new SnapshotReader(this.pager, meta, this.verifyChecksums, this.flatIndexes);
     this.words0 = this.metaWords(0);
     this.words1 = this.metaWords(1);
     // The seen words start unknown (-1), so the first read validates the metas again: a
@@ -621,7 +621,7 @@ export class Environment {
       this.pager,
       plan.meta,
       this.verifyChecksums,
-      this.hashDirectories,
+      this.flatIndexes,
     );
     this.recordSeen();
     this.metaCk = slot === 0 ? this.ck0 : this.ck1;
@@ -990,9 +990,9 @@ export class Environment {
     // directories take a root page's number and commit id as naming one version of a table.
     // A new cache, not a cleared one: snapshots taken before keep theirs, whose tables are
     // right for them and must not be rebuilt into the one the latest commit reads through.
-    if (m.txnId <= this.meta.txnId) this.hashDirectories = new DirectoryCache();
+    if (m.txnId <= this.meta.txnId) this.flatIndexes = new DirectoryCache();
     this.meta = m;
-    this.current = new SnapshotReader(this.pager, m, this.verifyChecksums, this.hashDirectories);
+    this.current = new SnapshotReader(this.pager, m, this.verifyChecksums, this.flatIndexes);
   }
 
   /**

@@ -32,10 +32,11 @@ export interface PageReader {
   /** Whether `check()`-level verification of page checksums is on for every page read. */
   readonly verifyChecksums: boolean;
   /**
-   * Flat copies of hash directories (src/hash/directory.ts): present only on readers of a
-   * committed snapshot that do not verify every page's checksum.
+   * Flat copies of hash directories and B+tree branch levels (src/hash/directory.ts,
+   * src/btree/flat.ts): present only on readers of a committed snapshot that do not verify
+   * every page's checksum.
    */
-  readonly hashDirectories?: DirectoryCache | undefined;
+  readonly flatIndexes?: DirectoryCache | undefined;
 }
 
 /** Write access: only pages this transaction allocated are ever written (invariant 1). */

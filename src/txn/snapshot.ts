@@ -16,18 +16,18 @@ export class SnapshotReader implements PageReader {
   readonly pageCount: number;
   at = 0;
 
-  readonly hashDirectories: DirectoryCache | undefined;
+  readonly flatIndexes: DirectoryCache | undefined;
 
   constructor(
     private readonly pager: Pager,
     readonly meta: MetaState,
     readonly verifyChecksums: boolean,
-    hashDirectories?: DirectoryCache,
+    flatIndexes?: DirectoryCache,
   ) {
     this.pageSize = pager.pageSize;
     this.pageCount = meta.pageCount;
     // A reader that verifies every page's checksum reads every page it uses.
-    this.hashDirectories = verifyChecksums ? undefined : hashDirectories;
+    this.flatIndexes = verifyChecksums ? undefined : flatIndexes;
   }
 
   pageCountLimit(): number {
