@@ -123,6 +123,8 @@ export class DirectoryCache {
    */
   private readonly candidates: Version[] = [];
   private last: Version | null = null;
+  /** The version `last` replaced: the one looked up before it. */
+  private before: Version | null = null;
 
   /**
    * The flat table for the hash table of `d` in the committed snapshot `r`, or null: none yet
@@ -146,7 +148,16 @@ export class DirectoryCache {
 
   private version(r: PageReader, d: DbDescriptor): Version {
     const v = this.last;
-    return v === null || v.desc !== d ? this.find(r, d) : v;
+    if (v !== null && v.desc === d) return v;
+    // Reads that alternate between two databases find each other's version here, without
+    // reading the root page again.
+    const w = this.before;
+    if (w !== null && w.desc === d) {
+      this.before = v;
+      this.last = w;
+      return w;
+    }
+    return this.find(r, d);
   }
 
   /** The table of `v` once it has been read often enough, built then. */
@@ -180,6 +191,7 @@ export class DirectoryCache {
       }
     }
     v.desc = d;
+    this.before = this.last;
     this.last = v;
     return v;
   }
