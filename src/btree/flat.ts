@@ -21,11 +21,10 @@
  * replaced as in src/hash/directory.ts (the root's page number and commit id), and the leaf is
  * read and checked as the descent reads it.
  */
-import { corrupt } from '../errors';
-import { BRANCH_RECORD_HEADER, HEADER_SIZE, PageType, readU32 } from '../format/layout';
+import { BRANCH_RECORD_HEADER, PageType, readU16, readU32 } from '../format/layout';
 import type { DbDescriptor } from '../format/meta';
 import type { PageReader } from '../txn/pages';
-import { checkNode, compareBytes, nodeCount, slotAt } from './node';
+import { checkNode, checkedBranchRecord, compareBytes, nodeCount } from './node';
 
 /** Leaves a flat copy holds at most (3 MiB of heads, pages and offsets). */
 export const MAX_FLAT_LEAVES = 1 << 18;
@@ -164,7 +163,7 @@ function push(into: Collected, src: Uint8Array, from: number, len: number, pgno:
 /**
  * Adds the leaves below branch `pgno` (at `level` >= 2) to `into`, the first with the bound
  * `bound[from, from + len)`; false once past MAX_FLAT_LEAVES or MAX_FLAT_BYTES. Each page is
- * checked as the descent checks it, and each record it uses as branchSearch does.
+ * checked as the descent checks it, and each of its records whole.
  */
 function collect(
   r: PageReader,
@@ -181,14 +180,9 @@ function collect(
   checkNode(b, o, ps, PageType.Branch, pgno);
   const n = nodeCount(b, o);
   if (level === 2 && into.pages.length + n > MAX_FLAT_LEAVES) return false;
-  const minRec = HEADER_SIZE + 2 * n;
   for (let j = 0; j < n; j++) {
-    const rec = slotAt(b, o, j);
-    if (rec < minRec || rec > ps - BRANCH_RECORD_HEADER)
-      corrupt('a branch record lies outside its page');
-    const at = o + rec;
-    const kl = b[at]! | (b[at + 1]! << 8);
-    if (rec + BRANCH_RECORD_HEADER + kl > ps) corrupt('a branch record lies outside its page');
+    const at = checkedBranchRecord(b, o, ps, j, pgno);
+    const kl = readU16(b, at);
     const child = readU32(b, at + 2);
     // Record 0's key stands for -infinity: the leaf's bound is the one this branch was given.
     const src = j === 0 ? bound : b;

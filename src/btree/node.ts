@@ -150,6 +150,24 @@ export function checkedBranchChild(
   return readU32(b, o + checkedSlot(b, o, pageSize, i, pgno, BRANCH_RECORD_HEADER) + 2);
 }
 
+/**
+ * The offset in `b` of branch record `i`, after checking that the record, key included, lies
+ * inside the page. The caller checked the node with checkNode.
+ */
+export function checkedBranchRecord(
+  b: Uint8Array,
+  o: number,
+  pageSize: number,
+  i: number,
+  pgno: number,
+): number {
+  const r = checkedSlot(b, o, pageSize, i, pgno, BRANCH_RECORD_HEADER);
+  const p = o + r;
+  if (r + BRANCH_RECORD_HEADER + (b[p]! | (b[p + 1]! << 8)) > pageSize)
+    corrupt(`page ${pgno} has a record outside the page`);
+  return p;
+}
+
 /** Slot `i`'s record offset, after checking its `header` bytes lie past the slots, in the page. */
 function checkedSlot(
   b: Uint8Array,

@@ -204,6 +204,32 @@ describe('flat B+tree branch levels', () => {
     v.db.close();
   });
 
+  it('are not built over a branch record that runs past its page', () => {
+    const o = bigTree(3_000);
+    const { r, d } = latest(o.t);
+    const b = r.page(d.root);
+    const at = r.at;
+    const rec = slotAt(b, at, 1);
+    const image = o.storage.currentImage();
+    o.db.close();
+    // Record 1's key length: to the end of the page and one byte past it.
+    const len = PS - rec - BRANCH_RECORD_HEADER + 1;
+    image[d.root * PS + rec] = len & 0xff;
+    image[d.root * PS + rec + 1] = len >>> 8;
+    const v = openTree(MemoryStorage.fromImage(image, { segmentSize: 1 << 20 }));
+    const l = latest(v.t);
+    expect(() => flattenTree(l.r, l.d)).toThrow(/record outside the page/);
+    // One byte less ends at the page's end: a longer key, but inside the page.
+    const fits = v.storage.currentImage();
+    v.db.close();
+    fits[d.root * PS + rec] = (len - 1) & 0xff;
+    fits[d.root * PS + rec + 1] = (len - 1) >>> 8;
+    const w = openTree(MemoryStorage.fromImage(fits, { segmentSize: 1 << 20 }));
+    const m = latest(w.t);
+    expect(() => flattenTree(m.r, m.d)).not.toThrow();
+    w.db.close();
+  });
+
   it('are not used by a handle that verifies every checksum', () => {
     const o = bigTree(3_000);
     const image = o.storage.currentImage();
