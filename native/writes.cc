@@ -1,6 +1,6 @@
 // Writes of a commit's pages on a libuv thread-pool thread: writeAsync, stopWrites.
 //
-//   writeAsync(fd, buffers, offsets, counts): { done: Promise<void>, job }
+//   writeAsync(fd, buffers, offsets: Float64Array, counts: Uint32Array): { done, job }
 //   stopWrites(job): boolean
 //
 // writeAsync makes calls.length = offsets.length pwritev calls: call i writes the next counts[i]
@@ -145,59 +145,94 @@ class WriteWorker : public Napi::AsyncWorker {
   napi_deferred deferred_;
 };
 
-// Reads element `i` of `array` as a safe integer; false with a JS exception pending otherwise.
-bool ReadElement(Napi::Env env, const Napi::Array& array, uint32_t i, const char* name,
-                 uint64_t* out) {
-  Napi::Value value = array.Get(i);
-  if (env.IsExceptionPending()) return false;
-  return ReadSafeIntegerValue(env, value, std::string(name) + "[" + std::to_string(i) + "]", out);
+// Whether `x` is an integer in [0, 2^53 - 1], stored in `out` when it is. The comparisons come
+// first: they fail for NaN, and converting a double outside uint64_t's range is undefined.
+bool SafeInteger(double x, uint64_t* out) {
+  if (!(x >= 0 && x <= static_cast<double>(kMaxSafeInteger))) return false;
+  *out = static_cast<uint64_t>(x);
+  return static_cast<double>(*out) == x;
+}
+
+// The data of argument `index` when it is a typed array of `type`, else a TypeError naming it.
+template <typename T>
+bool ReadTypedArray(const Napi::CallbackInfo& info, size_t index, napi_typedarray_type type,
+                    const char* name, const char* typeName, const T** data, size_t* length) {
+  napi_typedarray_type got;
+  void* raw = nullptr;
+  if (!info[index].IsTypedArray() ||
+      napi_get_typedarray_info(info.Env(), info[index], &got, length, &raw, nullptr, nullptr) !=
+          napi_ok ||
+      got != type) {
+    ThrowTypeError(info.Env(), std::string(name) + " must be a " + typeName + ", got " +
+                                   Describe(info[index]));
+    return false;
+  }
+  // A zero-length array may have no data; it is never read then.
+  *data = static_cast<const T*>(raw);
+  return true;
 }
 
 Napi::Value WriteAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd;
   if (!ReadFd(info, 0, &fd)) return env.Undefined();
-  for (size_t a = 1; a <= 3; a++) {
-    if (!info[a].IsArray()) {
-      static const char* names[] = {"", "buffers", "offsets", "counts"};
-      ThrowTypeError(env, std::string(names[a]) + " must be an array, got " + Describe(info[a]));
-      return env.Undefined();
-    }
+  if (!info[1].IsArray()) {
+    ThrowTypeError(env, "buffers must be an array, got " + Describe(info[1]));
+    return env.Undefined();
   }
   Napi::Array buffers = info[1].As<Napi::Array>();
-  Napi::Array offsets = info[2].As<Napi::Array>();
-  Napi::Array counts = info[3].As<Napi::Array>();
-  if (offsets.Length() != counts.Length()) {
+  const uint32_t bufferCount = buffers.Length();
+  std::vector<struct iovec> iov;
+  iov.reserve(bufferCount);
+  // The worker references its own array of the buffers, not the caller's: a caller that
+  // emptied its array afterwards (or whose elements are getters) could otherwise let a buffer
+  // be collected mid-write.
+  Napi::Array held = Napi::Array::New(env, bufferCount);
+  for (uint32_t i = 0; i < bufferCount; i++) {
+    napi_value value;
+    if (napi_get_element(env, buffers, i, &value) != napi_ok) return env.Undefined();
+    // One call reads the type, the length and the data: this loop runs for every page of a
+    // commit. It fails for a value that is not a typed array.
+    napi_typedarray_type type;
+    size_t length;
+    void* data;
+    if (napi_get_typedarray_info(env, value, &type, &length, &data, nullptr, nullptr) !=
+            napi_ok ||
+        type != napi_uint8_array) {
+      // An exception the call left pending (there is none for a mere wrong type) goes first.
+      if (env.IsExceptionPending()) return env.Undefined();
+      ThrowTypeError(env, "buffers[" + std::to_string(i) + "] must be a Uint8Array, got " +
+                              Describe(Napi::Value(env, value)));
+      return env.Undefined();
+    }
+    iov.push_back({data, length});
+    if (napi_set_element(env, held, i, value) != napi_ok) return env.Undefined();
+  }
+  // Read after the buffers: reading an element may run a getter, which could detach the
+  // offsets' or counts' memory. From here on no JavaScript runs until the calls are built.
+  const double* offsets;
+  const uint32_t* counts;
+  size_t callCount, countsLength;
+  if (!ReadTypedArray(info, 2, napi_float64_array, "offsets", "Float64Array", &offsets,
+                      &callCount) ||
+      !ReadTypedArray(info, 3, napi_uint32_array, "counts", "Uint32Array", &counts,
+                      &countsLength)) {
+    return env.Undefined();
+  }
+  if (callCount != countsLength) {
     ThrowRangeError(env, "offsets and counts must have the same length");
     return env.Undefined();
   }
-  std::vector<struct iovec> iov;
-  iov.reserve(buffers.Length());
-  // The worker references its own array of the buffers, not the caller's: a caller that
-  // emptied its array afterwards could otherwise let a buffer be collected mid-write.
-  Napi::Array held = Napi::Array::New(env, buffers.Length());
-  for (uint32_t i = 0; i < buffers.Length(); i++) {
-    Napi::Value value = buffers.Get(i);
-    if (env.IsExceptionPending()) return env.Undefined();
-    if (!value.IsTypedArray() ||
-        value.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
-      ThrowTypeError(env, "buffers[" + std::to_string(i) + "] must be a Uint8Array, got " +
-                              Describe(value));
-      return env.Undefined();
-    }
-    Napi::Uint8Array b = value.As<Napi::Uint8Array>();
-    iov.push_back({b.Data(), b.ByteLength()});
-    held.Set(i, value);
-  }
   std::vector<Call> calls;
-  calls.reserve(offsets.Length());
+  calls.reserve(callCount);
   size_t next = 0;
-  for (uint32_t i = 0; i < offsets.Length(); i++) {
-    uint64_t offset, count;
-    if (!ReadElement(env, offsets, i, "offsets", &offset) ||
-        !ReadElement(env, counts, i, "counts", &count)) {
+  for (size_t i = 0; i < callCount; i++) {
+    uint64_t offset;
+    if (!SafeInteger(offsets[i], &offset)) {
+      ThrowRangeError(env, "offsets[" + std::to_string(i) + "] must be an integer in [0, 2^53)");
       return env.Undefined();
     }
+    const uint64_t count = counts[i];
     if (count == 0 || count > IOV_MAX || count > iov.size() - next) {
       ThrowRangeError(env, "counts[" + std::to_string(i) + "] must be 1 to " +
                                std::to_string(IOV_MAX) + " and stay within buffers");

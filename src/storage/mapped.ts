@@ -224,7 +224,12 @@ export class MappedStorage implements Storage {
         }
       });
     }
-    const started = native.writeAsync(this.fd, buffers, offsets, counts);
+    const started = native.writeAsync(
+      this.fd,
+      buffers,
+      Float64Array.from(offsets),
+      Uint32Array.from(counts),
+    );
     // As in syncAsync: undefined only when this thread's JavaScript is being ended.
     if (started === undefined) throw new Error('pwritev was not started: the thread is ending');
     const { done, job } = started;

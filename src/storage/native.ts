@@ -96,13 +96,14 @@ export interface NativeBinding {
    * bytes per call). `done` settles once they were made or stopped, rejecting with the first
    * error; the buffers stay referenced until then and must not change. Keep `fd` open until
    * it settles. Undefined, with nothing started, when the calling thread's JavaScript is being
-   * ended (a worker terminated).
+   * ended (a worker terminated). Offsets and counts come as typed arrays, read in one step
+   * each: a commit makes a call per run of adjacent pages, often one per page.
    */
   writeAsync(
     fd: number,
     buffers: Uint8Array[],
-    offsets: number[],
-    counts: number[],
+    offsets: Float64Array,
+    counts: Uint32Array,
   ): { done: Promise<void>; job: unknown } | undefined;
   /**
    * Stops the calls of a writeAsync job: none is made after this returns (calls under way are

@@ -45,6 +45,14 @@ function occupyThreadPool(): Promise<unknown> {
   return Promise.all(jobs);
 }
 
+/** writeAsync's offsets and counts, from plain numbers. */
+function at(...offsets: number[]): Float64Array {
+  return Float64Array.from(offsets);
+}
+function n(...counts: number[]): Uint32Array {
+  return Uint32Array.from(counts);
+}
+
 /** A full garbage collection (the `gc` a `--expose-gc` flag would give). */
 function collectGarbage(): void {
   setFlagsFromString('--expose-gc');
@@ -58,7 +66,7 @@ describe('writeAsync', () => {
     // A view into the middle of a larger buffer, and an empty one: only their bytes go in.
     const c = Buffer.alloc(300, 9).fill(3, 100, 200).subarray(100, 200);
     const empty = new Uint8Array(0);
-    const { done, job } = native.writeAsync(fd, [a, b, empty, c], [4096, 32768], [2, 2])!;
+    const { done, job } = native.writeAsync(fd, [a, b, empty, c], at(4096, 32768), n(2, 2))!;
     await expect(done).resolves.toBeUndefined();
     const got = fs.readFileSync(file);
     expect(got.subarray(0, 4096).every((x) => x === 0)).toBe(true);
@@ -71,13 +79,13 @@ describe('writeAsync', () => {
     expect(native.stopWrites(job)).toBe(true);
     expect(native.stopWrites(job)).toBe(true);
     // A call of empty buffers only writes nothing, and succeeds.
-    await expect(native.writeAsync(fd, [empty], [0], [1])!.done).resolves.toBeUndefined();
+    await expect(native.writeAsync(fd, [empty], at(0), n(1))!.done).resolves.toBeUndefined();
     expect(fs.readFileSync(file).equals(got)).toBe(true);
   });
 
   it('makes no call once stopped before a thread took it up', async () => {
     const busy = occupyThreadPool();
-    const { done, job } = native.writeAsync(fd, [Buffer.alloc(4096, 7)], [0], [1])!;
+    const { done, job } = native.writeAsync(fd, [Buffer.alloc(4096, 7)], at(0), n(1))!;
     expect(native.stopWrites(job)).toBe(false);
     await busy;
     await expect(done).resolves.toBeUndefined();
@@ -90,7 +98,7 @@ describe('writeAsync', () => {
     // (pwritev then fails with EFAULT) rather than stale bytes.
     const buffers = [new Uint8Array(1 << 20).fill(5)];
     fs.ftruncateSync(fd, 1 << 20);
-    const { done } = native.writeAsync(fd, buffers, [0], [1])!;
+    const { done } = native.writeAsync(fd, buffers, at(0), n(1))!;
     buffers.length = 0;
     for (let i = 0; i < 3; i++) collectGarbage();
     await busy;
@@ -98,10 +106,51 @@ describe('writeAsync', () => {
     expect(fs.readFileSync(file).every((x) => x === 5)).toBe(true);
   });
 
+  it('keeps writing a buffer an element getter made: the job holds what it read', async () => {
+    const busy = occupyThreadPool();
+    // Each read of element 0 makes a new buffer that nothing else references. 40 MiB: above
+    // the largest size glibc serves from its heap (32 MiB, however far freed mappings raised
+    // the threshold), so once freed the buffer's memory is unmapped, not left with its bytes.
+    const size = 40 << 20;
+    fs.ftruncateSync(fd, size);
+    const buffers: Uint8Array[] = [];
+    Object.defineProperty(buffers, 0, {
+      get: () => new Uint8Array(size).fill(6),
+      enumerable: true,
+    });
+    const { done } = native.writeAsync(fd, buffers, at(0), n(1))!;
+    for (let i = 0; i < 3; i++) collectGarbage();
+    await busy;
+    await expect(done).resolves.toBeUndefined();
+    expect(fs.readFileSync(file).every((x) => x === 6)).toBe(true);
+  });
+
+  it('reads offsets and counts after the buffers: a getter that detaches them gets an error', () => {
+    // 40 MiB each (see above): once detached and collected, their memory is unmapped, so a
+    // read of what the getter freed would crash the process rather than find stale numbers.
+    const calls = 5 << 20;
+    const offsets = new Float64Array(calls);
+    const counts = new Uint32Array(calls).fill(1);
+    const page = Buffer.alloc(16);
+    const buffers: Uint8Array[] = [];
+    Object.defineProperty(buffers, 0, {
+      get: () => {
+        structuredClone(offsets.buffer, { transfer: [offsets.buffer] });
+        structuredClone(counts.buffer, { transfer: [counts.buffer] });
+        for (let i = 0; i < 3; i++) collectGarbage();
+        return page;
+      },
+      enumerable: true,
+    });
+    const writeAsync = native.writeAsync as (...args: unknown[]) => unknown;
+    expect(() => writeAsync(fd, buffers, offsets, counts)).toThrow(RangeError);
+    expect(offsets.length).toBe(0);
+  });
+
   it('rejects with the system error of a failed call', async () => {
     const other = fs.openSync(file, 'r');
     fs.closeSync(other);
-    const { done, job } = native.writeAsync(other, [Buffer.alloc(16)], [0], [1])!;
+    const { done, job } = native.writeAsync(other, [Buffer.alloc(16)], at(0), n(1))!;
     await expect(done).rejects.toMatchObject({ code: 'EBADF', syscall: 'pwritev' });
     expect(native.stopWrites(job)).toBe(false);
   });
@@ -109,22 +158,30 @@ describe('writeAsync', () => {
   it('refuses bad arguments with a TypeError or RangeError, queueing nothing', () => {
     const page = Buffer.alloc(4096);
     const bad: Array<[unknown[], ErrorConstructor]> = [
-      [[-1, [page], [0], [1]], RangeError],
-      [[fd, page, [0], [1]], TypeError],
-      [[fd, [page], 0, [1]], TypeError],
-      [[fd, [page], [0], 1], TypeError],
-      [[fd, [page], [0, 1], [1]], RangeError],
-      [[fd, [new Uint16Array(4)], [0], [1]], TypeError],
-      [[fd, ['page'], [0], [1]], TypeError],
-      [[fd, [page], ['0'], [1]], TypeError],
-      [[fd, [page], [-1], [1]], RangeError],
-      [[fd, [page], [0.5], [1]], RangeError],
-      [[fd, [page], [2 ** 53], [1]], RangeError],
-      [[fd, [page], [0], [0]], RangeError],
-      [[fd, [page], [0], [2]], RangeError],
-      [[fd, [page], [0], [1025]], RangeError],
-      [[fd, [page, page], [0], [1]], RangeError],
-      [[fd, [page], [2 ** 53 - 2], [1]], RangeError],
+      [[-1, [page], at(0), n(1)], RangeError],
+      [[fd, page, at(0), n(1)], TypeError],
+      [[fd, [page], 0, n(1)], TypeError],
+      [[fd, [page], at(0), 1], TypeError],
+      // Plain arrays, and typed arrays of another type, are not taken for offsets and counts.
+      [[fd, [page], [0], n(1)], TypeError],
+      [[fd, [page], at(0), [1]], TypeError],
+      [[fd, [page], Uint32Array.of(0), n(1)], TypeError],
+      [[fd, [page], at(0), Float64Array.of(1)], TypeError],
+      [[fd, [page], at(0, 1), n(1)], RangeError],
+      [[fd, [new Uint16Array(4)], at(0), n(1)], TypeError],
+      [[fd, ['page'], at(0), n(1)], TypeError],
+      [[fd, [{ length: 4096 }], at(0), n(1)], TypeError],
+      [[fd, [page], at(-1), n(1)], RangeError],
+      [[fd, [page], at(0.5), n(1)], RangeError],
+      [[fd, [page], at(NaN), n(1)], RangeError],
+      [[fd, [page], at(Infinity), n(1)], RangeError],
+      [[fd, [page], at(2 ** 53), n(1)], RangeError],
+      [[fd, [page], at(2 ** 64), n(1)], RangeError],
+      [[fd, [page], at(0), n(0)], RangeError],
+      [[fd, [page], at(0), n(2)], RangeError],
+      [[fd, [page], at(0), n(1025)], RangeError],
+      [[fd, [page, page], at(0), n(1)], RangeError],
+      [[fd, [page], at(2 ** 53 - 2), n(1)], RangeError],
     ];
     const writeAsync = native.writeAsync as (...args: unknown[]) => unknown;
     for (const [args, type] of bad) expect(() => writeAsync(...args)).toThrow(type);
