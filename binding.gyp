@@ -9,7 +9,8 @@
         "native/file.cc",
         "native/atomics.cc",
         "native/crc32c.cc",
-        "native/writes.cc"
+        "native/writes.cc",
+        "native/iothreads.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

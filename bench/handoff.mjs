@@ -1,19 +1,20 @@
-// What an async commit's trips through libuv's thread pool cost the event loop: a diagnostic
-// for the README's "where mapkv stands", not a comparison.
+// What an async commit's trips to the I/O threads cost the event loop: a diagnostic for the
+// README's Benchmarks section, not a comparison.
 //
 //   npm run build:ts && node bench/handoff.mjs [--n=200000] [--commits=300] [--puts=30]
 //     [--rounds=5] [--dir=path]
 //
 // Loads N keys (sync 'full'), then makes rounds of `commits` async commits of `puts` random
 // puts each (the puts of a commit issued in one turn and awaited together, so each commit takes
-// its pages to the pool with writeAsync and its flush with fdatasyncAsync). For each of those
-// two native calls it prints, per call: the time the call took on the event loop's thread, and
-// of that how long the thread was runnable but not running (the run-queue delay of
-// /proc/self/task/<tid>/schedstat) and its involuntary context switches. Waking a pool thread
-// should cost microseconds; when the scheduler puts the woken thread on the CPU the event loop
-// runs on (on this project's 2-vCPU machine, which is shown no cache topology, it does), the
-// event loop waits while that thread writes. Also printed: the event loop's busy time per
-// commit (performance.eventLoopUtilization).
+// its pages to an I/O thread with writeAsync and its flush with fdatasyncAsync). For each of
+// those two native calls it prints, per call: the time the call took on the event loop's
+// thread, and of that how long the thread was runnable but not running (the run-queue delay of
+// /proc/self/task/<tid>/schedstat) and its involuntary context switches. Waking a thread should
+// cost microseconds; when the woken thread may preempt the event loop on its CPU (libuv's pool
+// threads did on this project's 2-vCPU machine, which is shown no cache topology; the I/O
+// threads of native/iothreads.cc run under SCHED_BATCH, which never does), the event loop
+// waits while that thread writes. Also printed: the event loop's busy time per commit
+// (performance.eventLoopUtilization).
 //
 // Linux only (it reads /proc). The reads of /proc around each call add their own few
 // microseconds to the call times; the run-queue delay and the switches are the kernel's own.

@@ -98,16 +98,15 @@ Napi::Value Fdatasync(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// fdatasyncAsync(fd): Promise<void>. The same flush as fdatasync on a libuv thread-pool thread,
-// so the event loop keeps running while the disk works. The caller keeps `fd` open until the
-// promise settles (the engine awaits every flush before it closes the file).
-class FdatasyncWorker : public Napi::AsyncWorker {
+// fdatasyncAsync(fd): Promise<void>. The same flush as fdatasync on an I/O thread of the
+// addon's (iothreads.cc), so the event loop keeps running while the disk works. The caller
+// keeps `fd` open until the promise settles (the engine awaits every flush before it closes
+// the file).
+class FdatasyncJob : public IoJob {
  public:
-  FdatasyncWorker(Napi::Env env, int fd, napi_deferred deferred)
-      : Napi::AsyncWorker(env, "mapkv.fdatasync"), fd_(fd), deferred_(deferred) {}
+  FdatasyncJob(int fd, napi_deferred deferred) : fd_(fd), deferred_(deferred) {}
 
- protected:
-  void Execute() override {
+  void Run() override {
     int result;
     do {
       // SAFETY: runs off the JS thread and touches no JS value; fd is a non-negative int
@@ -117,7 +116,9 @@ class FdatasyncWorker : public Napi::AsyncWorker {
     error_ = result == 0 ? 0 : errno;
   }
 
-  void OnOK() override { SettlePromise(Env(), deferred_, error_, "fdatasync"); }
+  void Complete(napi_env env) override {
+    SettlePromise(Napi::Env(env), deferred_, error_, "fdatasync");
+  }
 
  private:
   int fd_;
@@ -132,9 +133,7 @@ Napi::Value FdatasyncAsync(const Napi::CallbackInfo& info) {
   napi_deferred deferred;
   napi_value promise;
   if (!NewPromise(env, &deferred, &promise)) return env.Undefined();
-  // Owned by node-addon-api: deleted after OnOK runs.
-  auto* worker = new FdatasyncWorker(env, fd, deferred);
-  worker->Queue();
+  if (!QueueIo(env, new FdatasyncJob(fd, deferred))) return env.Undefined();
   return Napi::Value(env, promise);
 }
 

@@ -5,6 +5,7 @@
 //   atomics.cc  atomicLoad/Store/Cas 32 and 64, fence
 //   crc32c.cc   crc32c, crc32cTable
 //   writes.cc   writeAsync, stopWrites
+//   iothreads.cc  the I/O threads behind writeAsync and fdatasyncAsync; ioSleep, ioThreads
 //   errors.cc   argument validation and Node-shaped system errors
 
 #include "mapkv.h"
@@ -17,6 +18,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   mapkv::InitAtomics(env, exports);
   mapkv::InitCrc32c(env, exports);
   mapkv::InitWrites(env, exports);
+  mapkv::InitIo(env, exports);
   return exports;
 }
 

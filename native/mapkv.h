@@ -1,7 +1,7 @@
 // Shared declarations of the mapkv addon.
 //
 // The addon does only what JavaScript cannot (mmap/munmap, msync, madvise, posix_fallocate,
-// fdatasync, flock, atomics over mapped memory, and pwritev calls on a thread-pool thread that
+// fdatasync, flock, atomics over mapped memory, and pwritev calls on an I/O thread that
 // can be stopped) or cannot do fast enough (CRC-32C with the CPU's crc32 instruction). Every exported function validates its arguments and throws a
 // TypeError or RangeError instead of handing the kernel (or the CPU) a value that could crash
 // the process. A failed system call throws a Node-shaped Error with
@@ -31,6 +31,22 @@ bool NewPromise(Napi::Env env, napi_deferred* deferred, napi_value* promise);
 // error of `error` and `syscall`). A failure, in an environment that is ending, is ignored:
 // nothing is left to run on the promise.
 void SettlePromise(Napi::Env env, napi_deferred deferred, int error, const char* syscall);
+
+// ---- I/O threads (iothreads.cc) -------------------------------------------------------------
+
+// Work for the addon's I/O threads: Run() on one of them (system calls only, no JS value),
+// then Complete() on the JS thread that queued it, which settles its promise and drops its
+// references. Deleted after Complete(), or without it when the environment ends first (so
+// a destructor must not call Node-API).
+class IoJob {
+ public:
+  virtual ~IoJob() = default;
+  virtual void Run() = 0;
+  virtual void Complete(napi_env env) = 0;
+};
+// Queues `job` (ownership passes) on the calling environment's I/O threads. False, with a JS
+// exception pending and the job deleted, when it cannot be queued.
+bool QueueIo(napi_env env, IoJob* job);
 
 // ---- errors (errors.cc) ----------------------------------------------------------------------
 
@@ -87,6 +103,7 @@ void InitFile(Napi::Env env, Napi::Object exports);
 void InitAtomics(Napi::Env env, Napi::Object exports);
 void InitCrc32c(Napi::Env env, Napi::Object exports);
 void InitWrites(Napi::Env env, Napi::Object exports);
+void InitIo(Napi::Env env, Napi::Object exports);
 
 }  // namespace mapkv
 

@@ -1,11 +1,12 @@
-// Writes of a commit's pages on a libuv thread-pool thread: writeAsync, stopWrites.
+// Writes of a commit's pages on an I/O thread of the addon's (iothreads.cc): writeAsync,
+// stopWrites.
 //
 //   writeAsync(fd, buffers, offsets: Float64Array, counts: Uint32Array): { done, job }
 //   stopWrites(job): boolean
 //
 // writeAsync makes calls.length = offsets.length pwritev calls: call i writes the next counts[i]
 // buffers, one after the other, at byte offsets[i] of the file. They run in order on one
-// thread-pool thread, so the event loop goes on meanwhile; `done` settles once they ran (or
+// I/O thread, so the event loop goes on meanwhile; `done` settles once they ran (or
 // were stopped), rejecting with the first call's error.
 //
 // stopWrites lets a synchronous writer take a commit over while its writes wait for a thread:
@@ -25,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mapkv.h"
@@ -72,7 +74,7 @@ int WriteCall(int fd, const Call& call, std::vector<struct iovec>* iov) {
     }
     // SAFETY: fd is a non-negative int (checked on the JS thread; the kernel checks that it is
     // open for writing, EBADF). v[0, left) point into the backing stores of Uint8Arrays that
-    // the worker keeps referenced (so alive and not detached: the engine never transfers its
+    // the job keeps referenced (so alive and not detached: the engine never transfers its
     // page buffers) and that the JS thread leaves unchanged until `done` settles; each length
     // is at most the array's byteLength. 0 < left <= IOV_MAX (checked), the call's bytes <=
     // 0x7ffff000 and offset + bytes <= 2^53 fit off_t. EINTR is retried; a short write goes on
@@ -101,20 +103,18 @@ int WriteCall(int fd, const Call& call, std::vector<struct iovec>* iov) {
   return 0;
 }
 
-class WriteWorker : public Napi::AsyncWorker {
+class WriteJob : public IoJob {
  public:
-  WriteWorker(Napi::Env env, int fd, std::shared_ptr<WriteState> state, std::vector<Call> calls,
-              std::vector<struct iovec> iov, Napi::Array buffers, napi_deferred deferred)
-      : Napi::AsyncWorker(env, "mapkv.writeAsync"),
-        fd_(fd),
+  WriteJob(int fd, std::shared_ptr<WriteState> state, std::vector<Call> calls,
+           std::vector<struct iovec> iov, napi_ref buffers, napi_deferred deferred)
+      : fd_(fd),
         state_(std::move(state)),
         calls_(std::move(calls)),
         iov_(std::move(iov)),
-        buffers_(Napi::Persistent(static_cast<Napi::Object>(buffers))),
+        buffers_(buffers),
         deferred_(deferred) {}
 
- protected:
-  void Execute() override {
+  void Run() override {
     std::lock_guard<std::mutex> hold(state_->mu);
     if (state_->stopped) return;
     int err = 0;
@@ -126,13 +126,15 @@ class WriteWorker : public Napi::AsyncWorker {
     state_->finished = true;
   }
 
-  void OnOK() override {
+  void Complete(napi_env env) override {
     int err;
     {
       std::lock_guard<std::mutex> hold(state_->mu);
       err = state_->error;
     }
-    SettlePromise(Env(), deferred_, err, "pwritev");
+    SettlePromise(Napi::Env(env), deferred_, err, "pwritev");
+    // The thread wrote (or was stopped): the buffers may go.
+    napi_delete_reference(env, buffers_);
   }
 
  private:
@@ -140,8 +142,8 @@ class WriteWorker : public Napi::AsyncWorker {
   std::shared_ptr<WriteState> state_;
   std::vector<Call> calls_;
   std::vector<struct iovec> iov_;
-  // Keeps the buffers alive until the worker is deleted (on the JS thread, after OnOK).
-  Napi::ObjectReference buffers_;
+  // Keeps the buffers alive until Complete (or until the environment ends, which frees it).
+  napi_ref buffers_;
   napi_deferred deferred_;
 };
 
@@ -184,7 +186,7 @@ Napi::Value WriteAsync(const Napi::CallbackInfo& info) {
   const uint32_t bufferCount = buffers.Length();
   std::vector<struct iovec> iov;
   iov.reserve(bufferCount);
-  // The worker references its own array of the buffers, not the caller's: a caller that
+  // The job references its own array of the buffers, not the caller's: a caller that
   // emptied its array afterwards (or whose elements are getters) could otherwise let a buffer
   // be collected mid-write.
   Napi::Array held = Napi::Array::New(env, bufferCount);
@@ -256,22 +258,24 @@ Napi::Value WriteAsync(const Napi::CallbackInfo& info) {
   napi_value promise;
   if (!NewPromise(env, &deferred, &promise)) return env.Undefined();
   auto state = std::make_shared<WriteState>();
-  // Owned by node-addon-api: deleted after OnOK runs.
-  auto* worker =
-      new WriteWorker(env, fd, state, std::move(calls), std::move(iov), held, deferred);
   Napi::Object result = Napi::Object::New(env);
   result.Set("done", Napi::Value(env, promise));
   // The job handle owns one reference to the shared state; its finalizer drops it.
   auto job = Napi::External<std::shared_ptr<WriteState>>::New(
       env, new std::shared_ptr<WriteState>(state),
-      [](Napi::Env, std::shared_ptr<WriteState>* held) { delete held; });
+      [](Napi::Env, std::shared_ptr<WriteState>* shared) { delete shared; });
   if (napi_type_tag_object(env, job, &kJobTag) != napi_ok) {
-    delete worker;
     ThrowTypeError(env, "writeAsync could not tag its job handle");
     return env.Undefined();
   }
   result.Set("job", job);
-  worker->Queue();
+  napi_ref buffersRef;
+  if (napi_create_reference(env, held, 1, &buffersRef) != napi_ok) return env.Undefined();
+  if (!QueueIo(env, new WriteJob(fd, state, std::move(calls), std::move(iov), buffersRef,
+                                 deferred))) {
+    napi_delete_reference(env, buffersRef);
+    return env.Undefined();
+  }
   return result;
 }
 

@@ -198,7 +198,7 @@ export class MappedStorage implements Storage {
   }
 
   /**
-   * The writes of `writeAt` on a thread-pool thread (Storage.writeAsync), in the same calls:
+   * The writes of `writeAt` on an I/O thread (Storage.writeAsync), in the same calls:
    * the page-cache copies of a commit's pages (some 3 us per page here) leave the event loop.
    */
   writeAsync(writes: readonly PageWrite[], unit: number): PendingWrites {
@@ -352,7 +352,7 @@ export class MappedStorage implements Storage {
     }
   }
 
-  /** fdatasync of the file on a thread-pool thread. */
+  /** fdatasync of the file on an I/O thread. */
   async syncAsync(): Promise<void> {
     this.checkWritable();
     this.fault('sync');

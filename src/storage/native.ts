@@ -84,14 +84,15 @@ export interface NativeBinding {
   /** fdatasync: the file's data and size reach the disk. */
   fdatasync(fd: number): void;
   /**
-   * fdatasync on a libuv thread-pool thread: the promise settles when the flush is done (or
+   * fdatasync on an I/O thread of the addon's: the promise settles when the flush is done (or
    * rejects with the system error). Keep `fd` open until it settles. Undefined, with nothing
    * started, when the calling thread's JavaScript is being ended (a worker terminated).
    */
   fdatasyncAsync(fd: number): Promise<void> | undefined;
 
   /**
-   * pwritev calls on a libuv thread-pool thread, in order: call i writes the next `counts[i]`
+   * pwritev calls on an I/O thread of the addon's (not libuv's pool: see native/iothreads.cc),
+   * in order: call i writes the next `counts[i]`
    * buffers one after the other at byte `offsets[i]` (at most 1,024 buffers and 0x7ffff000
    * bytes per call). `done` settles once they were made or stopped, rejecting with the first
    * error; the buffers stay referenced until then and must not change. Keep `fd` open until
@@ -105,6 +106,14 @@ export interface NativeBinding {
     offsets: Float64Array,
     counts: Uint32Array,
   ): { done: Promise<void>; job: unknown } | undefined;
+  /**
+   * Tests only: occupies one of the addon's I/O threads (the threads of writeAsync and
+   * fdatasyncAsync) for `ms` milliseconds (0 to 10,000). With `ioThreads` of these queued,
+   * work queued after them waits for a thread.
+   */
+  ioSleep(ms: number): Promise<void> | undefined;
+  /** How many I/O threads an environment (the main thread, a worker) runs at most. */
+  readonly ioThreads: number;
   /**
    * Stops the calls of a writeAsync job: none is made after this returns (calls under way are
    * waited for). True when every call had been made in full.

@@ -47,7 +47,7 @@ export interface Storage {
   writeAt(offset: number, buffers: readonly Uint8Array[], unit?: number): void;
 
   /**
-   * `writeAt` of each of `writes` (with the same `unit`), made on a thread-pool thread on
+   * `writeAt` of each of `writes` (with the same `unit`), made on an I/O thread on
    * MappedStorage, so that the event loop goes on meanwhile (at once on MemoryStorage). The
    * arguments are checked and the fault hook runs once at the call: a bad argument or a fault
    * throws from it, having written nothing. The caller leaves the buffers unchanged until

@@ -111,7 +111,7 @@ interface FoundMeta {
 interface InFlight {
   txn: WriteTxn;
   plan: CommitPlan;
-  /** The page writes on a thread-pool thread; null until started. */
+  /** The page writes on an I/O thread; null until started. */
   pages: PendingWrites | null;
   /** Whether every page is in the file (the writes settled, or a synchronous finish made them). */
   pagesIn: boolean;
@@ -425,7 +425,7 @@ export class Environment {
   }
 
   /**
-   * The same protocol as `commit`, with both flushes on a thread-pool thread, so the event
+   * The same protocol as `commit`, with both flushes on an I/O thread, so the event
    * loop runs on while the disk works: reads see the previous commit until this one is
    * durable, and async writes queue up for the next commit (group commit). A synchronous
    * writer arriving meanwhile finishes this commit synchronously first (`finishInFlight`).
@@ -440,7 +440,7 @@ export class Environment {
         return;
       }
       // The pages are sealed here and, unless they are few (prepareCommit), written below on
-      // a thread-pool thread: their page-cache copies (some 3 us a page) leave the event loop.
+      // an I/O thread: their page-cache copies (some 3 us a page) leave the event loop.
       plan = txn.prepareCommit(true);
     } catch (err) {
       if (this.writer === txn) this.endWrite();
@@ -542,7 +542,7 @@ export class Environment {
   }
 
   /**
-   * Makes sure the pages of in-flight commit `f` are in the file and that its thread-pool
+   * Makes sure the pages of in-flight commit `f` are in the file and that its I/O-thread
    * writes make no call any more: a late write of them could land after a later commit reused
    * their pages. The writes the thread did not make in full are made here.
    */
@@ -570,7 +570,7 @@ export class Environment {
     }
   }
 
-  /** `syncPages` on a thread-pool thread; no punch once a synchronous writer took over. */
+  /** `syncPages` on an I/O thread; no punch once a synchronous writer took over. */
   private async syncPagesAsync(f: InFlight, plan: CommitPlan): Promise<void> {
     try {
       await this.storage.syncAsync();

@@ -1,5 +1,4 @@
 // writeAsync makes pwritev calls on a thread-pool thread; stopWrites stops those not made yet.
-import { pbkdf2 } from 'node:crypto';
 import * as fs from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -25,23 +24,13 @@ afterEach(() => {
 });
 
 /**
- * Keeps every thread of libuv's pool busy for a while: work queued after these waits. Resolves
- * when they are done.
+ * Keeps every I/O thread of the addon (those of writeAsync) busy for a while: work queued
+ * after these waits. Resolves when they are done.
  */
-function occupyThreadPool(): Promise<unknown> {
-  const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
+function occupyIoThreads(): Promise<unknown> {
   const jobs: Promise<unknown>[] = [];
-  for (let i = 0; i < threads; i++) {
-    // Some 200 ms of hashing each on this machine; the test needs only that they outlast a
-    // few synchronous statements.
-    jobs.push(
-      new Promise((resolve, reject) =>
-        pbkdf2('key', 'salt', 300_000, 32, 'sha256', (err, out) =>
-          err ? reject(err) : resolve(out),
-        ),
-      ),
-    );
-  }
+  // 300 ms each: the tests need only that they outlast a few synchronous statements.
+  for (let i = 0; i < native.ioThreads; i++) jobs.push(native.ioSleep(300)!);
   return Promise.all(jobs);
 }
 
@@ -84,7 +73,7 @@ describe('writeAsync', () => {
   });
 
   it('makes no call once stopped before a thread took it up', async () => {
-    const busy = occupyThreadPool();
+    const busy = occupyIoThreads();
     const { done, job } = native.writeAsync(fd, [Buffer.alloc(4096, 7)], at(0), n(1))!;
     expect(native.stopWrites(job)).toBe(false);
     await busy;
@@ -93,7 +82,7 @@ describe('writeAsync', () => {
   });
 
   it("keeps writing buffers the caller let go of: the job holds them, not the caller's array", async () => {
-    const busy = occupyThreadPool();
+    const busy = occupyIoThreads();
     // 1 MiB: the allocator maps it on its own, so a freed buffer would leave unmapped memory
     // (pwritev then fails with EFAULT) rather than stale bytes.
     const buffers = [new Uint8Array(1 << 20).fill(5)];
@@ -107,7 +96,7 @@ describe('writeAsync', () => {
   });
 
   it('keeps writing a buffer an element getter made: the job holds what it read', async () => {
-    const busy = occupyThreadPool();
+    const busy = occupyIoThreads();
     // Each read of element 0 makes a new buffer that nothing else references. 40 MiB: above
     // the largest size glibc serves from its heap (32 MiB, however far freed mappings raised
     // the threshold), so once freed the buffer's memory is unmapped, not left with its bytes.
