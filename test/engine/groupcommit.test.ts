@@ -1,10 +1,9 @@
 /**
- * Async commits write their pages and flush on the thread pool, and group the writes that
+ * Async commits write their pages and flush on I/O threads, and group the writes that
  * arrive meanwhile into the next commit; a synchronous writer arriving mid-commit completes
  * the in-flight commit first. A storage whose async writes and flushes are held open by the
  * test makes each interleaving deterministic.
  */
-import { pbkdf2 } from 'node:crypto';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +12,7 @@ import { systemError } from '../../src/errors';
 import { open } from '../../src/index';
 import { openOn } from '../../src/open';
 import { MemoryStorage } from '../../src/storage/memory';
+import { native } from '../../src/storage/native';
 import type { PageWrite, PendingWrites } from '../../src/storage/storage';
 
 /** A MemoryStorage whose syncAsync waits until the test opens the gate. */
@@ -238,7 +238,7 @@ describe('group commit', () => {
     await reopened.close();
   });
 
-  it('on a real file, a putSync stops async page writes a busy thread pool has not taken up', async () => {
+  it('on a real file, a putSync stops async page writes that busy I/O threads have not taken up', async () => {
     const dir = fs.mkdtempSync(join(tmpdir(), 'mapkv-groupcommit-'));
     try {
       const db = open<string, number | string>(join(dir, 'db.mkv'), {
@@ -247,16 +247,25 @@ describe('group commit', () => {
         valueEncoding: 'json',
       });
       db.putSync('k0', -1);
-      // Every pool thread hashes for a while (some 200 ms each here): the async commit's
-      // writes wait behind them.
-      const threads = Number(process.env.UV_THREADPOOL_SIZE ?? 4);
-      const busy = Array.from(
-        { length: threads },
-        () => new Promise((resolve) => pbkdf2('k', 's', 300_000, 32, 'sha256', resolve)),
-      );
+      // Every I/O thread of the addon waits a while: the async commit's writes wait behind
+      // them.
+      const busy = Array.from({ length: native.ioThreads }, () => native.ioSleep(300));
       const pending = Promise.all([db.put('async', 1), db.put('blob', BLOB)]);
       await new Promise((r) => setImmediate(r)); // the batch commits: its writes are queued
-      db.putSync('sync', 2);
+      const stopWrites = native.stopWrites;
+      const stops: boolean[] = [];
+      native.stopWrites = (job) => {
+        const made = stopWrites(job);
+        stops.push(made);
+        return made;
+      };
+      try {
+        db.putSync('sync', 2);
+      } finally {
+        native.stopWrites = stopWrites;
+      }
+      // The putSync stopped the writes before a thread took them up (and so made them itself).
+      expect(stops).toEqual([false]);
       for (let i = 0; i < 30; i++) db.putSync(`k${i % 3}`, i);
       // No commit comes after this: a write of the async commit that a thread made late would
       // change the file's bytes (its pages were freed and reused since; its leaf differs from
