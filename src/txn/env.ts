@@ -425,17 +425,18 @@ export class Environment {
   }
 
   /**
-   * The same protocol as `commit`, with both flushes on an I/O thread, so the event
-   * loop runs on while the disk works: reads see the previous commit until this one is
-   * durable, and async writes queue up for the next commit (group commit). A synchronous
-   * writer arriving meanwhile finishes this commit synchronously first (`finishInFlight`).
+   * The same protocol as `commit`, with the page writes (from DEFER_MIN_BYTES of pages) and
+   * both flushes on an I/O thread, so the event loop runs on while the disk works: reads see
+   * the previous commit until this one is durable (under 'none': written), and async writes
+   * queue up for the next commit (group commit). A synchronous writer arriving meanwhile
+   * finishes this commit synchronously first (`finishInFlight`).
    */
   async commitAsync(txn: WriteTxn): Promise<void> {
     if (this.writer !== txn)
       throw new MapKVError('ERR_TXN_DONE', 'the transaction is already finished');
     let plan: CommitPlan;
     try {
-      if (!txn.changed || this.sync !== 'full') {
+      if (!txn.changed) {
         this.commit(txn);
         return;
       }
@@ -456,6 +457,7 @@ export class Environment {
       error: undefined,
     };
     this.inflight = f;
+    const full = this.sync === 'full';
     const listed = plan.meta.written !== undefined;
     try {
       if (plan.writes.length === 0) {
@@ -472,16 +474,19 @@ export class Environment {
         }
         if (f.done) return this.settled(f);
       }
-      if (!listed) {
+      if (full && !listed) {
         await this.syncPagesAsync(f, plan);
         if (f.done) return this.settled(f);
       }
       this.hooks.afterDataFlush?.();
       f.written = this.writeMetaFor(plan);
       this.hooks.afterMetaWrite?.();
-      if (listed) await this.syncPagesAsync(f, plan);
-      else await this.storage.syncAsync();
-      if (f.done) return this.settled(f);
+      // Under 'none' the commit is done once its meta is in the page cache, as in `commit`.
+      if (full) {
+        if (listed) await this.syncPagesAsync(f, plan);
+        else await this.storage.syncAsync();
+        if (f.done) return this.settled(f);
+      }
       this.publishCommit(plan);
       f.done = true;
     } catch (err) {
@@ -519,17 +524,20 @@ export class Environment {
   /** Completes the in-flight async commit with blocking flushes (a sync writer needs the lock). */
   private finishInFlight(): void {
     const f = this.inflight!;
+    const full = this.sync === 'full';
     const listed = f.plan.meta.written !== undefined;
     try {
       this.stopPageWrites(f);
       if (f.written === null) {
-        if (!listed) this.syncPages(f.plan);
+        if (full && !listed) this.syncPages(f.plan);
         this.hooks.afterDataFlush?.();
         f.written = this.writeMetaFor(f.plan);
         this.hooks.afterMetaWrite?.();
       }
-      if (listed) this.syncPages(f.plan);
-      else this.storage.sync();
+      if (full) {
+        if (listed) this.syncPages(f.plan);
+        else this.storage.sync();
+      }
       this.publishCommit(f.plan);
     } catch (err) {
       if (f.written !== null) this.restoreMeta(f.written);

@@ -238,52 +238,45 @@ describe('group commit', () => {
     await reopened.close();
   });
 
-  it('on a real file, a putSync stops async page writes that busy I/O threads have not taken up', async () => {
+  it("under sync 'none', puts of the turns while a commit's page writes wait go into one next commit", async () => {
     const dir = fs.mkdtempSync(join(tmpdir(), 'mapkv-groupcommit-'));
     try {
       const db = open<string, number | string>(join(dir, 'db.mkv'), {
-        sync: 'full',
+        sync: 'none',
         keyEncoding: 'string',
         valueEncoding: 'json',
       });
       db.putSync('k0', -1);
-      // Every I/O thread of the addon waits a while: the async commit's writes wait behind
-      // them.
+      const base = db.stats().txnId;
+      // The first commit's page writes (BLOB: more than enough pages to go to a thread) wait
+      // behind the busy I/O threads; meanwhile ten turns each put a key.
       const busy = Array.from({ length: native.ioThreads }, () => native.ioSleep(300));
-      const pending = Promise.all([db.put('async', 1), db.put('blob', BLOB)]);
-      await new Promise((r) => setImmediate(r)); // the batch commits: its writes are queued
-      const stopWrites = native.stopWrites;
-      const stops: boolean[] = [];
-      native.stopWrites = (job) => {
-        const made = stopWrites(job);
-        stops.push(made);
-        return made;
-      };
-      try {
-        db.putSync('sync', 2);
-      } finally {
-        native.stopWrites = stopWrites;
+      const puts: Array<Promise<void>> = [db.put('blob', BLOB), db.put('a', 1)];
+      await turn();
+      for (let i = 0; i < 10; i++) {
+        puts.push(db.put(`t${i}`, i));
+        // Reads see the commit before until the one in flight is written.
+        expect(db.get('a')).toBeUndefined();
+        await turn();
       }
-      // The putSync stopped the writes before a thread took them up (and so made them itself).
-      expect(stops).toEqual([false]);
-      for (let i = 0; i < 30; i++) db.putSync(`k${i % 3}`, i);
-      // No commit comes after this: a write of the async commit that a thread made late would
-      // change the file's bytes (its pages were freed and reused since; its leaf differs from
-      // every later one).
-      const bytes = fs.readFileSync(join(dir, 'db.mkv'));
       await Promise.all(busy);
-      await pending;
-      expect(fs.readFileSync(join(dir, 'db.mkv')).equals(bytes)).toBe(true);
-      expect([db.get('async'), db.get('sync'), db.get('k0'), db.get('k2')]).toEqual([1, 2, 27, 29]);
-      expect(db.check().ok).toBe(true);
+      await Promise.all(puts);
+      // One commit for the first batch, one for all ten turns (one per turn when a commit
+      // under 'none' was written on the event loop).
+      expect(db.stats().txnId - base).toBe(2);
       expect(db.get('blob')).toBe(BLOB);
+      expect([db.get('a'), db.get('t0'), db.get('t9'), db.get('k0')]).toEqual([1, 0, 9, -1]);
+      expect(db.check().ok).toBe(true);
       await db.close();
       const again = open<string, number | string>(join(dir, 'db.mkv'), {
         keyEncoding: 'string',
         valueEncoding: 'json',
       });
-      expect([again.get('async'), again.get('sync'), again.get('k0'), again.get('k2')]).toEqual([
-        1, 2, 27, 29,
+      expect([again.get('a'), again.get('t0'), again.get('t9'), again.get('blob')]).toEqual([
+        1,
+        0,
+        9,
+        BLOB,
       ]);
       expect(again.check().ok).toBe(true);
       await again.close();
@@ -291,6 +284,65 @@ describe('group commit', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it.each(['full', 'none'] as const)(
+    'on a real file, a putSync stops async page writes that busy I/O threads have not taken up (sync %s)',
+    async (sync) => {
+      const dir = fs.mkdtempSync(join(tmpdir(), 'mapkv-groupcommit-'));
+      try {
+        const db = open<string, number | string>(join(dir, 'db.mkv'), {
+          sync,
+          keyEncoding: 'string',
+          valueEncoding: 'json',
+        });
+        db.putSync('k0', -1);
+        // Every I/O thread of the addon waits a while: the async commit's writes wait behind
+        // them.
+        const busy = Array.from({ length: native.ioThreads }, () => native.ioSleep(300));
+        const pending = Promise.all([db.put('async', 1), db.put('blob', BLOB)]);
+        await new Promise((r) => setImmediate(r)); // the batch commits: its writes are queued
+        const stopWrites = native.stopWrites;
+        const stops: boolean[] = [];
+        native.stopWrites = (job) => {
+          const made = stopWrites(job);
+          stops.push(made);
+          return made;
+        };
+        try {
+          db.putSync('sync', 2);
+        } finally {
+          native.stopWrites = stopWrites;
+        }
+        // The putSync stopped the writes before a thread took them up (and so made them itself).
+        expect(stops).toEqual([false]);
+        for (let i = 0; i < 30; i++) db.putSync(`k${i % 3}`, i);
+        // No commit comes after this: a write of the async commit that a thread made late would
+        // change the file's bytes (its pages were freed and reused since; its leaf differs from
+        // every later one).
+        const bytes = fs.readFileSync(join(dir, 'db.mkv'));
+        await Promise.all(busy);
+        await pending;
+        expect(fs.readFileSync(join(dir, 'db.mkv')).equals(bytes)).toBe(true);
+        expect([db.get('async'), db.get('sync'), db.get('k0'), db.get('k2')]).toEqual([
+          1, 2, 27, 29,
+        ]);
+        expect(db.check().ok).toBe(true);
+        expect(db.get('blob')).toBe(BLOB);
+        await db.close();
+        const again = open<string, number | string>(join(dir, 'db.mkv'), {
+          keyEncoding: 'string',
+          valueEncoding: 'json',
+        });
+        expect([again.get('async'), again.get('sync'), again.get('k0'), again.get('k2')]).toEqual([
+          1, 2, 27, 29,
+        ]);
+        expect(again.check().ok).toBe(true);
+        await again.close();
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 
   it('page writes that fail on their thread reject the batch, keep the last commit, and later commits succeed', async () => {
     const storage = new HeldWritesStorage({ segmentSize: 65536 });
