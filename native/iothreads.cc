@@ -31,6 +31,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <new>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -122,6 +123,7 @@ IoThreads* ThreadsOf(napi_env env) {
   if (napi_get_instance_data(env, &data) != napi_ok) return nullptr;
   if (data != nullptr) return static_cast<IoThreads*>(data);
   auto* io = new IoThreads();
+  io->threads.reserve(kMaxThreads);
   napi_value name;
   if (napi_create_string_utf8(env, "mapkv.io", NAPI_AUTO_LENGTH, &name) != napi_ok ||
       napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, io, FreeThreads, io,
@@ -197,22 +199,28 @@ bool QueueIo(napi_env env, IoJob* job) {
     start = io->idle == 0 && io->threads.size() < kMaxThreads;
   }
   if (start) {
+    int error = 0;
     try {
       // SAFETY: `io` outlives the thread: StopThreads joins every thread before FreeThreads
-      // can free it. pthread_create failing (EAGAIN) throws std::system_error, handled below.
+      // can free it. pthread_create failing (EAGAIN) throws std::system_error; the thread's
+      // state failing to allocate, std::bad_alloc. `threads` has room reserved for all, so
+      // emplace_back itself allocates nothing.
       io->threads.emplace_back(RunThread, io);
     } catch (const std::system_error& e) {
-      // No thread could be made (EAGAIN: a process or cgroup thread limit). With threads
-      // already running, one of them takes the job; with none, it cannot run.
-      if (io->threads.empty()) {
-        {
-          std::lock_guard<std::mutex> lock(io->mu);
-          io->queue.pop_back();
-        }
-        delete job;
-        ThrowSystemError(Napi::Env(env), e.code().value(), "pthread_create");
-        return false;
+      error = e.code().value();
+    } catch (const std::bad_alloc&) {
+      error = ENOMEM;
+    }
+    // No thread could be made (EAGAIN: a process or cgroup thread limit). With threads
+    // already running, one of them takes the job; with none, it cannot run.
+    if (error != 0 && io->threads.empty()) {
+      {
+        std::lock_guard<std::mutex> lock(io->mu);
+        io->queue.pop_back();
       }
+      delete job;
+      ThrowSystemError(Napi::Env(env), error, "pthread_create");
+      return false;
     }
   }
   io->wake.notify_one();
