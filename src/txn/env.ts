@@ -107,7 +107,7 @@ interface FoundMeta {
   tx: number;
 }
 
-/** An async commit between its data flush and its publication. */
+/** An async commit between its pages' sealing and its publication (its writes and flushes). */
 interface InFlight {
   txn: WriteTxn;
   plan: CommitPlan;

@@ -26,15 +26,16 @@ function runChild(source: string): { status: number | null; stdout: string; stde
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** Scheduling policy (field 41 of /proc/<pid>/task/<tid>/stat) of each thread of this process. */
+/** Scheduling policy (field 41 of /proc/<pid>/task/<tid>/stat) of thread `tid`. */
+function policyOf(tid: string | number): number {
+  const stat = fs.readFileSync(`/proc/${process.pid}/task/${tid}/stat`, 'utf8');
+  // The command name (field 2) is in parentheses and may hold spaces: count after it.
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[41 - 3]);
+}
+
+/** The scheduling policy of each thread of this process. */
 function threadPolicies(): number[] {
-  const dir = `/proc/${process.pid}/task`;
-  return fs.readdirSync(dir).map((tid) => {
-    const stat = fs.readFileSync(`${dir}/${tid}/stat`, 'utf8');
-    // The command name (field 2) is in parentheses and may hold spaces: count after it.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[41 - 3]);
-  });
+  return fs.readdirSync(`/proc/${process.pid}/task`).map(policyOf);
 }
 
 const SCHED_OTHER = 0;
@@ -51,9 +52,8 @@ describe('I/O threads', () => {
     // The I/O threads are the only threads of the process that Node or mapkv sets so.
     expect(batch).toBeGreaterThan(0);
     expect(batch).toBeLessThanOrEqual(native.ioThreads);
-    // The event loop's thread (the first of the task list is not guaranteed: look it up).
-    const main = fs.readFileSync(`/proc/${process.pid}/task/${process.pid}/stat`, 'utf8');
-    expect(Number(main.slice(main.lastIndexOf(')') + 2).split(' ')[41 - 3])).toBe(SCHED_OTHER);
+    // The event loop's thread: its id is the process id.
+    expect(policyOf(process.pid)).toBe(SCHED_OTHER);
   });
 
   it('take queued jobs in order, at most ioThreads at a time', async () => {
