@@ -619,7 +619,12 @@ type BatchOp =
     };
 
 /** What a write needs of its database inside a transaction (DatabaseBase.writeContext). */
-type WriteContext = ReturnType<DatabaseBase['writeContext']>;
+interface WriteContext {
+  desc: DbDescriptor;
+  index: Index;
+  /** Marks the database written, so that its descriptor goes to the catalog. */
+  touched: () => void;
+}
 
 /** Puts to one B+tree in a batch from which on they are applied in key order. */
 const SORTED_APPLY_MIN = 64;
@@ -1325,7 +1330,29 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
   }
 
   /** @internal The descriptor of this database inside write transaction `txn`. */
-  writeContext(txn: WriteTxn): { desc: DbDescriptor; index: Index; touched: () => void } {
+  writeContext(txn: WriteTxn): WriteContext {
+    const name = this.name;
+    if (name !== null) txn.noteNamed(name);
+    if (txn.contextOwner === this) {
+      // The context made last time still stands while the transaction holds the same
+      // descriptor object for this database: a rollback or a first open puts another one in
+      // its place, and changes made in place are seen through the shared object anyway.
+      const c = txn.context as WriteContext;
+      if (
+        name === null
+          ? c.desc === txn.main && c.desc.keyEncoding !== 0
+          : c.desc === txn.named.get(name)
+      ) {
+        return c;
+      }
+    }
+    const ctx = this.newWriteContext(txn);
+    txn.contextOwner = this;
+    txn.context = ctx;
+    return ctx;
+  }
+
+  private newWriteContext(txn: WriteTxn): WriteContext {
     if (this.name === null) {
       const desc = txn.main;
       if (desc.keyEncoding === 0) {
@@ -1336,7 +1363,6 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
       return { desc, index: this.index, touched: () => undefined };
     }
     const name = this.name;
-    txn.noteNamed(name);
     let desc = txn.named.get(name);
     if (desc === undefined) {
       const kb = encodeName(name);

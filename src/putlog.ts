@@ -85,7 +85,9 @@ export class PutLog<D> {
       at = to;
     }
     const chunk = this.chunks[c]!;
-    if (vl <= 64) for (let i = 0; i < vl; i++) chunk[at + kl + i] = value[i]!;
+    // set() costs ~16 ns at any length, a byte loop ~1 ns a byte: the loop only for the
+    // shortest values.
+    if (vl <= 12) for (let i = 0; i < vl; i++) chunk[at + kl + i] = value[i]!;
     else chunk.set(value, at + kl);
     this.used = at + kl + vl;
     const n = this.dbs.length;

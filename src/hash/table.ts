@@ -749,12 +749,14 @@ function holderToBucket(w: PageWriter, pgno: number, h: number, leaf: number): v
 function buildRecord(w: PageWriter, k: Uint8Array, kl: number, v: Uint8Array, vl: number): number {
   writeU16(recBuf, 0, kl);
   writeU32(recBuf, 3, vl);
-  // Byte loops: keys and most values are short, and a subarray is an allocation.
+  // The key by a byte loop: it sits in a longer scratch buffer, and a subarray is an
+  // allocation. The value by set() when it is the whole of `v` (see btree.ts buildLeafRecord).
   for (let i = 0; i < kl; i++) recBuf[LEAF_RECORD_HEADER + i] = k[i]!;
   const at = LEAF_RECORD_HEADER + kl;
   if (at + vl <= maxInlineRecord(w.pageSize)) {
     recBuf[2] = 0;
-    if (vl > 64) recBuf.set(vl === v.length ? v : v.subarray(0, vl), at);
+    if (vl === v.length) recBuf.set(v, at);
+    else if (vl > 64) recBuf.set(v.subarray(0, vl), at);
     else for (let i = 0; i < vl; i++) recBuf[at + i] = v[i]!;
     return at + vl;
   }

@@ -133,6 +133,14 @@ export class WriteTxn implements PageWriter {
   layout = 0;
   treeHint: object | null = null;
   /**
+   * The write context (database.ts `writeContext`) last handed out in this transaction, and
+   * the handle it was for: consecutive writes through one handle reuse it instead of making
+   * an object and a closure per put. Kept here, not on the handle, so that it goes with the
+   * transaction.
+   */
+  contextOwner: object | null = null;
+  context: object | null = null;
+  /**
    * Bytes of page buffers this transaction has allocated (never decreased): a bound on the
    * heap its dirty pages take, for writers that commit in steps (the compact backup).
    */
