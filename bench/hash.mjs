@@ -1,7 +1,7 @@
 // Point-read benchmark of mapkv's hash sub-database against a mapkv B+tree and lmdb-js.
 //
 //   npm run build:ts && node --expose-gc bench/hash.mjs [--quick] [--rounds=7] [--chunk=N]
-//     [--gets=N] [--hot=K] [--dir=path]
+//     [--gets=N] [--hot=K] [--batched=N] [--batch-rounds=3] [--dir=path]
 //
 // Loads the benchmark data set (keys 'key' + 8 zero-padded digits, values
 // { name: 'value', n: i, tags: ['a', 'b'] }) into
@@ -16,6 +16,10 @@
 // ops/s, and its ratio to lmdb-js as the median over rounds of the two stores' ratio within
 // that round: stores measured seconds apart on a shared machine see the same neighbours, so
 // the ratio of one round is steadier than the ratio of two medians.
+//
+// Last, writes: `--batch-rounds` rounds of `--batched` async puts (db.put) of random keys of
+// the set, 1,000 per event-loop turn as bench/run.mjs's batched workload, into (a), (b) and
+// (c), the order rotating each round, reported the same way.
 //
 // mapkv is loaded from ../dist/index.js (build it first). Every store holds msgpackr bytes
 // without records (mapkv's open option `msgpack: { useRecords: false }`); (d) reads lmdb-js's
@@ -42,6 +46,9 @@ const GETS = Number(args.gets ?? (quick ? 450_000 : 2_000_000));
 const ROUNDS = Number(args.rounds ?? 7);
 const HOT = Math.min(N, Number(args.hot ?? N));
 const CHUNK = Math.min(GETS, Number(args.chunk ?? (quick ? 100_000 : 500_000)));
+const BATCHED = Number(args.batched ?? (quick ? 20_000 : 100_000));
+const BATCH_ROUNDS = Number(args['batch-rounds'] ?? 3);
+const BATCH_TURN = 1_000;
 const base = args.dir ?? os.tmpdir();
 
 const packr = new Packr({ useRecords: false });
@@ -63,16 +70,16 @@ function prng(seed) {
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const fmt = (x) => Math.round(x).toLocaleString('en-US');
 
-function main() {
+async function main() {
   const dir = fs.mkdtempSync(path.join(base, 'mapkv-bench-hash-'));
   try {
-    run(dir);
+    await run(dir);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
 }
 
-function run(dir) {
+async function run(dir) {
   console.log(
     `node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'}; N = ${fmt(N)} keys` +
       (HOT < N ? ` (reads of ${fmt(HOT)} of them)` : '') +
@@ -164,7 +171,53 @@ function run(dir) {
     `hash-plain / lmdb-js:     getBinary ${ratio('hash-plain', 'lmdb', 'raw')}x, ` +
       `get (packr.unpack of the same bytes) ${ratio('hash-plain', 'lmdb', 'decoded')}x`,
   );
-  for (const s of stores) s.close();
+
+  // Writes: batched async puts of random keys.
+  const writers = stores.filter((s) => s.put !== undefined);
+  const puts = new Map(writers.map((s) => [s.name, []]));
+  const pick = prng(7);
+  for (let round = 0; round < BATCH_ROUNDS; round++) {
+    const idx = Array.from({ length: BATCHED }, () => Math.floor(pick() * N));
+    for (let j = 0; j < writers.length; j++) {
+      const s = writers[(j + round) % writers.length];
+      globalThis.gc?.();
+      puts.get(s.name).push(await timeBatched(s, keys, idx, N + round * BATCHED));
+    }
+  }
+  console.log('');
+  console.log(
+    `store        async puts/s   (${fmt(BATCHED)} random keys, ${fmt(BATCH_TURN)} a turn; ` +
+      `median of ${BATCH_ROUNDS} rounds; spread)`,
+  );
+  for (const s of writers) {
+    const xs = puts.get(s.name);
+    console.log(
+      `${s.name.padEnd(11)} ${fmt(median(xs)).padStart(13)}   ${fmt(Math.min(...xs))}-${fmt(Math.max(...xs))}`,
+    );
+  }
+  const putRatio = (a, b) => median(puts.get(a).map((v, i) => v / puts.get(b)[i])).toFixed(2);
+  console.log(
+    `batched puts: mapkv hash / lmdb-js ${putRatio('mapkv-hash', 'lmdb')}x, ` +
+      `mapkv btree / lmdb-js ${putRatio('mapkv-btree', 'lmdb')}x, ` +
+      `mapkv hash / mapkv btree ${putRatio('mapkv-hash', 'mapkv-btree')}x`,
+  );
+  for (const s of stores) await s.close();
+}
+
+/** Async puts of keys[idx[i]], BATCH_TURN per event-loop turn; ops/s once all are done. */
+async function timeBatched(s, keys, idx, base) {
+  const put = s.put;
+  const pending = new Array(idx.length);
+  const t0 = performance.now();
+  for (let i = 0; i < idx.length; i++) {
+    pending[i] = put(keys[idx[i]], valueOf(base + i));
+    if (i % BATCH_TURN === BATCH_TURN - 1) await new Promise((r) => setImmediate(r));
+  }
+  await Promise.all(pending);
+  const ms = performance.now() - t0;
+  const last = idx.length - 1;
+  if (s.get(keys[idx[last]])?.n !== base + last) throw new Error(`${s.name}: last put not read`);
+  return (idx.length / ms) * 1000;
 }
 
 function timeRaw(s, order, from, count) {
@@ -219,6 +272,7 @@ function openHash(dir, keys) {
     note: `file ${fmt(root.stats().pages)} pages`,
     getRaw: (k) => db.getBinary(k),
     get: (k) => db.get(k),
+    put: (k, v) => db.put(k, v),
     close: () => root.close(),
   };
 }
@@ -262,6 +316,7 @@ function openTree(dir, keys) {
     note: `file ${fmt(db.stats().pages)} pages`,
     getRaw: (k) => db.getBinary(k),
     get: (k) => db.get(k),
+    put: (k, v) => db.put(k, v),
     close: () => db.close(),
   };
 }
@@ -286,8 +341,9 @@ function openLmdb(dir, keys) {
     note: same ? 'bytes = packr.pack (useRecords: false)' : 'bytes differ from packr.pack',
     getRaw: (k) => db.getBinary(k),
     get: (k) => db.get(k),
+    put: (k, v) => db.put(k, v),
     close: () => db.close(),
   };
 }
 
-main();
+await main();

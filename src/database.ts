@@ -59,6 +59,7 @@ import type { PageReader } from './txn/pages';
 import { checkEnvironment, type CheckResult } from './check';
 import { backupEnvironment, type BackupOptions } from './backup';
 import type { EncodingsFor, KeyPrefix, KeyTypeOf, NotPromise, ValueTypeOf } from './types';
+import { ensureHashKey, hashAt } from './hash/hashkey';
 
 /**
  * Options of `openDB`. An option left out (or `undefined`) takes the sub-database's recorded
@@ -510,9 +511,10 @@ export class Store {
   }
 
   /**
-   * Applies puts `[from, to)` of `log` to `txn`. Where they go to one B+tree and are many, in
-   * the order of their keys (see PutLog.keyOrder): within one commit the order of puts of
-   * different keys is not observable, and puts of one key keep theirs.
+   * Applies puts `[from, to)` of `log` to `txn`. Where they go to one database and are many, in
+   * the order of their keys in a B+tree (PutLog.keyOrder), of their keys' hashes in a hash table
+   * (PutLog.hashOrder): within one commit the order of puts of different keys is not
+   * observable, and puts of one key keep theirs.
    */
   private applyPuts(
     txn: WriteTxn,
@@ -521,12 +523,20 @@ export class Store {
     to: number,
   ): void {
     const first = log.db(from);
-    let oneTree = to - from >= SORTED_APPLY_MIN && first.kind === DbKind.BTree;
-    for (let i = from + 1; oneTree && i < to; i++) oneTree = log.db(i) === first;
-    if (oneTree) {
+    let oneDb = to - from >= SORTED_APPLY_MIN;
+    for (let i = from + 1; oneDb && i < to; i++) oneDb = log.db(i) === first;
+    if (oneDb) {
       const ctx = first.writeContext(txn);
       ctx.touched();
-      for (const i of log.keyOrder(from, to)) this.applyPut(txn, first, ctx, log, i);
+      let order: Int32Array;
+      if (first.kind === DbKind.BTree) order = log.keyOrder(from, to);
+      else {
+        // The table's hash key is drawn before its first record, as hashPut would.
+        const desc = ctx.desc;
+        ensureHashKey(desc);
+        order = log.hashOrder(from, to, (chunk, at, kl) => hashAt(desc, chunk, at, kl));
+      }
+      for (const i of order) this.applyPut(txn, first, ctx, log, i);
       return;
     }
     let db: DatabaseBase<unknown, unknown> | null = null;

@@ -182,6 +182,44 @@ export class PutLog<D> {
     return order;
   }
 
+  /**
+   * Puts `[from, to)` in the order of `hash(chunk, at, keyLength)` of their keys, an unsigned
+   * 32-bit value, puts of one key in the order they were made (a stable LSD radix sort, a
+   * byte per pass). A hash table placing keys by their hash's leading bits then meets its
+   * buckets one after the other, each once, instead of a cold one at each put.
+   */
+  hashOrder(
+    from: number,
+    to: number,
+    hash: (chunk: Uint8Array, at: number, kl: number) => number,
+  ): Int32Array {
+    const n = to - from;
+    const recs = this.recs;
+    const hashes = new Uint32Array(n);
+    for (let i = 0; i < n; i++) {
+      const r = REC * (from + i);
+      hashes[i] = hash(this.chunks[recs[r]!]!, recs[r + 1]!, recs[r + 2]!);
+    }
+    let order = new Int32Array(n);
+    let spare = new Int32Array(n);
+    for (let i = 0; i < n; i++) order[i] = i;
+    const count = new Int32Array(257);
+    for (let shift = 0; shift < 32; shift += 8) {
+      count.fill(0);
+      for (let i = 0; i < n; i++) count[((hashes[i]! >>> shift) & 0xff) + 1]!++;
+      for (let d = 1; d <= 256; d++) count[d]! += count[d - 1]!;
+      for (let k = 0; k < n; k++) {
+        const x = order[k]!;
+        spare[count[(hashes[x]! >>> shift) & 0xff]!++] = x;
+      }
+      const t = order;
+      order = spare;
+      spare = t;
+    }
+    for (let i = 0; i < n; i++) order[i]! += from;
+    return order;
+  }
+
   /** Whether the keys of puts `order[start, end)` (relative to `from`) differ in length. */
   private lengthsDiffer(order: Int32Array, start: number, end: number, from: number): boolean {
     const kl = this.recs[REC * (from + order[start]!) + 2]!;

@@ -18,6 +18,11 @@ export function hashOf(d: DbDescriptor, k: Uint8Array, kl: number): number {
   return (halfSipHash13(d.aux[AUX_KEY_LO]!, d.aux[AUX_KEY_HI]!, k, 0, kl) & hashMask) >>> 0;
 }
 
+/** The 32-bit hash of key `b[start, start + len)` in the database of `d`. */
+export function hashAt(d: DbDescriptor, b: Uint8Array, start: number, len: number): number {
+  return (halfSipHash13(d.aux[AUX_KEY_LO]!, d.aux[AUX_KEY_HI]!, b, start, len) & hashMask) >>> 0;
+}
+
 /**
  * Checks that a hash descriptor can be read: a non-empty table must carry its hash key, and a
  * key of a later layout is refused rather than misread.

@@ -1,7 +1,8 @@
 /**
  * Batched async writes: what one event-loop turn (and the turns while a commit flushes) queues
  * is applied as one commit. Puts are queued as bytes in a log (src/putlog.ts) and a long run of
- * puts to one B+tree is applied in key order; whatever the order of application, the result
+ * puts to one B+tree is applied in key order, to one hash table in the order of the keys'
+ * hashes; whatever the order of application, the result
  * must be that of the writes in the order they were made: the last put of a key wins, a
  * remove in between removes what came before it, a transaction sees the writes queued before
  * it. Checked against a Map model per database, over the unnamed database, a named B+tree and
@@ -181,12 +182,14 @@ describe('batched async writes', () => {
 
   it('a run of 5,000 puts of 300 keys keeps the last value of each key', async () => {
     const run: Write[] = [];
+    const hashRun: Write[] = [];
     const mixed: Write[] = [];
     for (let i = 0; i < 5_000; i++) {
       const k = `key${(i * 7919) % 300}`;
       run.push({ t: 'put', db: 1, k, v: valueOf(i, i % 90) });
+      hashRun.push({ t: 'put', db: 2, k, v: valueOf(i + 2, i % 80) });
       mixed.push({ t: 'put', db: i % 3, k, v: valueOf(i + 1, i % 70) });
     }
-    await runTurns([run, mixed, run.slice(0, 100)], 4096);
+    await runTurns([run, hashRun, mixed, run.slice(0, 100), hashRun.slice(0, 100)], 4096);
   });
 });

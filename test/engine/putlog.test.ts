@@ -2,7 +2,8 @@
  * The log that holds a batch's async puts as bytes (src/putlog.ts): each put's key and value
  * come back as they went in, whatever else was added between reserving a key and appending its
  * value, across chunk ends and for values larger than a chunk; keyOrder sorts by the keys'
- * bytes and keeps the order of puts of one key.
+ * bytes and keeps the order of puts of one key; hashOrder sorts by a hash of the keys and keeps
+ * the order of puts of one hash.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -153,6 +154,41 @@ describe('PutLog', () => {
           const expected = puts
             .map((_, i) => i)
             .sort((a, b) => compareBytes([...keys[a]!], [...keys[b]!]) || a - b)
+            .map((i) => i + lead);
+          expect(order).toEqual(expected);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('hashOrder sorts by the hash of each key as an unsigned number, and keeps the order of puts of one hash', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            key: fc.uint8Array({ maxLength: 6 }),
+            value: fc.uint8Array({ maxLength: 3 }),
+          }),
+          {
+            maxLength: 150,
+          },
+        ),
+        fc.nat(5),
+        fc.constantFrom(0, 0x3fff_ffff, 0xffff_fffe),
+        (puts, lead, scale) => {
+          const log = new PutLog<string>();
+          for (let i = 0; i < lead; i++) put(log, 'a', enc.encode(`lead${i}`), new Uint8Array(1));
+          puts.forEach((p) => put(log, 'a', p.key, p.value));
+          // A hash of few values, so that many puts share one (stability), spread over the
+          // whole unsigned range (every byte of the radix sort, the sign bit included).
+          const hashOf = (b: Uint8Array, at: number, kl: number): number =>
+            ((kl === 0 ? 0 : b[at]! % 5) * scale) >>> 0;
+          const order = Array.from(log.hashOrder(lead, lead + puts.length, hashOf));
+          const h = puts.map((p) => hashOf(p.key, 0, p.key.length));
+          const expected = puts
+            .map((_, i) => i)
+            .sort((a, b) => h[a]! - h[b]! || a - b)
             .map((i) => i + lead);
           expect(order).toEqual(expected);
         },
