@@ -15,7 +15,7 @@ let hashMask = 0xffff_ffff;
 
 /** The 32-bit hash of key `k[0, kl)` in the database of `d`. */
 export function hashOf(d: DbDescriptor, k: Uint8Array, kl: number): number {
-  return (halfSipHash13(d.aux[AUX_KEY_LO]!, d.aux[AUX_KEY_HI]!, k, 0, kl) & hashMask) >>> 0;
+  return hashAt(d, k, 0, kl);
 }
 
 /** The 32-bit hash of key `b[start, start + len)` in the database of `d`. */

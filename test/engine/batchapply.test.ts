@@ -2,11 +2,11 @@
  * Batched async writes: what one event-loop turn (and the turns while a commit flushes) queues
  * is applied as one commit. Puts are queued as bytes in a log (src/putlog.ts) and a long run of
  * puts to one B+tree is applied in key order, to one hash table in the order of the keys'
- * hashes; whatever the order of application, the result
- * must be that of the writes in the order they were made: the last put of a key wins, a
- * remove in between removes what came before it, a transaction sees the writes queued before
- * it. Checked against a Map model per database, over the unnamed database, a named B+tree and
- * a hash sub-database, and check() clean once the writes are committed.
+ * hashes; whatever the order of application, the result must be that of the writes in the
+ * order they were made: the last put of a key wins, a remove in between removes what came
+ * before it, a transaction sees the writes queued before it. Checked against a Map model per
+ * database, over the unnamed database, a named B+tree and a hash sub-database, and check()
+ * clean once the writes are committed.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
