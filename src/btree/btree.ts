@@ -416,7 +416,7 @@ export function treePut(
   let b = w.pageW(leaf);
   let o = w.at;
   // A put the hint served is most often the next key of a run in key order: it goes last.
-  let i = walked ? leafSearch(b, o, ps, k, kl) : leafSearchAppend(b, o, ps, k, kl);
+  let i = walked ? leafSearch(b, o, ps, k, kl) : leafSearchAppend(b, o, ps, k, kl, leaf);
   const exists = i >= 0;
   let size: number;
   if (exists) {

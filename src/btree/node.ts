@@ -289,8 +289,8 @@ export function leafSearch(
 /**
  * leafSearch for a key that probably sorts after every key of the leaf, as the puts of a bulk
  * load in key order do: one comparison with the last key settles that case (a binary search
- * takes log2(count), each from the keys' first byte). Any other key, or a last record that
- * does not lie inside the page, goes to leafSearch, which reports the damage.
+ * takes log2(count), each from the keys' first byte). The leaf is a page of the writing
+ * transaction, checked when it was copied (checkedLeafRecord's precondition).
  */
 export function leafSearchAppend(
   b: Uint8Array,
@@ -298,20 +298,12 @@ export function leafSearchAppend(
   pageSize: number,
   k: Uint8Array,
   kl: number,
+  pgno: number,
 ): number {
   const n = nodeCount(b, o);
   if (n > 0) {
-    const s = o + HEADER_SIZE + 2 * (n - 1);
-    const r = b[s]! | (b[s + 1]! << 8);
-    if (r >= HEADER_SIZE + 2 * n && r <= pageSize - LEAF_RECORD_HEADER) {
-      const len = b[o + r]! | (b[o + r + 1]! << 8);
-      if (
-        r + LEAF_RECORD_HEADER + len <= pageSize &&
-        compareKey(k, kl, b, o + r + LEAF_RECORD_HEADER, len) > 0
-      ) {
-        return ~n;
-      }
-    }
+    const p = checkedLeafRecord(b, o, pageSize, n - 1, pgno);
+    if (compareKey(k, kl, b, p + LEAF_RECORD_HEADER, b[p]! | (b[p + 1]! << 8)) > 0) return ~n;
   }
   return leafSearch(b, o, pageSize, k, kl);
 }
