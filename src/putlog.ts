@@ -24,6 +24,36 @@ const PREFIX = 12;
 /** Chunks of the default size that finished logs gave back, for the next ones. */
 const spareChunks: Uint8Array[] = [];
 
+/**
+ * The indexes 0..n-1 in the order of their `width`-byte strings `digits[i * width, (i + 1) *
+ * width)`: an LSD radix sort, a pass per byte, last byte first, each stable, so equal strings
+ * keep their order. A comparison sort calling a JS comparator cost as much as the B+tree work
+ * the order saved.
+ */
+function radixOrder(digits: Uint8Array, n: number, width: number): Int32Array {
+  let order = new Int32Array(n);
+  let spare = new Int32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  const count = new Int32Array(257);
+  for (let j = width - 1; j >= 0; j--) {
+    count.fill(0);
+    for (let i = 0; i < n; i++) count[digits[i * width + j]! + 1]!++;
+    // A byte every string shares orders nothing (common: keys with a common prefix).
+    let same = false;
+    for (let d = 1; d <= 256; d++) if (count[d] === n) same = true;
+    if (same) continue;
+    for (let d = 1; d <= 256; d++) count[d]! += count[d - 1]!;
+    for (let k = 0; k < n; k++) {
+      const x = order[k]!;
+      spare[count[digits[x * width + j]!]!++] = x;
+    }
+    const t = order;
+    order = spare;
+    spare = t;
+  }
+  return order;
+}
+
 export class PutLog<D> {
   /** The database of each put, by put index. */
   private readonly dbs: D[] = [];
@@ -133,9 +163,8 @@ export class PutLog<D> {
     const n = to - from;
     const recs = this.recs;
     const chunks = this.chunks;
-    // The first PREFIX bytes of each key (0 past its end), sorted on by an LSD radix sort: a
-    // pass per byte, last byte first, each stable, so puts of one key keep their order. A
-    // comparison sort calling a JS comparator cost as much as the B+tree work it saved.
+    // The first PREFIX bytes of each key (0 past its end), sorted on by radixOrder (stable: puts
+    // of one key keep their order).
     const digits = new Uint8Array(n * PREFIX);
     let longer = false;
     for (let i = 0; i < n; i++) {
@@ -147,26 +176,7 @@ export class PutLog<D> {
       const m = kl < PREFIX ? kl : PREFIX;
       for (let j = 0; j < m; j++) digits[i * PREFIX + j] = c[p + j]!;
     }
-    let order = new Int32Array(n);
-    let spare = new Int32Array(n);
-    for (let i = 0; i < n; i++) order[i] = i;
-    const count = new Int32Array(257);
-    for (let j = PREFIX - 1; j >= 0; j--) {
-      count.fill(0);
-      for (let i = 0; i < n; i++) count[digits[i * PREFIX + j]! + 1]!++;
-      // A byte every key shares orders nothing (common: keys with a common prefix).
-      let same = false;
-      for (let d = 1; d <= 256; d++) if (count[d] === n) same = true;
-      if (same) continue;
-      for (let d = 1; d <= 256; d++) count[d]! += count[d - 1]!;
-      for (let k = 0; k < n; k++) {
-        const x = order[k]!;
-        spare[count[digits[x * PREFIX + j]!]!++] = x;
-      }
-      const t = order;
-      order = spare;
-      spare = t;
-    }
+    const order = radixOrder(digits, n, PREFIX);
     // Keys whose first PREFIX bytes agree are told apart by the rest and by their lengths.
     let start = 0;
     for (let k = 1; k <= n; k++) {
@@ -184,8 +194,7 @@ export class PutLog<D> {
 
   /**
    * Puts `[from, to)` in the order of `hash(chunk, at, keyLength)` of their keys, an unsigned
-   * 32-bit value, puts of one key in the order they were made (a stable LSD radix sort, a
-   * byte per pass). A hash table placing keys by their hash's leading bits then meets its
+   * 32-bit value, puts of one key in the order they were made (radixOrder is stable). A hash table placing keys by their hash's leading bits then meets its
    * buckets one after the other, each once, instead of a cold one at each put.
    */
   hashOrder(
@@ -195,27 +204,17 @@ export class PutLog<D> {
   ): Int32Array {
     const n = to - from;
     const recs = this.recs;
-    const hashes = new Uint32Array(n);
+    // Each hash as 4 big-endian bytes: their byte order is the hash's numeric order.
+    const digits = new Uint8Array(n * 4);
     for (let i = 0; i < n; i++) {
       const r = REC * (from + i);
-      hashes[i] = hash(this.chunks[recs[r]!]!, recs[r + 1]!, recs[r + 2]!);
+      const h = hash(this.chunks[recs[r]!]!, recs[r + 1]!, recs[r + 2]!);
+      digits[4 * i] = h >>> 24;
+      digits[4 * i + 1] = h >>> 16;
+      digits[4 * i + 2] = h >>> 8;
+      digits[4 * i + 3] = h;
     }
-    let order = new Int32Array(n);
-    let spare = new Int32Array(n);
-    for (let i = 0; i < n; i++) order[i] = i;
-    const count = new Int32Array(257);
-    for (let shift = 0; shift < 32; shift += 8) {
-      count.fill(0);
-      for (let i = 0; i < n; i++) count[((hashes[i]! >>> shift) & 0xff) + 1]!++;
-      for (let d = 1; d <= 256; d++) count[d]! += count[d - 1]!;
-      for (let k = 0; k < n; k++) {
-        const x = order[k]!;
-        spare[count[(hashes[x]! >>> shift) & 0xff]!++] = x;
-      }
-      const t = order;
-      order = spare;
-      spare = t;
-    }
+    const order = radixOrder(digits, n, 4);
     for (let i = 0; i < n; i++) order[i]! += from;
     return order;
   }
