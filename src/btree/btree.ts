@@ -313,24 +313,28 @@ function touchPath(w: PageWriter, d: DbDescriptor, k: Uint8Array, kl: number): n
   return pgno;
 }
 
-/** Builds a leaf record for `k` and `v` in recBuf; returns its size. */
-function buildLeafRecord(
+/**
+ * Builds the leaf record of `k` and `v` at the start of `out` (a page-sized buffer): the value
+ * inline when the record fits maxInlineRecord, else in a new overflow run. Returns its size.
+ * Hash buckets hold the same records (hash/table.ts).
+ */
+export function buildLeafRecord(
   w: PageWriter,
+  out: Uint8Array,
   k: Uint8Array,
   kl: number,
   v: Uint8Array,
   vl: number,
 ): number {
-  const ps = w.pageSize;
-  if (LEAF_RECORD_HEADER + kl + vl <= maxInlineRecord(ps)) {
-    writeInlineRecord(recBuf, 0, k, kl, v, vl);
+  if (LEAF_RECORD_HEADER + kl + vl <= maxInlineRecord(w.pageSize)) {
+    writeInlineRecord(out, 0, k, kl, v, vl);
     return LEAF_RECORD_HEADER + kl + vl;
   }
-  writeU16(recBuf, 0, kl);
-  writeU32(recBuf, 3, vl);
-  for (let i = 0; i < kl; i++) recBuf[LEAF_RECORD_HEADER + i] = k[i]!;
-  recBuf[2] = VALUE_OVERFLOW;
-  writeU32(recBuf, LEAF_RECORD_HEADER + kl, writeOverflow(w, v, vl));
+  writeU16(out, 0, kl);
+  writeU32(out, 3, vl);
+  for (let i = 0; i < kl; i++) out[LEAF_RECORD_HEADER + i] = k[i]!;
+  out[2] = VALUE_OVERFLOW;
+  writeU32(out, LEAF_RECORD_HEADER + kl, writeOverflow(w, v, vl));
   return LEAF_RECORD_HEADER + kl + 4;
 }
 
@@ -398,7 +402,7 @@ export function treePut(
   const ps = w.pageSize;
   ensureBuffers(ps);
   if (d.root === 0) {
-    const size = buildLeafRecord(w, k, kl, v, vl);
+    const size = buildLeafRecord(w, recBuf, k, kl, v, vl);
     const pg = w.allocPage();
     const b = w.pageW(pg);
     initPageHeader(b, w.at, PageType.Leaf, pg, w.txnId, ps);
@@ -423,7 +427,7 @@ export function treePut(
     const r = slotAt(b, o, i);
     freeRecordOverflow(w, b, o + r);
     const oldSize = recordSize(b, o, r, true);
-    size = buildLeafRecord(w, k, kl, v, vl);
+    size = buildLeafRecord(w, recBuf, k, kl, v, vl);
     b = w.pageW(leaf);
     o = w.at;
     if (size <= oldSize) {
@@ -446,7 +450,7 @@ export function treePut(
       if (walked && w.layout === layout) leaveHint(w, d);
       return true;
     }
-    size = buildLeafRecord(w, k, kl, v, vl);
+    size = buildLeafRecord(w, recBuf, k, kl, v, vl);
   }
   insertRecord(w, d, d.depth - 1, leaf, i, size, true);
   if (!exists) d.entries++;

@@ -43,7 +43,6 @@ import {
   PageType,
   VALUE_OVERFLOW,
   initPageHeader,
-  maxInlineRecord,
   readU32,
   writeU16,
   writeU32,
@@ -52,12 +51,12 @@ import { DbKind, type DbDescriptor } from '../format/meta';
 import type { PageReader, PageWriter } from '../txn/pages';
 import {
   type ValueRef,
+  buildLeafRecord,
   freeRecordOverflow,
   overflowPages,
   treeGet,
   treePut,
   treeRemove,
-  writeOverflow,
 } from '../btree/btree';
 import { appendRecordCopy, checkNode, nodeCount, nodeUsed, slotAt } from '../btree/node';
 import {
@@ -242,7 +241,7 @@ export function hashPut(
   ensureHashKey(d);
   const h = hashOf(d, k, kl);
   if (d.root === 0) {
-    const size = buildRecord(w, k, kl, v, vl);
+    const size = buildLeafRecord(w, recBuf, k, kl, v, vl);
     const pg = w.allocPage();
     const b = w.pageW(pg);
     const o = w.at;
@@ -268,7 +267,7 @@ export function hashPut(
     const r = slotRecord(b, o, i);
     freeRecordOverflow(w, b, o + r);
     const oldSize = recordBytes(b, o + r);
-    size = buildRecord(w, k, kl, v, vl);
+    size = buildLeafRecord(w, recBuf, k, kl, v, vl);
     b = w.pageW(pg);
     o = w.at;
     if (size <= oldSize) {
@@ -280,7 +279,7 @@ export function hashPut(
     removeSlot(b, o, i);
   } else {
     i = ~i;
-    size = buildRecord(w, k, kl, v, vl);
+    size = buildLeafRecord(w, recBuf, k, kl, v, vl);
   }
   const full = insertRecord(w, d, pg, i, size, h, k, kl);
   if (full !== 0) {
@@ -741,26 +740,3 @@ function holderToBucket(w: PageWriter, pgno: number, h: number, leaf: number): v
 }
 
 // --- records ---
-
-/**
- * Builds the record for (k, v) in recBuf, a B+tree leaf record with the B+tree's rule for
- * inline values; returns its size.
- */
-function buildRecord(w: PageWriter, k: Uint8Array, kl: number, v: Uint8Array, vl: number): number {
-  writeU16(recBuf, 0, kl);
-  writeU32(recBuf, 3, vl);
-  // The key by a byte loop: it sits in a longer scratch buffer, and a subarray is an
-  // allocation. The value by set() when it is the whole of `v` (see btree.ts buildLeafRecord).
-  for (let i = 0; i < kl; i++) recBuf[LEAF_RECORD_HEADER + i] = k[i]!;
-  const at = LEAF_RECORD_HEADER + kl;
-  if (at + vl <= maxInlineRecord(w.pageSize)) {
-    recBuf[2] = 0;
-    if (vl === v.length) recBuf.set(v, at);
-    else if (vl > 64) recBuf.set(v.subarray(0, vl), at);
-    else for (let i = 0; i < vl; i++) recBuf[at + i] = v[i]!;
-    return at + vl;
-  }
-  recBuf[2] = VALUE_OVERFLOW;
-  writeU32(recBuf, at, writeOverflow(w, v, vl));
-  return at + 4;
-}
