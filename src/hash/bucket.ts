@@ -37,7 +37,7 @@ import {
 } from '../format/layout';
 import type { PageReader } from '../txn/pages';
 import { type ValueRef, overflowPages } from '../btree/btree';
-import { compareKey } from '../btree/node';
+import { compactHeap, compareKey } from '../btree/node';
 import { HASH_BITS } from './layout';
 
 /** Bytes per slot: u32 hash, u16 record offset. */
@@ -473,18 +473,7 @@ export function replaceRecord(
 
 /** Rewrites the heap in slot order without dead bytes. */
 function compactBucket(b: Uint8Array, o: number, scratch: Uint8Array, pageSize: number): void {
-  scratch.set(b.subarray(o, o + pageSize), 0);
-  const n = bucketCount(b, o);
-  let upper = pageSize;
-  for (let i = 0; i < n; i++) {
-    const r = slotRecord(scratch, 0, i);
-    const size = recordBytes(scratch, r);
-    upper -= size;
-    b.set(scratch.subarray(r, r + size), o + upper);
-    writeU16(b, o + HEADER_SIZE + SLOT_SIZE * i + 4, upper);
-  }
-  writeU32(b, o + H_UPPER, upper);
-  writeU32(b, o + H_FRAG, 0);
+  compactHeap(b, o, scratch, pageSize, bucketCount(b, o), SLOT_SIZE, 4, true);
 }
 
 /** Appends the record `src[p, p + size)` with hash `h` as the last slot of bucket `b[o]`. */
