@@ -422,36 +422,42 @@ export function treePut(
   // A put the hint served is most often the next key of a run in key order: it goes last.
   let i = walked ? leafSearch(b, o, ps, k, kl) : leafSearchAppend(b, o, ps, k, kl, leaf);
   const exists = i >= 0;
-  let size: number;
+  // An inline record that has room is written straight into its place in the leaf (no copy
+  // through recBuf, no view object for that copy): a new key, or a value that replaces one.
+  const inlineSize = LEAF_RECORD_HEADER + kl + vl;
+  const inline = inlineSize <= maxInlineRecord(ps);
+  let size = -1; // set once recBuf holds the record
   if (exists) {
     const r = slotAt(b, o, i);
     freeRecordOverflow(w, b, o + r);
     const oldSize = recordSize(b, o, r, true);
-    size = buildLeafRecord(w, recBuf, k, kl, v, vl);
-    b = w.pageW(leaf);
-    o = w.at;
-    if (size <= oldSize) {
+    if (!inline) {
+      size = buildLeafRecord(w, recBuf, k, kl, v, vl);
+      // Its overflow run's pages were allocated: the leaf's buffer is looked up again.
+      b = w.pageW(leaf);
+      o = w.at;
+    }
+    const newSize = inline ? inlineSize : size;
+    if (newSize <= oldSize) {
       // Same key, no larger: overwrite in place; the tail of the old record becomes dead bytes.
-      b.set(recBuf.subarray(0, size), o + r);
-      writeU32(b, o + H_FRAG, readU32(b, o + H_FRAG) + oldSize - size);
+      if (inline) writeInlineRecord(b, o + r, k, kl, v, vl);
+      else b.set(recBuf.subarray(0, size), o + r);
+      writeU32(b, o + H_FRAG, readU32(b, o + H_FRAG) + oldSize - newSize);
       if (walked && w.layout === layout) leaveHint(w, d);
       return false;
     }
     removeRecord(b, o, i, true);
   } else {
     i = ~i;
-    size = LEAF_RECORD_HEADER + kl + vl;
-    if (size <= maxInlineRecord(ps) && nodeRoom(b, o) >= size + 2) {
-      // The common case, a new key with an inline value that fits: written straight into its
-      // place in the leaf (no copy through recBuf, no view object for that copy).
-      const r = reserveRecord(b, o, i, size, w.scratch, ps, true);
-      writeInlineRecord(b, o + r, k, kl, v, vl);
-      d.entries++;
-      if (walked && w.layout === layout) leaveHint(w, d);
-      return true;
-    }
-    size = buildLeafRecord(w, recBuf, k, kl, v, vl);
   }
+  if (inline && nodeRoom(b, o) >= inlineSize + 2) {
+    const r = reserveRecord(b, o, i, inlineSize, w.scratch, ps, true);
+    writeInlineRecord(b, o + r, k, kl, v, vl);
+    if (!exists) d.entries++;
+    if (walked && w.layout === layout) leaveHint(w, d);
+    return !exists;
+  }
+  if (size < 0) size = buildLeafRecord(w, recBuf, k, kl, v, vl);
   insertRecord(w, d, d.depth - 1, leaf, i, size, true);
   if (!exists) d.entries++;
   if (walked && w.layout === layout) leaveHint(w, d);
