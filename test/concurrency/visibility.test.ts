@@ -8,7 +8,7 @@
  * that throws fails the commit as a failed flush does (the old meta is put back).
  */
 import * as fs from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { Database } from '../../src/index';
 import { openOn } from '../../src/open';
 import { MappedStorage } from '../../src/storage/mapped';
@@ -245,6 +245,30 @@ describe('visibility of a commit to other handles', () => {
       const fresh = folder.open<string, Bytes>(enc, file);
       writeLockWord(file, H_PUBLISHED, txn - 1, 8);
       expect(tagOf(fresh.getBinary('k'))).toBe('A');
+    });
+  });
+
+  it("reaches a commit published since, when a read's pin finds the metas' words unchanged", async () => {
+    // A failed commit's retry can leave in the file the very words of a meta a handle saw,
+    // so after a read pins its commit (the slot lowered from none), the re-check also asks
+    // the published word: a commit above the pinned one means a writer may have started
+    // without seeing the pin, and the read must move to that commit. Here the words are made
+    // to look unchanged; only the published word tells.
+    await withWriter(async ({ w, folder, file }) => {
+      const r = folder.open<string, Bytes>(enc, file);
+      w.putSync('k', val(0, 'base'));
+      expect(tagOf(r.getBinary('k'))).toBe('base');
+      await new Promise((resolve) => setImmediate(resolve)); // the turn's pin is let go
+      w.putSync('k', val(0, 'A'));
+      const env = (r as unknown as { store: { env: object } }).store.env;
+      const moved = vi.spyOn(env as { metaMoved: () => boolean }, 'metaMoved');
+      moved.mockReturnValue(false);
+      try {
+        expect(tagOf(r.getBinary('k'))).toBe('A');
+        expect(moved).toHaveBeenCalled();
+      } finally {
+        moved.mockRestore();
+      }
     });
   });
 
