@@ -499,6 +499,13 @@ export function appendSlot(
  * Appends to bucket `b[o]` the records of `src` (a bucket image at offset 0, checked by
  * checkBucketForWrite) whose hash bit `bit` (counted from the top) is `side`; with `bit` < 0,
  * all of them. Order is kept.
+ *
+ * Records that lie one below the other in `src` go with one copy, as in compactHeap: a split
+ * takes the records of a side, a run of slots (they are in hash order) whose records lie in
+ * one piece (the heap is in slot order), and copying them one by one made a view object per
+ * record (a 300k-key hash load: 140 of 430 sampled bytes a put). Like appendSlot, it relies
+ * on the caller's room check: the records and slots appended fit between the slot array and
+ * `upper`.
  */
 export function appendRecords(
   b: Uint8Array,
@@ -508,10 +515,28 @@ export function appendRecords(
   side: number,
 ): void {
   const n = bucketCount(src, 0);
+  let count = bucketCount(b, o);
+  let upper = readU32(b, o + H_UPPER);
+  // The run gathered so far: bytes [runLo, runHi) of src, going to the page at `upper`.
+  let runLo = 0;
+  let runHi = 0;
   for (let j = 0; j < n; j++) {
     const h = slotHash(src, 0, j);
     if (bit >= 0 && ((h >>> (31 - bit)) & 1) !== side) continue;
     const r = slotRecord(src, 0, j);
-    appendSlot(b, o, src, r, recordBytes(src, r), h);
+    const size = recordBytes(src, r);
+    if (r + size !== runLo) {
+      if (runLo !== runHi) b.set(src.subarray(runLo, runHi), o + upper);
+      runHi = r + size;
+    }
+    runLo = r;
+    upper -= size;
+    const s = o + HEADER_SIZE + SLOT_SIZE * count;
+    writeU32(b, s, h);
+    writeU16(b, s + 4, upper);
+    count++;
   }
+  if (runLo !== runHi) b.set(src.subarray(runLo, runHi), o + upper);
+  writeU16(b, o + H_COUNT, count);
+  writeU32(b, o + H_UPPER, upper);
 }

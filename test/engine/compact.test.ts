@@ -4,12 +4,14 @@
  * packed below the top of the page in slot order, and touch nothing else. It moves runs of
  * records that lie one below the other with one copy, and skips a run already in place; pages
  * made here put records in slot order, in shuffled order, with and without gaps, so that runs
- * start, stop and sit in place in every way.
+ * start, stop and sit in place in every way. appendRecords (src/hash/bucket.ts), which a bucket
+ * split or merge fills a bucket with, copies runs the same way and is held to the same.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { HEADER_SIZE, H_FRAG, H_UPPER, LEAF_RECORD_HEADER } from '../../src/format/layout';
+import { HEADER_SIZE, H_COUNT, H_FRAG, H_UPPER, LEAF_RECORD_HEADER } from '../../src/format/layout';
 import { compactHeap } from '../../src/btree/node';
+import { appendRecords } from '../../src/hash/bucket';
 
 const PS = 4096;
 
@@ -42,6 +44,8 @@ interface Page {
   b: Uint8Array;
   /** Record i's bytes, as placed. */
   bytes: Uint8Array[];
+  /** The page offset of the lowest record (the page size when there is none). */
+  top: number;
 }
 
 /**
@@ -78,7 +82,7 @@ function makePage(recs: Rec[], layout: Layout, shuffled: boolean, o: number, see
   }
   // The heap stays clear of the slot array (recArb keeps sizes small).
   expect(top).toBeGreaterThanOrEqual(HEADER_SIZE + layout.stride * recs.length);
-  return { b, bytes };
+  return { b, bytes, top };
 }
 
 function check(recs: Rec[], layout: Layout, shuffled: boolean, seed: number): void {
@@ -129,4 +133,68 @@ describe('compactHeap', () => {
       );
     });
   }
+});
+
+describe('appendRecords', () => {
+  it('appends the chosen records of any bucket image after the records there, byte for byte', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(recArb, fc.integer({ min: 0, max: 0xffffffff })), { maxLength: 20 }),
+        fc.array(recArb, { maxLength: 20 }),
+        fc.boolean(),
+        fc.integer({ min: -1, max: 31 }),
+        fc.integer({ min: 0, max: 1 }),
+        fc.integer(),
+        (srcRecs, destRecs, shuffled, bit, side, seed) => {
+          // The image: its records in any order in its heap, the hashes in its slots.
+          const recs = srcRecs.map(([r]) => r);
+          const hashes = srcRecs.map(([, h]) => h);
+          const src = makePage(recs, BUCKET, shuffled, 0, seed);
+          const sv = new DataView(src.b.buffer);
+          sv.setUint16(H_COUNT, recs.length, true);
+          hashes.forEach((h, i) => sv.setUint32(HEADER_SIZE + BUCKET.stride * i, h, true));
+          // The bucket appended to: its records packed, count and upper set.
+          const o = PS;
+          const dest = makePage(destRecs, BUCKET, false, o, seed ^ 0x5555);
+          const dv = new DataView(dest.b.buffer);
+          dv.setUint16(o + H_COUNT, destRecs.length, true);
+          dv.setUint32(o + H_UPPER, dest.top, true);
+          const before = dest.b.slice();
+
+          appendRecords(dest.b, o, src.b, bit, side);
+
+          const chosen = hashes
+            .map((h, i) => ({ h, i }))
+            .filter(({ h }) => bit < 0 || ((h >>> (31 - bit)) & 1) === side);
+          const n = destRecs.length;
+          expect(dv.getUint16(o + H_COUNT, true)).toBe(n + chosen.length);
+          let upper = dest.top;
+          for (let j = 0; j < chosen.length; j++) {
+            const { h, i } = chosen[j]!;
+            upper -= src.bytes[i]!.length;
+            const s = o + HEADER_SIZE + BUCKET.stride * (n + j);
+            expect(dv.getUint32(s, true) >>> 0).toBe(h);
+            expect(dv.getUint16(s + 4, true)).toBe(upper);
+            expect(dest.b.subarray(o + upper, o + upper + src.bytes[i]!.length)).toEqual(
+              src.bytes[i],
+            );
+          }
+          expect(dv.getUint32(o + H_UPPER, true)).toBe(upper);
+          // Nothing else changed: the records and slots there before, the free bytes, the
+          // pages around.
+          const slotsEnd = o + HEADER_SIZE + BUCKET.stride * (n + chosen.length);
+          const slotsStart = o + HEADER_SIZE + BUCKET.stride * n;
+          for (let i = 0; i < dest.b.length; i++) {
+            const written =
+              (i >= slotsStart && i < slotsEnd) ||
+              (i >= o + upper && i < o + dest.top) ||
+              (i >= o + H_COUNT && i < o + H_COUNT + 2) ||
+              (i >= o + H_UPPER && i < o + H_UPPER + 4);
+            if (!written && dest.b[i] !== before[i]) expect.fail(`byte ${i} changed`);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
 });
