@@ -338,8 +338,8 @@ export function buildLeafRecord(
   return LEAF_RECORD_HEADER + kl + 4;
 }
 
-/** Writes the leaf record of `k` with inline value `v` at `b[p]`. */
-function writeInlineRecord(
+/** Writes the leaf record of `k` with inline value `v` at `b[p]` (hash buckets use it too). */
+export function writeInlineRecord(
   b: Uint8Array,
   p: number,
   k: Uint8Array,

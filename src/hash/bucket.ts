@@ -450,17 +450,12 @@ export function removeSlot(b: Uint8Array, o: number, i: number): void {
 }
 
 /**
- * Overwrites the record of slot `i` with `src[0, size)`, no larger than it, in the ordered
- * heap (takeCopiedBucket): the new record ends where the old one did, and the records below move up
- * to it.
+ * Makes room for a record of `size` bytes, no larger than the record of slot `i`, in the place
+ * of that record in the ordered heap (takeCopiedBucket): the new record ends where the old one
+ * did, and the records below move up to it. Returns the page offset where the caller writes
+ * the record.
  */
-export function replaceRecord(
-  b: Uint8Array,
-  o: number,
-  i: number,
-  src: Uint8Array,
-  size: number,
-): void {
+export function replaceRecord(b: Uint8Array, o: number, i: number, size: number): number {
   const r = slotRecord(b, o, i);
   const gap = recordBytes(b, o + r) - size;
   const upper = readU32(b, o + H_UPPER);
@@ -468,7 +463,7 @@ export function replaceRecord(
   shiftOffsets(b, o, i + 1, bucketCount(b, o), gap);
   writeU16(b, o + HEADER_SIZE + SLOT_SIZE * i + 4, r + gap);
   writeU32(b, o + H_UPPER, upper + gap);
-  b.set(src.subarray(0, size), o + r + gap);
+  return r + gap;
 }
 
 /** Rewrites the heap in slot order without dead bytes. */

@@ -41,7 +41,7 @@ import {
   LEAF_RECORD_HEADER,
   MAX_DEPTH,
   PageType,
-  VALUE_OVERFLOW,
+  maxInlineRecord,
   initPageHeader,
   readU32,
   writeU16,
@@ -57,6 +57,7 @@ import {
   treeGet,
   treePut,
   treeRemove,
+  writeInlineRecord,
 } from '../btree/btree';
 import { appendRecordCopy, checkNode, nodeCount, nodeUsed, slotAt } from '../btree/node';
 import {
@@ -262,33 +263,38 @@ export function hashPut(
   if (copied) takeCopiedBucket(b, o, ps, pg, w.scratch);
   let i = bucketSearch(b, o, ps, h, k, kl);
   const exists = i >= 0;
+  // An inline record is written straight into its place in the bucket (writeRecord); a record
+  // whose value goes to an overflow run is built in recBuf first.
+  const inlineSize = LEAF_RECORD_HEADER + kl + vl;
+  const inline = inlineSize <= maxInlineRecord(ps);
   let size: number;
   if (exists) {
     const r = slotRecord(b, o, i);
     freeRecordOverflow(w, b, o + r);
     const oldSize = recordBytes(b, o + r);
-    size = buildLeafRecord(w, recBuf, k, kl, v, vl);
+    size = inline ? inlineSize : buildLeafRecord(w, recBuf, k, kl, v, vl);
     b = w.pageW(pg);
     o = w.at;
     if (size <= oldSize) {
       // Same key, no larger: the record is replaced where it is (bucket.ts, replaceRecord).
-      replaceRecord(b, o, i, recBuf, size);
+      writeRecord(b, o + replaceRecord(b, o, i, size), inline, size, k, kl, v, vl);
       if (size < oldSize) mergeUp(w, d, pg);
       return false;
     }
     removeSlot(b, o, i);
   } else {
     i = ~i;
-    size = buildLeafRecord(w, recBuf, k, kl, v, vl);
+    size = inline ? inlineSize : buildLeafRecord(w, recBuf, k, kl, v, vl);
   }
-  const full = insertRecord(w, d, pg, i, size, h, k, kl);
+  const full = insertRecord(w, d, pg, i, size, h, k, kl, v, vl, inline);
   if (full !== 0) {
     // All 32 bits used and still no room: the keys of this hash move into a B+tree, and the
     // value goes in again through it. Its overflow run, if any, is freed after the holder's
     // leaf is allocated and before the tree writes the value: the tree's run then reuses the
     // same pages (a free run of this transaction), where freeing it first let the leaf take
     // one of its pages and left the rest free for good (a compact backup showed 21 free pages).
-    const run = (recBuf[2]! & VALUE_OVERFLOW) !== 0 ? readU32(recBuf, LEAF_RECORD_HEADER + kl) : 0;
+    // A record that is not inline is the one in recBuf, with the run's first page.
+    const run = inline ? 0 : readU32(recBuf, LEAF_RECORD_HEADER + kl);
     bucketToHolder(w, full, h);
     if (run !== 0) w.freeRun(run, overflowPages(vl, ps));
     holderPut(w, full, h, k, kl, v, vl);
@@ -423,14 +429,16 @@ function insertRecord(
   h: number,
   k: Uint8Array,
   kl: number,
+  v: Uint8Array,
+  vl: number,
+  inline: boolean,
 ): number {
   const ps = w.pageSize;
   for (;;) {
     const b = w.pageW(pgno);
     const o = w.at;
     if (bucketRoom(b, o) >= size + SLOT_SIZE) {
-      const r = reserveSlot(b, o, i, size, h, w.scratch, ps);
-      b.set(recBuf.subarray(0, size), o + r);
+      writeRecord(b, o + reserveSlot(b, o, i, size, h, w.scratch, ps), inline, size, k, kl, v, vl);
       return 0;
     }
     if (bucketDepth(b, o) >= HASH_BITS) return pgno;
@@ -440,6 +448,24 @@ function insertRecord(
     if (i >= 0) corrupt('a key appeared during a bucket split');
     i = ~i;
   }
+}
+
+/**
+ * Writes the `size`-byte record of `k` -> `v` at `b[p]`: straight from the key and value when
+ * `inline`, else the record buildLeafRecord left in recBuf (its value in an overflow run).
+ */
+function writeRecord(
+  b: Uint8Array,
+  p: number,
+  inline: boolean,
+  size: number,
+  k: Uint8Array,
+  kl: number,
+  v: Uint8Array,
+  vl: number,
+): void {
+  if (inline) writeInlineRecord(b, p, k, kl, v, vl);
+  else b.set(recBuf.subarray(0, size), p);
 }
 
 /**
