@@ -194,8 +194,9 @@ export class PutLog<D> {
 
   /**
    * Puts `[from, to)` in the order of `hash(chunk, at, keyLength)` of their keys, an unsigned
-   * 32-bit value, puts of one key in the order they were made (radixOrder is stable). A hash table placing keys by their hash's leading bits then meets its
-   * buckets one after the other, each once, instead of a cold one at each put.
+   * 32-bit value, puts of one key in the order they were made (radixOrder is stable). A hash
+   * table placing keys by their hash's leading bits then meets its buckets one after the
+   * other, each once, instead of a cold one at each put.
    */
   hashOrder(
     from: number,
