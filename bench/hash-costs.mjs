@@ -14,6 +14,11 @@
 //   + hash          HalfSipHash-1-3 of those bytes under the table's key
 //   + directory     the way to the bucket: the flat copy of the directories mapkv builds for a
 //                   table read often, then any directory pages below it (docs/HASH.md)
+//   one line        a floor, not a lookup: the directory step, then one 64-byte line of the
+//                   bucket page chosen by the hash, its bytes compared with the key, and a copy
+//                   of a value's length from it. No header, slot or check: what a read of a
+//                   record in the mapped file costs at the least, whatever the bucket's layout
+//                   (a design that always finds its record in one line, and trusts the page)
 //   has()           the whole lookup: the bucket's slots, then the record's key bytes
 //   getBinary()     has() plus the copy of the value
 //   get()           the lookup plus the msgpack decode
@@ -34,11 +39,12 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { keyOf, median, parseArgs, prng, valueOf } from './lib.mjs';
+import { keyOf, median, packr, parseArgs, prng, valueOf } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
 const here = path.dirname(fileURLToPath(import.meta.url));
 const mapkv = require(path.join(here, '../dist/index.js'));
+const { copyBytes } = require(path.join(here, '../dist/encoding/owned.js'));
 const { hashOf } = require(path.join(here, '../dist/hash/hashkey.js'));
 const lmdb = require('lmdb');
 
@@ -119,12 +125,27 @@ function run() {
     ['+ encode', (k) => db.encodeKey(k)],
     ['+ hash', (k) => hashOf(d, scratch, db.encodeKey(k)) & 1],
     ['+ directory', (k) => bucketOf(hashOf(d, scratch, db.encodeKey(k))) & 1],
+    ['one line', oneLine],
     ['has()', (k) => (db.has(k) ? 1 : 0)],
     ['getBinary()', (k) => db.getBinary(k).length],
     ['get()', (k) => db.get(k).n & 1],
     ['lmdb-js getBinary()', (k) => l.getBinary(k).length],
     ['lmdb-js get()', (k) => l.get(k).n & 1],
   ];
+  // The floor step ('one line' above). Its line is one of the page's 63 after the header,
+  // picked by the hash; the copy is as long as a stored value.
+  const valueBytes = packr.pack(valueOf(0)).length;
+  function oneLine(k) {
+    const kl = db.encodeKey(k);
+    const h = hashOf(d, scratch, kl);
+    const pgno = flat === null ? bucketOf(h) : flat.pages[h >>> flat.shift];
+    const b = pager.readView(pgno);
+    const at = pager.offsetOf(pgno) + 64 * (1 + ((h >>> 8) % 63)) + 7;
+    let c = 0;
+    for (let i = 0; i < kl; i++) c |= b[at + i] ^ scratch[i];
+    // (c & 1) makes the copy depend on the comparison, as a real read's does.
+    return copyBytes(b, at + (c & 1), at + (c & 1) + valueBytes).length;
+  }
   const time = (fn, list, from) => {
     let sum = 0;
     const t0 = performance.now();
@@ -159,11 +180,18 @@ function run() {
     const c = median(coldNs.get(name));
     const h = median(hotNs.get(name));
     const step = name.startsWith('+') || name === 'has()' ? `+${(c - before).toFixed(0)}` : '';
-    if (!name.startsWith('lmdb') && !name.startsWith('get')) before = c;
+    if (!name.startsWith('lmdb') && !name.startsWith('get') && name !== 'one line') before = c;
     console.log(
       `${name.padEnd(22)} ${c.toFixed(0).padStart(9)} ${step.padStart(8)} ${h.toFixed(0).padStart(10)}`,
     );
   }
+  const lm = median(coldNs.get('lmdb-js getBinary()'));
+  const ratioTo = (name) => (lm / median(coldNs.get(name))).toFixed(2);
+  console.log('');
+  console.log(
+    `all keys, lmdb-js getBinary / mapkv: getBinary() ${ratioTo('getBinary()')}x, ` +
+      `one line ${ratioTo('one line')}x (3x allows ${(lm / 3).toFixed(0)} ns a read)`,
+  );
   root.close();
   l.close();
 
