@@ -1312,17 +1312,23 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
   /** @internal */
   readContextOf(r: SnapshotReader, latest = false): ReadContext {
     const meta = r.meta;
-    if (this.name === null) return { r, desc: meta.main, index: this.index };
+    if (this.name === null) {
+      this.checkSameShape(meta.main);
+      return { r, desc: meta.main, index: this.index };
+    }
     const desc = this.store.lookupNamed(r, meta.catalog, this.name, latest ? meta : null);
     if (desc !== null) this.checkSameShape(desc);
     return { r, desc: desc ?? emptyDescriptor(this.kind, 0, 0), index: this.index };
   }
 
   /**
-   * Throws ERR_INCOMPATIBLE unless the file's descriptor of this sub-database has this handle's
-   * kind and encodings. openDB checked them, but a name missing then may have been created
-   * since by another handle or process with other options; reading its pages with this
-   * handle's index and codecs would return wrong data.
+   * Throws ERR_INCOMPATIBLE unless the file's descriptor of this database has this handle's
+   * kind and encodings. openDB (open, for the unnamed database) checked them, but a name
+   * missing then may have been created since by another handle or process with other
+   * options, and a file whose first commit had not yet recorded the unnamed database's
+   * encodings (its creator still opening it, or stopped before) may have had them recorded
+   * since by another; reading its pages with this handle's index and codecs would return
+   * wrong data, and writing them would mix two encodings in one database.
    */
   private checkSameShape(desc: DbDescriptor): void {
     const keyId = KEY_ENCODING_IDS[this.keys_.name];
@@ -1333,8 +1339,11 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
     ) {
       throw new MapKVError(
         'ERR_INCOMPATIBLE',
-        `sub-database '${this.name}' was created by another handle with another kind or ` +
-          'other encodings than this handle assumed; call openDB again to get a handle for it',
+        this.name === null
+          ? 'the unnamed database was given its encodings by another handle, other than the ' +
+              'ones this handle took when the file had none yet; open the file again'
+          : `sub-database '${this.name}' was created by another handle with another kind or ` +
+              'other encodings than this handle assumed; call openDB again to get a handle for it',
       );
     }
   }
@@ -1369,6 +1378,8 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
         desc.keyEncoding = KEY_ENCODING_IDS[this.keys_.name];
         desc.valueEncoding = this.valueId;
         txn.metaChanged = true;
+      } else {
+        this.checkSameShape(desc);
       }
       return { desc, index: this.index, touched: () => undefined };
     }

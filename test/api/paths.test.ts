@@ -8,7 +8,9 @@ import { runInNewContext } from 'node:vm';
 import { setFlagsFromString } from 'node:v8';
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
-import { open, type Database } from '../../src/index';
+import { Database, open } from '../../src/index';
+import { openOn } from '../../src/open';
+import { MappedStorage } from '../../src/storage/mapped';
 import { LockFile } from '../../src/txn/lockfile';
 import {
   ApiFolder,
@@ -323,6 +325,57 @@ describe('a sub-database created by another handle after openDB', () => {
     }
     expect(reader.openDB('y').get('k')).toBe(1);
     expect(reader.openDB('h').get('k')).toBe(2);
+  });
+});
+
+describe('the unnamed database given its encodings by another handle after open', () => {
+  /** A file whose first commit, the one that records the unnamed database's encodings, failed. */
+  function fileWithoutEncodings(): string {
+    const file = folder.file('db.mkv');
+    const cut = (): never => {
+      throw new Error('power cut');
+    };
+    expect(() => openOn(MappedStorage.open(file), file, {}, { afterDataFlush: cut })).toThrow(
+      'power cut',
+    );
+    return file;
+  }
+
+  it('reads as ERR_INCOMPATIBLE through a handle that took other encodings; a new open reads it', () => {
+    const file = fileWithoutEncodings();
+    // The file records no encodings: the read-only handle takes the ones it is given.
+    const reader = folder.open<number, unknown>({ readOnly: true, keyEncoding: 'uint32' }, file);
+    expect(reader.get(7)).toBeUndefined();
+    const writer = folder.open<string, number>(
+      { keyEncoding: 'string', valueEncoding: 'json' },
+      file,
+    );
+    writer.putSync('k', 1);
+    // Before the fix none of these threw: the reader read the writer's 'string' keys and JSON
+    // values with its own codecs.
+    for (const op of [
+      () => reader.get(7),
+      () => [...reader.range()],
+      () => reader.count(),
+      () => reader.snapshot().get(7),
+    ]) {
+      expect(op).toThrow(code('ERR_INCOMPATIBLE'));
+    }
+    expect(folder.open({ readOnly: true }, file).get('k')).toBe(1);
+  });
+
+  it('refuses a write through a handle that took other encodings, and writes nothing', () => {
+    const file = fileWithoutEncodings();
+    const writer = folder.open<string, number>({ keyEncoding: 'string' }, file);
+    writer.putSync('k', 1);
+    // What a second process opening the file while it had no encodings would hold: a handle
+    // with its own, made before the writer's commit recorded the writer's.
+    const late = new Database<number, number>(writer.store, 'uint32', 'json');
+    const txnId = writer.stats().txnId;
+    expect(() => late.putSync(7, 2)).toThrow(code('ERR_INCOMPATIBLE'));
+    expect(() => late.transactionSync((txn) => txn.put(7, 2))).toThrow(code('ERR_INCOMPATIBLE'));
+    expect(writer.stats().txnId).toBe(txnId);
+    expect([...writer.range()]).toEqual([{ key: 'k', value: 1 }]);
   });
 });
 
