@@ -195,7 +195,7 @@ async function compactCopy(
     const meta = r.meta;
     txn.main.keyEncoding = meta.main.keyEncoding;
     txn.main.valueEncoding = meta.main.valueEncoding;
-    await copyIndex(meta.main, () => txn.main);
+    await copyIndex(meta.main, () => txn.main, (meta.main.valueEncoding & EXPIRING_FLAG) !== 0);
     if (meta.catalog.root !== 0) {
       const cur = new TreeCursor(r, meta.catalog, r.pageCount);
       const named: Array<[Uint8Array, DbDescriptor]> = [];

@@ -63,7 +63,10 @@ export function checkEnvironment(env: Environment, r: SnapshotReader): CheckResu
   };
 
   guard('main database', () => {
-    indexFor(meta.main.kind).check(r, meta.main, c, 'main database');
+    const index = indexFor(meta.main.kind);
+    index.check(r, meta.main, c, 'main database');
+    if ((meta.main.valueEncoding & EXPIRING_FLAG) !== 0)
+      checkExpiries(index, r, meta.main, c, 'main database');
   });
   guard('catalog', () => {
     indexFor(meta.catalog.kind).check(r, meta.catalog, c, 'catalog');
@@ -89,7 +92,8 @@ export function checkEnvironment(env: Environment, r: SnapshotReader): CheckResu
           return;
         }
         index.check(r, d, c, `database '${name}'`);
-        if ((d.valueEncoding & EXPIRING_FLAG) !== 0) checkExpiries(index, r, d, c, name);
+        if ((d.valueEncoding & EXPIRING_FLAG) !== 0)
+          checkExpiries(index, r, d, c, `database '${name}'`);
       });
     }
   });
@@ -171,19 +175,19 @@ function verify(env: Environment, pgno: number, c: IndexCheck): void {
 }
 
 /**
- * Checks expiring database `name`: every value begins with a readable deadline (expiry.ts),
- * and its expiry index holds exactly one entry per record with a deadline, under that
- * deadline (its pages are visited as the database's).
+ * Checks the expiring database of `d` (`label` names it in problems): every value begins with
+ * a readable deadline (expiry.ts), and its expiry index holds exactly one entry per record with
+ * a deadline, under that deadline (its pages are visited as the database's).
  */
 function checkExpiries(
   index: Index,
   r: SnapshotReader,
   d: DbDescriptor,
   c: IndexCheck,
-  name: string,
+  label: string,
 ): void {
   const x = expiryIndexOf(d);
-  indexFor(DbKind.BTree).check(r, x, c, `expiry index of database '${name}'`);
+  indexFor(DbKind.BTree).check(r, x, c, `expiry index of ${label}`);
   const ref = { buf: new Uint8Array(0), start: 0, end: 0 };
   const found = { buf: new Uint8Array(0), start: 0, end: 0 };
   let bad = 0;
@@ -211,12 +215,11 @@ function checkExpiries(
       if (!treeGet(r, x, ik, ik.length, found)) missing++;
     }
   }
-  if (bad > 0) c.problem(`database '${name}': ${bad} values have no valid expiry time`);
-  if (missing > 0)
-    c.problem(`database '${name}': ${missing} deadlines are missing from its expiry index`);
+  if (bad > 0) c.problem(`${label}: ${bad} values have no valid expiry time`);
+  if (missing > 0) c.problem(`${label}: ${missing} deadlines are missing from its expiry index`);
   if (x.entries !== dated) {
     c.problem(
-      `database '${name}': its expiry index counts ${x.entries} entries, ${dated} records have a deadline`,
+      `${label}: its expiry index counts ${x.entries} entries, ${dated} records have a deadline`,
     );
   }
 }

@@ -101,7 +101,7 @@ export interface PurgeOptions {
 export interface PutOptions {
   /**
    * The entry's lifetime in milliseconds (> 0, or Infinity for never), counted from the call;
-   * only in a sub-database opened with `ttl`. Left out: the handle's `ttl`.
+   * only in a database created with `ttl`. Left out: the handle's `ttl`.
    */
   ttl?: number | undefined;
 }
@@ -764,13 +764,14 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
   /** @internal The value-encoding id recorded in the file for this database. */
   readonly valueId: number;
   /**
-   * Whether this sub-database's entries carry expiry times (created with `openDB(name,
-   * { ttl })`): reads treat an expired entry as absent.
+   * Whether this database's entries carry expiry times (created with `openDB(name, { ttl })`,
+   * or for the unnamed database with `open(path, { ttl })`): reads treat an expired entry as
+   * absent.
    */
   readonly expiring: boolean;
   /**
    * How long, in milliseconds, an entry put through this handle lives when the put gives no
-   * `ttl`: the `ttl` option of openDB, Infinity without one.
+   * `ttl`: the `ttl` option of openDB (of open, for the unnamed database), Infinity without one.
    */
   readonly ttl: number;
 
@@ -927,10 +928,10 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
   }
 
   /**
-   * Deletes the expired entries of this sub-database (all, or the `limit` whose deadlines
-   * passed first) in one commit, done (durable under sync 'full') on return; returns how many:
-   * 0 (and no commit) in a sub-database that does not expire. It reads them from the
-   * sub-database's expiry index: O(expired entries), not O(entries).
+   * Deletes the expired entries of this database (all, or the `limit` whose deadlines passed
+   * first) in one commit, done (durable under sync 'full') on return; returns how many: 0 (and
+   * no commit) in a database that does not expire. It reads them from the database's expiry
+   * index: O(expired entries), not O(entries).
    */
   purgeExpiredSync(opts?: PurgeOptions): number {
     this.assertWritable();
@@ -1135,7 +1136,8 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
         if (!this.expiring) {
           throw new MapKVError(
             'ERR_BAD_OPTION',
-            `${where}: ttl needs a sub-database opened with openDB(name, { ttl })`,
+            `${where}: ttl needs a database created with ttl (openDB(name, { ttl }), or ` +
+              'open(path, { ttl }) for the unnamed database)',
           );
         }
         ttl = checkTtl(o.ttl, where);
@@ -2037,7 +2039,7 @@ export class Transaction<K = unknown, V = unknown, Kind extends DbKindName = DbK
 
   /**
    * Stores `value` under `key` when the transaction commits; later reads in it see it now.
-   * `opts.ttl` (a sub-database opened with `ttl` only): the entry's lifetime in milliseconds.
+   * `opts.ttl` (a database created with `ttl` only): the entry's lifetime in milliseconds.
    */
   put(key: K, value: V, opts?: PutOptions): void {
     this.live();
@@ -2180,6 +2182,15 @@ export interface OpenOptions {
   /** Pre-fault the whole file into memory at open (MAP_POPULATE): a warm start. */
   populate?: boolean | undefined;
   /**
+   * Makes the unnamed database an expiring one (when the file is created; an existing file's
+   * must have been created so) and sets how long, in milliseconds, entries put through this
+   * handle live when the put gives no `ttl`: a number > 0, or Infinity for never. As
+   * `openDB`'s `ttl` for a sub-database: reads treat expired entries as absent,
+   * `purgeExpired()` deletes them, and a file created with it still expires entries when
+   * opened without it (its puts then never expire unless they say so).
+   */
+  ttl?: number | undefined;
+  /**
    * msgpackr options for 'msgpack' values, merged over the defaults (records inline in each
    * value, moreTypes, copyBuffers). `{ useRecords: false }` stores plain msgpack, smaller and
    * faster to decode, but then Maps and plain objects both decode as objects. Each database
@@ -2220,8 +2231,10 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V, 'btre
     keyEncoding: KeyEncodingName,
     valueEncoding: ValueEncodingName,
     plainMsgpack = false,
+    expiring = false,
+    ttl = Infinity,
   ) {
-    super(store, null, DbKind.BTree, keyEncoding, valueEncoding, plainMsgpack);
+    super(store, null, DbKind.BTree, keyEncoding, valueEncoding, plainMsgpack, expiring, ttl);
   }
 
   /** The data file's path. */

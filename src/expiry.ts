@@ -1,8 +1,9 @@
 /**
- * Expiring sub-databases: the stored form of an entry's expiry time, and the checks of `ttl`
+ * Expiring databases: the stored form of an entry's expiry time, and the checks of `ttl`
  * options.
  *
- * A sub-database created with `openDB(name, { ttl })` stores each value behind 8 bytes: the
+ * A database created with `ttl` (a sub-database by `openDB(name, { ttl })`, a file's unnamed
+ * database by the `open(path, { ttl })` that creates it) stores each value behind 8 bytes: the
  * time the entry expires, in milliseconds since the epoch, as a little-endian u64 (two u32
  * words, low first); 0 means never. Its descriptor's value-encoding byte carries EXPIRING_FLAG,
  * so the file says how to read its values: a handle that does not know the flag (an older

@@ -19,6 +19,7 @@ import {
 } from './encoding/index';
 import { checkMsgpackOptions } from './encoding/values';
 import { MapKVError, checkOptionKeys } from './errors';
+import { EXPIRING_FLAG, checkTtl } from './expiry';
 import { isValidPageSize } from './format/layout';
 import { MappedStorage } from './storage/mapped';
 import type { Storage } from './storage/storage';
@@ -39,6 +40,7 @@ const KNOWN_OPTIONS = new Set([
   'msgpack',
   'lockTimeout',
   'maxReaders',
+  'ttl',
 ]);
 
 /**
@@ -144,6 +146,18 @@ export function openOn<K = unknown, V = unknown>(
   }
   try {
     const main = env.meta.main;
+    // The file's value-encoding byte: the encoding's id, and whether the values carry expiry
+    // (0 for both until the creating open's first commit records them).
+    const fileValueId = main.valueEncoding & ~EXPIRING_FLAG;
+    const expiring =
+      main.keyEncoding === 0 ? options.ttl !== undefined : main.valueEncoding !== fileValueId;
+    if (options.ttl !== undefined && !expiring) {
+      throw new MapKVError(
+        'ERR_INCOMPATIBLE',
+        'the file was created without ttl: its unnamed database cannot expire (open ' +
+          'sub-databases with openDB(name, { ttl }) for expiring entries)',
+      );
+    }
     const keyEncoding = resolveEncoding(
       'key',
       KEY_ENCODING_NAMES,
@@ -154,16 +168,18 @@ export function openOn<K = unknown, V = unknown>(
     const valueEncoding = resolveEncoding(
       'value',
       VALUE_ENCODING_NAMES,
-      main.valueEncoding,
+      fileValueId,
       options.valueEncoding,
       'main',
     );
-    const plain = resolvePlainMsgpack(main.valueEncoding, valueEncoding, options.msgpack, 'main');
+    const plain = resolvePlainMsgpack(fileValueId, valueEncoding, options.msgpack, 'main');
     const db = new Database<K, V>(
       new Store(env, path, options.msgpack),
       keyEncoding,
       valueEncoding,
       plain,
+      expiring,
+      options.ttl,
     );
     // Fix the encodings in the file at once, so a later open with other options is refused
     // even if nothing was ever written.
@@ -237,6 +253,7 @@ function validateOptions(options: OpenOptions): OpenOptions {
     );
   }
   if (o.msgpack !== undefined) o.msgpack = checkMsgpackOptions(o.msgpack);
+  if (o.ttl !== undefined) checkTtl(o.ttl, 'open');
   if (
     o.lockTimeout !== undefined &&
     (typeof o.lockTimeout !== 'number' || Number.isNaN(o.lockTimeout) || o.lockTimeout < 0)

@@ -262,23 +262,157 @@ describe('ttl option checks', () => {
     });
   }
 
-  it('open(path, { ttl }) is refused (ERR_BAD_OPTION): the root database cannot expire', async () => {
-    const file = folder.file('fresh.mkv');
-    expectCode(() => open(file, { ttl: 1000 } as never), 'ERR_BAD_OPTION');
+  it('open(path, { ttl }) of a file created without ttl is ERR_INCOMPATIBLE and changes nothing', async () => {
     const db = root();
     db.putSync('a', 1);
     await db.close();
     const before = bytesOf(db.path);
-    expectCode(() => open(db.path, { ttl: 1000 } as never), 'ERR_BAD_OPTION');
-    expectCode(() => open(db.path, { ttl: Infinity } as never), 'ERR_BAD_OPTION');
+    expectCode(() => open(db.path, { ttl: 1000 }), 'ERR_INCOMPATIBLE');
+    expectCode(() => open(db.path, { ttl: Infinity, readOnly: true }), 'ERR_INCOMPATIBLE');
     expectUnchanged(db.path, before);
     const again = root();
     expect(again.expiring).toBe(false);
     expect(again.ttl).toBe(Infinity);
     expect(again.get('a')).toBe(1);
+    expectCode(() => again.putSync('b', 2, { ttl: 10 }), 'ERR_BAD_OPTION');
     expectHealthy(again);
     await again.close();
   });
+
+  for (const [label, bad] of badTtls) {
+    it(`open(path, { ttl: ${label} }) is ERR_BAD_OPTION and creates no file`, () => {
+      const file = folder.file(`bad-ttl.mkv`);
+      expectCode(() => open(file, { ttl: bad as number }), 'ERR_BAD_OPTION');
+      expect(fs.existsSync(file)).toBe(false);
+    });
+  }
+});
+
+describe('the unnamed database with ttl (open(path, { ttl }))', () => {
+  type Root = Database<string, Bytes>;
+  /** The folder's file opened with string keys and binary values, and `ttl` when given. */
+  function expiringRoot(ttl?: number, file?: string, readOnly = false): Root {
+    return folder.open<string, Bytes>(
+      {
+        sync: 'none',
+        ...enc,
+        ...(ttl === undefined ? {} : { ttl }),
+        ...(readOnly ? { readOnly } : {}),
+      },
+      file,
+    );
+  }
+
+  it('expires the entries of a file created with it, as a sub-database does', async () => {
+    const db = expiringRoot(1000);
+    expect(db.expiring).toBe(true);
+    expect(db.ttl).toBe(1000);
+    db.putSync('dflt', val('dflt'));
+    db.putSync('short', val('short'), { ttl: 10 });
+    db.putSync('inf', val('inf'), { ttl: Infinity });
+    await db.put('async', val('async'), { ttl: 500 });
+    db.transactionSync((txn) => txn.put('txn', val('txn'), { ttl: 20 }));
+    expect(db.expiresAt('dflt')).toBe(T0 + 1000);
+    expect(db.expiresAt('short')).toBe(T0 + 10);
+    expect(db.expiresAt('inf')).toBe(Infinity);
+    expect(db.expiresAt('async')).toBe(T0 + 500);
+    expect(db.expiresAt('txn')).toBe(T0 + 20);
+    const all = ['async', 'dflt', 'inf', 'short', 'txn'];
+    expectView('btree', db, all, all);
+    const snap = db.snapshot();
+    at(10);
+    expectView('btree', db, ['async', 'dflt', 'inf', 'txn'], all);
+    // A snapshot reads with the clock of its creation.
+    expect(hex(snap.get('short'))).toBe(hex(val('short')));
+    snap.close();
+    at(1000);
+    expectView('btree', db, ['inf'], all);
+    expect(db.expiresAt('dflt')).toBeUndefined();
+    // The deadlines are in the expiry index check() verifies, and a purge deletes by them.
+    expectHealthy(db);
+    expect(db.purgeExpiredSync()).toBe(4);
+    expect(db.stats().entries).toBe(1);
+    expect(await db.purgeExpired()).toBe(0);
+    // A sub-database of the file is not expiring unless created with its own ttl.
+    const sub = db.openDB<string, Bytes>('s', enc);
+    expect(sub.expiring).toBe(false);
+    sub.putSync('x', val('x'));
+    at(1_000_000);
+    expect(hex(sub.get('x'))).toBe(hex(val('x')));
+    expectHealthy(db);
+    await db.close();
+  });
+
+  it('stays expiring: reopened without ttl, with another ttl and read-only', async () => {
+    let db = expiringRoot(1000);
+    db.putSync('a', val('a'));
+    await db.close();
+    db = expiringRoot();
+    expect(db.expiring).toBe(true);
+    expect(db.ttl).toBe(Infinity);
+    expect(db.expiresAt('a')).toBe(T0 + 1000);
+    // Puts through a handle without ttl never expire, unless the put says so.
+    db.putSync('b', val('b'));
+    db.putSync('c', val('c'), { ttl: 2000 });
+    expect(db.expiresAt('b')).toBe(Infinity);
+    await db.close();
+    db = expiringRoot(50);
+    db.putSync('d', val('d'));
+    expect(db.expiresAt('d')).toBe(T0 + 50);
+    const reader = expiringRoot(undefined, db.path, true);
+    expect(reader.expiring).toBe(true);
+    const all = ['a', 'b', 'c', 'd'];
+    at(50);
+    expectView('btree', reader, ['a', 'b', 'c'], all);
+    at(1000);
+    expectView('btree', reader, ['b', 'c'], all);
+    at(2000);
+    expectView('btree', reader, ['b'], all);
+    expectHealthy(db);
+    await reader.close();
+    await db.close();
+  });
+
+  it('takes keys of up to maxKeySize - 8 bytes', async () => {
+    const db = expiringRoot(1000);
+    const max = db.stats().maxKeySize - 8;
+    db.putSync('k'.repeat(max), val('max'));
+    expect(hex(db.get('k'.repeat(max)))).toBe(hex(val('max')));
+    const txnId = db.stats().txnId;
+    expectCode(() => db.putSync('k'.repeat(max + 1), val('long')), 'ERR_KEY_TOO_LARGE');
+    expect(db.stats().txnId).toBe(txnId);
+    expectHealthy(db);
+    await db.close();
+  });
+
+  for (const compact of [false, true]) {
+    it(`keeps its deadlines through backup (compact: ${compact})`, async () => {
+      const db = expiringRoot(1000);
+      db.transactionSync((txn) => {
+        for (let i = 0; i < 300; i++) {
+          const k = `m${String(i).padStart(3, '0')}`;
+          txn.put(k, val(k), { ttl: i < 200 ? 500 : Infinity });
+        }
+      });
+      const copyFile = folder.file(`copy-${compact}.mkv`);
+      await db.backup(copyFile, { compact });
+      await db.close();
+      const copy = expiringRoot(undefined, copyFile);
+      expect(copy.expiring).toBe(true);
+      expectHealthy(copy);
+      expect(copy.expiresAt('m000')).toBe(T0 + 500);
+      expect(copy.expiresAt('m250')).toBe(Infinity);
+      expect(copy.count()).toBe(300);
+      at(500);
+      expect(copy.count()).toBe(100);
+      expect(copy.purgeExpiredSync()).toBe(200);
+      expect([...copy.keys()]).toEqual(
+        Array.from({ length: 100 }, (_, i) => `m${String(200 + i).padStart(3, '0')}`),
+      );
+      expectHealthy(copy);
+      await copy.close();
+    });
+  }
 });
 
 describe('expiring handles', () => {

@@ -1,8 +1,8 @@
 /**
- * Expiring sub-databases in damaged or unexpected files: a value without a readable expiry
- * time is ERR_CORRUPT for the reads that reach it and a problem for check(), never a crash or
- * a wrong answer; a file whose unnamed database claims to expire, or whose sub-database has an
- * unknown encoding beside the expiry bit, is refused with ERR_INCOMPATIBLE.
+ * Expiring databases (sub-databases, and the unnamed database of a file created with ttl) in
+ * damaged or unexpected files: a value without a readable expiry time is ERR_CORRUPT for the
+ * reads that reach it and a problem for check(), never a crash or a wrong answer; a
+ * sub-database with an unknown encoding beside the expiry bit is refused with ERR_INCOMPATIBLE.
  *
  * The damage is written through the engine's internals (the index's put, the descriptor), as a
  * bug or a hostile writer would leave it: the public API always stores a valid expiry.
@@ -32,26 +32,32 @@ function putRaw(db: DatabaseBase<string, Uint8Array>, key: string, raw: Uint8Arr
   });
 }
 
-/** The folder's file, and in it an expiring sub-database 'c' of `kind` (binary values). */
-function openExpiring(
-  kind: 'btree' | 'hash',
-): [Database<any, any>, DatabaseBase<string, Uint8Array>] {
+type Where = 'btree' | 'hash' | 'main';
+const WHERE: readonly Where[] = ['btree', 'hash', 'main'];
+
+/**
+ * The folder's file, and in it an expiring database with string keys and binary values: a
+ * sub-database 'c' of kind `where`, or ('main') the file's unnamed database, created with ttl.
+ */
+function openExpiring(where: Where): [Database<any, any>, DatabaseBase<string, Uint8Array>] {
+  const enc = { keyEncoding: 'string', valueEncoding: 'binary', ttl: 60_000 } as const;
+  if (where === 'main') {
+    const root = open<string, Uint8Array>(folder.file(), { sync: 'none', ...enc });
+    return [root, root];
+  }
   const root = open(folder.file(), { sync: 'none' });
-  const db = root.openDB<string, Uint8Array>('c', {
-    kind,
-    ttl: 60_000,
-    keyEncoding: 'string',
-    valueEncoding: 'binary',
-  });
-  return [root, db];
+  return [root, root.openDB<string, Uint8Array>('c', { kind: where, ...enc })];
 }
 
-describe.each(['btree', 'hash'] as const)('a damaged expiring %s database', (kind) => {
+/** How check() names the database openExpiring made, as a pattern. */
+const label = (where: Where): string => (where === 'main' ? 'main database' : "database 'c'");
+
+describe.each(WHERE)('a damaged expiring database (%s)', (where) => {
   let root: Database<any, any>;
   let db: DatabaseBase<string, Uint8Array>;
 
   beforeEach(() => {
-    [root, db] = openExpiring(kind);
+    [root, db] = openExpiring(where);
     db.putSync('good', new Uint8Array([1, 2, 3]));
   });
 
@@ -83,58 +89,55 @@ describe.each(['btree', 'hash'] as const)('a damaged expiring %s database', (kin
     expect(db.count()).toBe(2);
     const result = root.check();
     expect(result.ok).toBe(false);
-    expect(result.problems.join('\n')).toMatch(/database 'c': 1 values have no valid expiry/);
+    expect(result.problems.join('\n')).toContain(`${label(where)}: 1 values have no valid expiry`);
   });
 });
 
-describe.each(['btree', 'hash'] as const)(
-  'an expiring %s database and its expiry index',
-  (kind) => {
-    let root: Database<any, any>;
-    let db: DatabaseBase<string, Uint8Array>;
-    const T = Date.now();
+describe.each(WHERE)('an expiring database (%s) and its expiry index', (where) => {
+  let root: Database<any, any>;
+  let db: DatabaseBase<string, Uint8Array>;
+  const T = Date.now();
 
-    beforeEach(() => {
-      [root, db] = openExpiring(kind);
-      for (let i = 0; i < 50; i++) db.putSync(`k${i}`, new Uint8Array([i]), { ttl: 1 + i });
+  beforeEach(() => {
+    [root, db] = openExpiring(where);
+    for (let i = 0; i < 50; i++) db.putSync(`k${i}`, new Uint8Array([i]), { ttl: 1 + i });
+  });
+
+  afterEach(async () => {
+    await root.close();
+  });
+
+  it('a record with a deadline the index does not list is a problem for check()', () => {
+    // A deadline already past: written through the index's put, the expiry index never hears
+    // of it.
+    putRaw(db, 'unlisted', withExpiry(new Uint8Array([7]), T - 1));
+    const result = root.check();
+    expect(result.ok).toBe(false);
+    expect(result.problems.join('\n')).toMatch(/1 deadlines are missing from its expiry index/);
+    expect(result.problems.join('\n')).toMatch(/counts 50 entries, 51 records have a deadline/);
+  });
+
+  it('an index entry whose record is gone is a problem for check(), and ERR_CORRUPT to a purge', () => {
+    const kb = new Uint8Array(Buffer.from('k0'));
+    db.store.runSync((txn) => {
+      const ctx = db.writeContext(txn);
+      ctx.index.remove(txn, ctx.desc, kb, kb.length);
+      ctx.touched();
     });
+    const result = root.check();
+    expect(result.ok).toBe(false);
+    expect(result.problems.join('\n')).toMatch(/counts 50 entries, 49 records have a deadline/);
+    // k0's deadline (1 ms after its put) is past once the clock has moved 1 ms.
+    const until = Date.now() + 2;
+    while (Date.now() < until);
+    const before = root.stats().txnId;
+    expectCode(() => db.purgeExpiredSync(), 'ERR_CORRUPT');
+    expect(root.stats().txnId).toBe(before);
+  });
+});
 
-    afterEach(async () => {
-      await root.close();
-    });
-
-    it('a record with a deadline the index does not list is a problem for check()', () => {
-      // A deadline already past: written through the index's put, the expiry index never hears
-      // of it.
-      putRaw(db, 'unlisted', withExpiry(new Uint8Array([7]), T - 1));
-      const result = root.check();
-      expect(result.ok).toBe(false);
-      expect(result.problems.join('\n')).toMatch(/1 deadlines are missing from its expiry index/);
-      expect(result.problems.join('\n')).toMatch(/counts 50 entries, 51 records have a deadline/);
-    });
-
-    it('an index entry whose record is gone is a problem for check(), and ERR_CORRUPT to a purge', () => {
-      const kb = new Uint8Array(Buffer.from('k0'));
-      db.store.runSync((txn) => {
-        const ctx = db.writeContext(txn);
-        ctx.index.remove(txn, ctx.desc, kb, kb.length);
-        ctx.touched();
-      });
-      const result = root.check();
-      expect(result.ok).toBe(false);
-      expect(result.problems.join('\n')).toMatch(/counts 50 entries, 49 records have a deadline/);
-      // k0's deadline (1 ms after its put) is past once the clock has moved 1 ms.
-      const until = Date.now() + 2;
-      while (Date.now() < until);
-      const before = root.stats().txnId;
-      expectCode(() => db.purgeExpiredSync(), 'ERR_CORRUPT');
-      expect(root.stats().txnId).toBe(before);
-    });
-  },
-);
-
-describe('files with an expiry bit where none may be', () => {
-  it('an unnamed database that claims to expire is refused at open', async () => {
+describe('files with an unexpected expiry bit', () => {
+  it('an unnamed database given the expiry bit over values without deadlines reads as damage', async () => {
     const file = folder.file('main.mkv');
     const root = open(file, { sync: 'none' });
     root.putSync('a', 1);
@@ -143,7 +146,17 @@ describe('files with an expiry bit where none may be', () => {
       txn.metaChanged = true;
     });
     await root.close();
-    expectCode(() => open(file), 'ERR_INCOMPATIBLE');
+    // The file now says its values carry deadlines: the one-byte value of 'a' cannot.
+    const again = open(file, { sync: 'none' });
+    try {
+      expect(again.expiring).toBe(true);
+      expectCode(() => again.get('a'), 'ERR_CORRUPT');
+      const result = again.check();
+      expect(result.ok).toBe(false);
+      expect(result.problems.join('\n')).toContain('main database: 1 values have no valid expiry');
+    } finally {
+      await again.close();
+    }
   });
 
   it('a sub-database of an unknown encoding is refused, expiry bit or not', async () => {

@@ -5,7 +5,8 @@
  * snapshots, purges and reopens, run against a Map of value + expiry time and a fake clock.
  * After every step the database must equal the model as of Date.now(), purgeExpiredSync()
  * must have deleted exactly the expired entries the model still holds, and check() must be
- * clean. Both kinds ('btree' and 'hash').
+ * clean. Both kinds ('btree' and 'hash'), and the unnamed database of a file created with ttl
+ * ('main').
  */
 import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -158,25 +159,31 @@ function expiredIn(m: Model, now: number): string[] {
 }
 
 interface Setup {
-  kind: Kind;
-  /** The ttl the sub-database is created with (the handle's default). */
+  /** A sub-database of this kind, or ('main') the file's unnamed database. */
+  where: Kind | 'main';
+  /** The ttl the database is created with (the handle's default). */
   ttl: number;
 }
 
 async function runSequence(setup: Setup, ops: Op[]): Promise<void> {
-  const { kind } = setup;
+  const { where: which } = setup;
+  // The order of iterations: a B+tree's for the unnamed database.
+  const kind: Kind = which === 'hash' ? 'hash' : 'btree';
   vi.setSystemTime(T0);
   const options = { pageSize: 4096, keyEncoding: 'string', valueEncoding: 'binary' } as const;
+  const ttlOf = (ttl: number | null): { ttl?: number } => (ttl === null ? {} : { ttl });
   let storage = new MemoryStorage({ segmentSize: SEGMENT });
-  let db: Database<string, Bytes> = openOn<string, Bytes>(storage, '', options);
-  const openSub = (ttl: number | null): DatabaseBase<string, Bytes> =>
-    db.openDB<string, Bytes>('x', {
-      kind,
-      keyEncoding: 'string',
-      valueEncoding: 'binary',
-      ...(ttl === null ? {} : { ttl }),
-    });
-  let x = openSub(setup.ttl);
+  /** Opens the file (with `ttl` for the unnamed database) and the database under test. */
+  const openAll = (ttl: number | null): [Database<string, Bytes>, DatabaseBase<string, Bytes>] => {
+    if (which === 'main') {
+      const root = openOn<string, Bytes>(storage, '', { ...options, ...ttlOf(ttl) });
+      return [root, root];
+    }
+    const root = openOn<string, Bytes>(storage, '', options);
+    const enc = { keyEncoding: 'string', valueEncoding: 'binary' } as const;
+    return [root, root.openDB<string, Bytes>('x', { kind: which, ...enc, ...ttlOf(ttl) })];
+  };
+  let [db, x] = openAll(setup.ttl);
   /** The default ttl of the current handle. */
   let handleTtl = setup.ttl;
   const model: Model = new Map();
@@ -289,8 +296,7 @@ async function runSequence(setup: Setup, ops: Op[]): Promise<void> {
           const image = storage.currentImage();
           await db.close();
           storage = MemoryStorage.fromImage(image, { segmentSize: SEGMENT });
-          db = openOn<string, Bytes>(storage, '', options);
-          x = openSub(op.keepTtl ? setup.ttl : null);
+          [db, x] = openAll(op.keepTtl ? setup.ttl : null);
           handleTtl = op.keepTtl ? setup.ttl : Infinity;
           expect(x.expiring).toBe(true);
           expect(x.ttl).toBe(handleTtl);
@@ -321,7 +327,7 @@ async function runSequence(setup: Setup, ops: Op[]): Promise<void> {
   }
 }
 
-describe('expiring sub-databases against a model with a fake clock', () => {
+describe('expiring databases against a model with a fake clock', () => {
   beforeEach(() => {
     vi.useFakeTimers({ toFake: ['Date'] });
     vi.setSystemTime(T0);
@@ -330,13 +336,13 @@ describe('expiring sub-databases against a model with a fake clock', () => {
     vi.useRealTimers();
   });
 
-  for (const kind of ['btree', 'hash'] as const) {
-    it(`random op sequences match the model (${kind})`, async () => {
+  for (const where of ['btree', 'hash', 'main'] as const) {
+    it(`random op sequences match the model (${where})`, async () => {
       await fc.assert(
         fc.asyncProperty(
           fc.constantFrom(1, 50, 500, 4000, Infinity),
           fc.array(opArb, { minLength: 1, maxLength: 25 }),
-          (ttl, ops) => runSequence({ kind, ttl }, ops),
+          (ttl, ops) => runSequence({ where, ttl }, ops),
         ),
         { numRuns: 100 },
       );

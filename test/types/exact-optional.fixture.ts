@@ -23,6 +23,7 @@ export async function undefinedOptions(
     msgpack: undefined,
     lockTimeout: n,
     maxReaders: n,
+    ttl: undefined,
   });
   db.openDB('sub', { kind: undefined, keyEncoding: undefined, valueEncoding: undefined });
   const cache = db.openDB('cache', { ttl: n });
