@@ -2,8 +2,8 @@
 //
 // A random workload (putSync, removeSync, multi-database transactions - committed, aborted,
 // thrown -, batched async puts and removes, db.transaction, overflow values up to 256 KiB that
-// grow the file, removal waves that free pages, openDB of new sub-databases) runs under
-// sync 'full'. Crash images (MemoryStorage.crashImage: every unit not flushed is dropped, kept
+// grow the file, removal waves that free pages, openDB of new sub-databases, every other one
+// expiring, as is every other run's unnamed database) runs under sync 'full'. Crash images (MemoryStorage.crashImage: every unit not flushed is dropped, kept
 // or torn, and a grown size may or may not survive) are taken
 // - before storage operations (a fault hook runs before every grow/flush/sync: "the power
 //   failed just before this call"),
@@ -45,7 +45,11 @@ async function readImage(
   image: Uint8Array,
   cfg: RunConfig,
   names: string[],
-): Promise<{ dbs: Map<string, { key: unknown; value: unknown }[]>; problems: string[] }> {
+): Promise<{
+  dbs: Map<string, { key: unknown; value: unknown }[]>;
+  problems: string[];
+  expiring: boolean;
+}> {
   const storage = MemoryStorage.fromImage(image, { segmentSize: cfg.segmentSize, readOnly: true });
   const db = openOn<string, unknown>(storage, '', {});
   try {
@@ -57,7 +61,7 @@ async function readImage(
       if (h.count() !== entries.length) problems.push(`count of '${name}' disagrees with range`);
       dbs.set(name, entries);
     }
-    return { dbs, problems: [...problems, ...db.check().problems] };
+    return { dbs, problems: [...problems, ...db.check().problems], expiring: db.expiring };
   } finally {
     // Awaited: a pending close keeps the storage (and its buffers) alive.
     await db.close();
@@ -95,6 +99,8 @@ interface Figures {
   /** Images whose in-flight commit open passed over (its single flush cut short). */
   passedOver: number;
   grownImages: number;
+  /** Images whose unnamed database expires (with an expiry index in the meta to check). */
+  expiringMain: number;
 }
 
 describe('power loss (MemoryStorage crash images)', () => {
@@ -114,6 +120,7 @@ describe('power loss (MemoryStorage crash images)', () => {
         oldState: 0,
         passedOver: 0,
         grownImages: 0,
+        expiringMain: 0,
       };
       for (let run = 0; figures.images < target; run++) {
         const runRng = rng(mix(seed, run));
@@ -139,10 +146,12 @@ describe('power loss (MemoryStorage crash images)', () => {
         const old = (): ModelState[] => [workload!.state];
         const either = (): ModelState[] =>
           workload!.pending === null ? [workload!.state] : [workload!.state, workload!.pending];
+        // Every other run's unnamed database expires (an hour: nothing expires while the test
+        // runs), so its expiry index, kept in the meta's descriptor, is checked in every image.
         const db = openOn<string, unknown>(
           storage,
           '',
-          { sync: 'full', pageSize: cfg.pageSize },
+          { sync: 'full', pageSize: cfg.pageSize, ...(run % 2 === 1 ? { ttl: 3_600_000 } : {}) },
           {
             afterDataFlush: () => {
               phase = 'data';
@@ -196,6 +205,7 @@ describe('power loss (MemoryStorage crash images)', () => {
             if (problems.length < read.problems.length) figures.passedOver++;
             expect(problems, `${where}: check()`).toEqual([]);
             figures.images++;
+            if (read.expiring) figures.expiringMain++;
             const point = c.where.replace(/ \(.*\)$/, '');
             figures.byPoint[point] = (figures.byPoint[point] ?? 0) + 1;
             if (c.allowed.length > 1) {
@@ -210,6 +220,8 @@ describe('power loss (MemoryStorage crash images)', () => {
       }
       console.log(`[power loss] sync 'full', seed ${seed}: ${JSON.stringify(figures)}`);
       expect(figures.images).toBeGreaterThanOrEqual(target);
+      // The runs with an expiring unnamed database took their share of the images.
+      expect(figures.expiringMain).toBeGreaterThan(figures.images / 10);
     },
     budget(900_000),
   );
