@@ -639,6 +639,9 @@ interface WriteContext {
 /** Puts to one B+tree in a batch from which on they are applied in key order. */
 const SORTED_APPLY_MIN = 64;
 
+/** Keys clearIn reads before it removes them (a chunk's keys are held in memory). */
+const CLEAR_CHUNK = 4096;
+
 /** The result of a run of puts: they settle through the batch's shared promise. */
 const PUTS_DONE = { ok: true, value: undefined } as const;
 
@@ -953,6 +956,62 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /**
+   * Deletes every entry of this database (expired or not) in one commit, done (durable under
+   * sync 'full') on return. The file's other databases are untouched; the pages go back to the
+   * file's free space. O(entries): the entries are removed one by one, as `removeSync` does.
+   */
+  clearSync(): void {
+    this.assertWritable();
+    this.store.runSync((txn) => this.clearIn(txn));
+  }
+
+  /**
+   * Like clearSync, queued with the batched writes of this event-loop turn and committed with
+   * them, in order: a write queued before it is cleared, one queued after it stays.
+   */
+  clear(): Promise<void> {
+    try {
+      this.assertWritable();
+      return this.transaction((t) => {
+        this.clearIn(t.writeTxn());
+      });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * @internal Removes every entry of this database in `txn`, a chunk of keys at a time: the
+   * keys are read through a cursor over the transaction's own state, then removed through
+   * removeIn (which keeps the expiry index), so no removal moves records under a live cursor
+   * and no more than a chunk of keys is held. Each chunk must lower the descriptor's count by
+   * its size: a damaged index that lists a key it cannot remove stops the clear
+   * (ERR_CORRUPT) instead of looping.
+   */
+  clearIn(txn: WriteTxn): void {
+    const ctx = this.writeContext(txn);
+    const keys: Uint8Array[] = [];
+    while (ctx.desc.root !== 0) {
+      const r = new SnapshotReaderCopy(txn);
+      const c = ctx.index.cursor(r, ctx.desc, r.pageCountLimit());
+      for (let ok = c.seek(null, 0); ok && keys.length < CLEAR_CHUNK; ok = c.next()) {
+        const ks = c.keyStart();
+        keys.push(c.keyBuf().slice(ks, ks + c.keyLength()));
+      }
+      if (keys.length === 0) break;
+      // Iterators open in this transaction re-seek after the removals.
+      txn.version++;
+      const before = ctx.desc.entries;
+      for (const k of keys) this.removeIn(txn, ctx, k, k.length);
+      if (ctx.desc.entries !== before - keys.length) {
+        corrupt('a database lists entries its index cannot remove');
+      }
+      keys.length = 0;
+    }
+    if (ctx.desc.entries !== 0) corrupt('an emptied database still counts entries');
   }
 
   /**
@@ -2065,6 +2124,15 @@ export class Transaction<K = unknown, V = unknown, Kind extends DbKindName = DbK
     const ctx = this.database.writeContext(this.txn);
     this.txn.version++;
     return this.database.removeIn(this.txn, ctx, this.database.store.keyScratch, kl);
+  }
+
+  /**
+   * Deletes every entry of the database when the transaction commits; later reads in it see
+   * the database empty, and later writes in it stay.
+   */
+  clear(): void {
+    this.live();
+    this.database.clearIn(this.txn);
   }
 
   /**

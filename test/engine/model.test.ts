@@ -1,7 +1,7 @@
 /**
  * Model-based property test of the engine: random sequences of puts, removes, reads, ranges,
- * transactions (committed, aborted, thrown), batched async writes, snapshots and reopens, run
- * against both the database and a plain sorted Map. After every step the database must equal
+ * transactions (committed, aborted, thrown), batched async writes, clears, snapshots and
+ * reopens, run against both the database and a plain sorted Map. After every step the database must equal
  * the model and `check()` must be clean.
  */
 import fc from 'fast-check';
@@ -10,6 +10,7 @@ import type { Snapshot } from '../../src/index';
 import { openOn } from '../../src/open';
 import { MemoryStorage } from '../../src/storage/memory';
 import { patternBytes, patternBytesArb } from '../helpers/values';
+import { type ClearHow, clearArb, clearBy } from '../helpers/clear';
 
 const SOAK = process.env.MAPKV_SOAK === '1';
 
@@ -24,6 +25,7 @@ type Op =
   | { t: 'range'; start?: string; end?: string; reverse: boolean; limit?: number; prefix?: string }
   | { t: 'txn'; ops: Array<{ k: string; v: Uint8Array | null }>; end: 'commit' | 'abort' | 'throw' }
   | { t: 'batch'; ops: Array<{ k: string; v: Uint8Array | null }>; txnThrows: boolean }
+  | { t: 'clear'; how: ClearHow }
   | { t: 'snapOpen' }
   | { t: 'snapCheck'; i: number }
   | { t: 'snapClose'; i: number }
@@ -94,6 +96,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       txnThrows: fc.boolean(),
     }),
   },
+  { weight: 1, arbitrary: clearArb },
   { weight: 1, arbitrary: fc.constant({ t: 'snapOpen' as const }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('snapCheck' as const), i: fc.nat(5) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('snapClose' as const), i: fc.nat(5) }) },
@@ -179,6 +182,10 @@ async function runSequence(setup: Setup, ops: Op[]): Promise<void> {
               expect(txn.remove(k)).toBe(model.delete(k));
             }
           });
+          break;
+        case 'clear':
+          await clearBy(db, op.how);
+          model.clear();
           break;
         case 'range': {
           const opts = { ...op } as Record<string, unknown>;

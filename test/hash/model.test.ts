@@ -1,8 +1,8 @@
 /**
  * Model-based property test of the hash index: random sequences of puts, removes, reads,
  * unordered ranges, transactions (committed, aborted, thrown) across a hash and a B+tree
- * sub-database, batched async writes, iteration while writing, snapshots and reopens, run
- * against plain Maps. After every step the database must equal the model, `check()` must be
+ * sub-database, batched async writes, iteration while writing, clears, snapshots and reopens,
+ * run against plain Maps. After every step the database must equal the model, `check()` must be
  * clean, no two buddy buckets may be left mergeable, and an empty table must own no page.
  *
  * Some setups weaken the hash (setHashMaskForTests) so that keys collide on purpose: that
@@ -17,6 +17,7 @@ import { MemoryStorage } from '../../src/storage/memory';
 import { hashShape } from '../../src/hash/check';
 import { setHashMaskForTests } from '../../src/hash/hashkey';
 import { patternBytes, patternBytesArb } from '../helpers/values';
+import { type ClearHow, clearArb, clearBy } from '../helpers/clear';
 
 const SOAK = process.env.MAPKV_SOAK === '1';
 
@@ -33,6 +34,7 @@ type Op =
   | { t: 'txn'; ops: Write[]; tree: Write[]; end: 'commit' | 'abort' | 'throw' }
   | { t: 'batch'; ops: Write[]; txnThrows: boolean }
   | { t: 'iterWrite'; seed: number; end: 'commit' | 'abort' }
+  | { t: 'clear'; how: ClearHow }
   | { t: 'snapOpen' }
   | { t: 'snapCheck'; i: number }
   | { t: 'snapClose'; i: number }
@@ -105,6 +107,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       end: fc.constantFrom('commit' as const, 'abort' as const),
     }),
   },
+  { weight: 1, arbitrary: clearArb },
   { weight: 1, arbitrary: fc.constant({ t: 'snapOpen' as const }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('snapCheck' as const), i: fc.nat(5) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('snapClose' as const), i: fc.nat(5) }) },
@@ -217,6 +220,10 @@ async function runSequence(setup: Setup, ops: Op[]): Promise<void> {
               expect(txn.remove(k)).toBe(model.delete(k));
             }
           });
+          break;
+        case 'clear':
+          await clearBy(h, op.how);
+          model.clear();
           break;
         case 'range': {
           const got = [...h.keys(op.limit === undefined ? {} : { limit: op.limit })];

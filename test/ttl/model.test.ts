@@ -1,11 +1,11 @@
 /**
- * Model-based property test of expiring sub-databases: random sequences of putSync and put
- * (with and without a per-put ttl, the clock moving between the calls of one batch), removes,
+ * Model-based property test of expiring databases: random sequences of putSync and put (with
+ * and without a per-put ttl, the clock moving between the calls of one batch), removes,
  * transactions (committed and aborted, the clock moving inside them), clock advances, reads,
- * snapshots, purges and reopens, run against a Map of value + expiry time and a fake clock.
- * After every step the database must equal the model as of Date.now(), purgeExpiredSync()
- * must have deleted exactly the expired entries the model still holds, and check() must be
- * clean. Both kinds ('btree' and 'hash'), and the unnamed database of a file created with ttl
+ * snapshots, purges, clears and reopens, run against a Map of value + expiry time and a fake
+ * clock. After every step the database must equal the model as of Date.now(),
+ * purgeExpiredSync() must have deleted exactly the expired entries the model still holds, and
+ * check() must be clean. Both kinds ('btree' and 'hash'), and the unnamed database of a file created with ttl
  * ('main').
  */
 import fc from 'fast-check';
@@ -14,6 +14,7 @@ import type { Database, DatabaseBase, Snapshot, Transaction } from '../../src/in
 import { openOn } from '../../src/open';
 import { MemoryStorage } from '../../src/storage/memory';
 import { patternBytesArb } from '../helpers/values';
+import { type ClearHow, clearArb, clearBy } from '../helpers/clear';
 
 const T0 = 1_700_000_000_000;
 const SEGMENT = 65536;
@@ -37,6 +38,7 @@ type Op =
   | { t: 'read'; k: string }
   | { t: 'purgeSync' }
   | { t: 'purge' }
+  | { t: 'clear'; how: ClearHow }
   | { t: 'snapOpen' }
   | { t: 'snapCheck'; i: number }
   | { t: 'reopen'; keepTtl: boolean };
@@ -104,6 +106,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ t: fc.constant('read' as const), k: keyArb }) },
   { weight: 1, arbitrary: fc.constant({ t: 'purgeSync' as const }) },
   { weight: 1, arbitrary: fc.constant({ t: 'purge' as const }) },
+  { weight: 1, arbitrary: clearArb },
   { weight: 1, arbitrary: fc.constant({ t: 'snapOpen' as const }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('snapCheck' as const), i: fc.nat(4) }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('reopen' as const), keepTtl: fc.boolean() }) },
@@ -281,6 +284,10 @@ async function runSequence(setup: Setup, ops: Op[]): Promise<void> {
           for (const k of expired) model.delete(k);
           break;
         }
+        case 'clear':
+          await clearBy(x, op.how);
+          model.clear();
+          break;
         case 'snapOpen':
           if (snaps.length < 4)
             snaps.push({ snap: x.snapshot(), model: new Map(model), at: now() });

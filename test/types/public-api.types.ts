@@ -86,6 +86,15 @@ export function inferredFromEncodings(): void {
   void cache.put('k', 1, { expires: 5 });
   // @ts-expect-error ttl is a number of milliseconds
   d.openDB('cache', { ttl: true });
+  typeOf(cache.clearSync()).is<void>();
+  typeOf(cache.clear()).is<Promise<void>>();
+  cache.transactionSync((txn) => {
+    typeOf(txn.clear()).is<void>();
+  });
+  // The unnamed database expires when open creates the file with ttl.
+  typeOf(open(path, { ttl: 60_000 }).expiring).is<boolean>();
+  // @ts-expect-error ttl is a number of milliseconds
+  open(path, { ttl: '1h' });
 }
 
 // --- explicit type arguments <K, V> ---

@@ -1,0 +1,186 @@
+// clear(), clearSync() and txn.clear(): every entry of one database deleted in one commit, the
+// file's other databases untouched, the pages back in the free space, snapshots unchanged.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+
+import type { Database, DatabaseBase } from '../../src/index';
+import { ApiFolder, expectCode, expectHealthy, expectRejectCode } from '../helpers/api-helpers';
+
+let folder: ApiFolder;
+
+beforeEach(() => {
+  folder = new ApiFolder();
+});
+
+afterEach(async () => {
+  vi.useRealTimers();
+  await folder.cleanup();
+});
+
+type Where = 'main' | 'btree' | 'hash';
+const WHERE: readonly Where[] = ['main', 'btree', 'hash'];
+
+/** The folder's file and, in it, the database under test (string keys, msgpack values). */
+function setup(where: Where): { root: Database<string, any>; db: DatabaseBase<string, any> } {
+  const root = folder.open<string, any>({ sync: 'none', keyEncoding: 'string' });
+  const db =
+    where === 'main' ? root : root.openDB<string, any>('t', { kind: where, keyEncoding: 'string' });
+  return { root, db };
+}
+
+/** `n` entries k00000.. (every 50th with a value large enough for an overflow run). */
+function fill(db: DatabaseBase<string, any>, n: number, tag = 'v'): void {
+  db.transactionSync((txn) => {
+    for (let i = 0; i < n; i++) {
+      const k = `k${String(i).padStart(5, '0')}`;
+      txn.put(k, i % 50 === 0 ? { tag, big: 'x'.repeat(6000 + i) } : { tag, i });
+    }
+  });
+}
+
+const sorted = (it: Iterable<string>): string[] => [...it].sort();
+
+describe.each(WHERE)('clearing a database (%s)', (where) => {
+  it('clearSync deletes every entry in one commit and leaves the other databases as they were', () => {
+    const { root, db } = setup(where);
+    // Another database of the same file, of each kind, must not change.
+    const other = root.openDB<string, any>('other', { keyEncoding: 'string' });
+    const otherHash = root.openDB<string, any>('otherHash', {
+      kind: 'hash',
+      keyEncoding: 'string',
+    });
+    fill(db, 9_000);
+    other.putSync('o', 1);
+    otherHash.putSync('h', 2);
+    if (where !== 'main') root.putSync('m', 3);
+    const txnId = root.stats().txnId;
+    db.clearSync();
+    expect(root.stats().txnId).toBe(txnId + 1);
+    expect(db.count()).toBe(0);
+    expect([...db.keys()]).toEqual([]);
+    expect(db.get('k00000')).toBeUndefined();
+    expect(db.has('k08999')).toBe(false);
+    expect(other.get('o')).toBe(1);
+    expect(otherHash.get('h')).toBe(2);
+    if (where !== 'main') expect(root.get('m')).toBe(3);
+    expectHealthy(root);
+    // Clearing an empty database commits nothing.
+    db.clearSync();
+    expect(root.stats().txnId).toBe(txnId + 1);
+    // It takes new entries as a new one does.
+    db.putSync('again', { tag: 'new' });
+    expect(sorted(db.keys())).toEqual(['again']);
+    expectHealthy(root);
+  });
+
+  it('gives its pages back: refilled, the file does not grow', () => {
+    const { root, db } = setup(where);
+    fill(db, 6_000);
+    const pages = root.stats().pages;
+    db.clearSync();
+    // The pages the clear freed are reusable once a later commit is durable (one into another
+    // database: a key left in this one would make the refill split its leaves in the middle).
+    root.openDB('marker').putSync('~', 0);
+    expect(root.stats().freePages).toBeGreaterThan(pages * 0.9);
+    fill(db, 6_000, 'w');
+    expect(root.stats().pages).toBeLessThanOrEqual(pages + 8);
+    expect(db.get('k00007')).toEqual({ tag: 'w', i: 7 });
+    expectHealthy(root);
+  });
+
+  it('a snapshot taken before keeps every entry; a transaction sees its own clear', async () => {
+    const { root, db } = setup(where);
+    fill(db, 300);
+    const snap = db.snapshot();
+    // Cleared, then written again in the same transaction: only the later puts stay.
+    db.transactionSync((txn) => {
+      expect(txn.get('k00001')).toEqual({ tag: 'v', i: 1 });
+      txn.clear();
+      expect(txn.get('k00001')).toBeUndefined();
+      expect([...txn.keys()]).toEqual([]);
+      txn.put('after', 1);
+      expect([...txn.keys()]).toEqual(['after']);
+    });
+    expect(sorted(db.keys())).toEqual(['after']);
+    expect(snap.count()).toBe(300);
+    expect(snap.get('k00299')).toEqual({ tag: 'v', i: 299 });
+    snap.close();
+    // An aborted clear changes nothing; so does one whose transaction throws.
+    db.transactionSync((txn) => {
+      txn.clear();
+      txn.abort();
+    });
+    expect(() =>
+      db.transactionSync((txn) => {
+        txn.clear();
+        throw new Error('no');
+      }),
+    ).toThrow('no');
+    expect(sorted(db.keys())).toEqual(['after']);
+    // clear() is queued with the batched writes, in order: a put before it goes, one after stays.
+    const p1 = db.put('before', 1);
+    const cleared = db.clear();
+    const p2 = db.put('later', 2);
+    await Promise.all([p1, cleared, p2]);
+    expect(sorted(db.keys())).toEqual(['later']);
+    expectHealthy(root);
+  });
+
+  it('txn.db(x).clear() clears x only, atomically with the other writes', () => {
+    const { root, db } = setup(where);
+    const other = root.openDB<string, any>('other', { kind: 'hash', keyEncoding: 'string' });
+    fill(db, 100);
+    other.putSync('keep', 1);
+    other.transactionSync((txn) => {
+      txn.db(db).clear();
+      txn.put('new', 2);
+    });
+    expect(db.count()).toBe(0);
+    expect(sorted(other.keys())).toEqual(['keep', 'new']);
+    expectHealthy(root);
+  });
+
+  it('is refused on a read-only or closed handle, and writes nothing', async () => {
+    const { root, db } = setup(where);
+    fill(db, 10);
+    const reader = folder.open<string, any>({ readOnly: true }, root.path);
+    const rdb = where === 'main' ? reader : reader.openDB<string, any>('t');
+    expectCode(() => rdb.clearSync(), 'ERR_READ_ONLY');
+    await expectRejectCode(rdb.clear(), 'ERR_READ_ONLY');
+    expect(db.count()).toBe(10);
+    await root.close();
+    expectCode(() => db.clearSync(), 'ERR_CLOSED');
+    await expectRejectCode(db.clear(), 'ERR_CLOSED');
+  });
+});
+
+describe.each(WHERE)('clearing an expiring database (%s)', (where) => {
+  it('deletes live and expired entries, and empties the expiry index with them', async () => {
+    vi.useFakeTimers({ toFake: ['Date'] });
+    const T0 = 1_700_000_000_000;
+    vi.setSystemTime(T0);
+    const file = folder.file('ttl.mkv');
+    const root = folder.open<string, any>(
+      { sync: 'none', keyEncoding: 'string', ...(where === 'main' ? { ttl: 1000 } : {}) },
+      file,
+    );
+    const db =
+      where === 'main'
+        ? root
+        : root.openDB<string, any>('t', { kind: where, keyEncoding: 'string', ttl: 1000 });
+    db.transactionSync((txn) => {
+      for (let i = 0; i < 5_000; i++) txn.put(`k${i}`, i, { ttl: i % 2 === 0 ? 10 : Infinity });
+    });
+    vi.setSystemTime(T0 + 10);
+    expect(db.count()).toBe(2_500);
+    db.clearSync();
+    expect(db.count()).toBe(0);
+    expect(db.purgeExpiredSync()).toBe(0);
+    // check() compares the expiry index with the records: both empty.
+    expectHealthy(root);
+    db.putSync('fresh', 1, { ttl: 5 });
+    expect(db.expiresAt('fresh')).toBe(T0 + 15);
+    vi.setSystemTime(T0 + 15);
+    expect(db.purgeExpiredSync()).toBe(1);
+    expectHealthy(root);
+  });
+});
