@@ -34,7 +34,7 @@ import { statSync } from 'node:fs';
 import { resolve as resolvePath } from 'node:path';
 import type { Options as MsgpackOptions } from 'msgpackr';
 import type { ValueRef } from './btree/btree';
-import { treeGet, treePut } from './btree/btree';
+import { treeGet, treePut, treeRemove } from './btree/btree';
 import { TreeCursor } from './btree/cursor';
 import {
   KEY_ENCODING_NAMES,
@@ -2344,20 +2344,7 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V, 'btre
   openDB<K2, V2>(name: string, opts?: DBOptions & EncodingsFor<K2, V2>): DatabaseBase<K2, V2>;
   openDB<K2 = unknown, V2 = unknown>(name: string, opts: DBOptions = {}): DatabaseBase<K2, V2> {
     this.store.assertOpen();
-    if (typeof name !== 'string' || name.length === 0 || utf8.encode(name).length > 255) {
-      throw new MapKVError(
-        'ERR_BAD_OPTION',
-        'a sub-database name must be a non-empty string of at most 255 bytes',
-      );
-    }
-    // An unpaired surrogate has no UTF-8 form: TextEncoder writes U+FFFD for it, and 'a\uD800'
-    // would open the database named 'a\uFFFD'.
-    if (!isWellFormed(name)) {
-      throw new MapKVError(
-        'ERR_BAD_OPTION',
-        'a sub-database name must be well-formed Unicode (it has an unpaired surrogate)',
-      );
-    }
+    checkDbName(name);
     opts = checkOptionKeys(opts, DB_OPTIONS, 'openDB');
     const kindName = opts.kind;
     if (kindName !== undefined && kindName !== 'btree' && kindName !== 'hash') {
@@ -2440,6 +2427,35 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V, 'btre
     }
     this.subs.set(name, sub as DatabaseBase<unknown, unknown>);
     return sub;
+  }
+
+  /**
+   * Deletes the sub-database `name` from the file in one commit, done (durable under sync
+   * 'full') on return: its entries, its pages (back to the file's free space) and its name.
+   * Returns whether it existed. Handles of it keep working: they read it as empty, and a write
+   * through one creates it again with that handle's kind and encodings. O(entries), as
+   * clearSync. Like openDB of a new name it commits at once, so inside a write transaction of
+   * the same handle it is a nested write (ERR_LOCKED).
+   */
+  dropDB(name: string): boolean {
+    this.assertWritable();
+    checkDbName(name);
+    const latest = this.store.env.latest();
+    if (this.store.lookupNamed(latest, latest.meta.catalog, name, latest.meta) === null) {
+      return false;
+    }
+    // A handle with the file's kind and encodings: clearIn reads and removes with them.
+    const sub = this.openDB(name);
+    const dropped = this.store.runSync((txn) => {
+      sub.clearIn(txn);
+      // Out of the transaction's named databases, so that the commit does not write its
+      // descriptor back into the catalog.
+      txn.named.delete(name);
+      const kb = encodeName(name);
+      return treeRemove(txn, txn.catalog, kb, kb.length);
+    });
+    this.subs.delete(name);
+    return dropped;
   }
 
   /** Figures about the file and this database. */
@@ -2562,6 +2578,24 @@ function checkEncodingNames(k: unknown, v: unknown): void {
     throw new MapKVError(
       'ERR_BAD_OPTION',
       `valueEncoding must be one of ${VALUE_ENCODING_NAMES.join(', ')}, got ${String(v)}`,
+    );
+  }
+}
+
+/** Throws ERR_BAD_OPTION unless `name` can name a sub-database. */
+function checkDbName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.length === 0 || utf8.encode(name).length > 255) {
+    throw new MapKVError(
+      'ERR_BAD_OPTION',
+      'a sub-database name must be a non-empty string of at most 255 bytes',
+    );
+  }
+  // An unpaired surrogate has no UTF-8 form: TextEncoder writes U+FFFD for it, and 'a\uD800'
+  // would open the database named 'a\uFFFD'.
+  if (!isWellFormed(name)) {
+    throw new MapKVError(
+      'ERR_BAD_OPTION',
+      'a sub-database name must be well-formed Unicode (it has an unpaired surrogate)',
     );
   }
 }

@@ -184,3 +184,81 @@ describe.each(WHERE)('clearing an expiring database (%s)', (where) => {
     expectHealthy(root);
   });
 });
+
+describe('dropDB', () => {
+  it.each(['btree', 'hash', 'expiring hash'] as const)(
+    'deletes a %s sub-database: its entries, its pages and its name',
+    (what) => {
+      const root = folder.open<string, any>({ sync: 'none', keyEncoding: 'string' });
+      const kind = what === 'btree' ? 'btree' : 'hash';
+      const t = root.openDB<string, any>('t', {
+        kind,
+        keyEncoding: 'string',
+        ...(what === 'expiring hash' ? { ttl: 60_000 } : {}),
+      });
+      const other = root.openDB<string, any>('other', { keyEncoding: 'string' });
+      fill(t, 6_000);
+      other.putSync('o', 1);
+      root.putSync('m', 2);
+      const snap = root.snapshot();
+      const pages = root.stats().pages;
+      expect(root.dropDB('t')).toBe(true);
+      expectHealthy(root);
+      // The pages are free once a later commit is durable.
+      other.putSync('o2', 3);
+      expect(root.stats().freePages).toBeGreaterThan(pages * 0.9);
+      // The name is free: it opens as a new database, of another kind and encodings.
+      const again = root.openDB<number, string>('t', {
+        kind: kind === 'btree' ? 'hash' : 'btree',
+        keyEncoding: 'uint32',
+        valueEncoding: 'string',
+      });
+      expect(again.count()).toBe(0);
+      again.putSync(1, 'one');
+      expect(again.get(1)).toBe('one');
+      // The rest of the file is as it was; a snapshot taken before still reads the dropped one.
+      expect(sorted(other.keys())).toEqual(['o', 'o2']);
+      expect(root.get('m')).toBe(2);
+      expect(snap.db(t).count()).toBe(6_000);
+      expect(snap.db(t).get('k00003')).toEqual({ tag: 'v', i: 3 });
+      snap.close();
+      expect(root.dropDB('missing')).toBe(false);
+      expectHealthy(root);
+    },
+  );
+
+  it('leaves handles of the dropped database working: empty, and created again by a write', async () => {
+    const root = folder.open<string, any>({ sync: 'none', keyEncoding: 'string' });
+    const t = root.openDB<string, any>('t', { kind: 'hash', keyEncoding: 'string' });
+    fill(t, 100);
+    const txnId = root.stats().txnId;
+    expect(root.dropDB('t')).toBe(true);
+    expect(root.stats().txnId).toBe(txnId + 1);
+    expect(t.count()).toBe(0);
+    expect(t.get('k00001')).toBeUndefined();
+    expect(root.dropDB('t')).toBe(false);
+    expect(root.stats().txnId).toBe(txnId + 1);
+    t.putSync('back', 1);
+    await root.close();
+    const reopened = folder.open<string, any>({ sync: 'none', keyEncoding: 'string' });
+    const t2 = reopened.openDB<string, any>('t');
+    expect(t2.kind).toBe(t.kind);
+    expect(sorted(t2.keys())).toEqual(['back']);
+    expectHealthy(reopened);
+  });
+
+  it('refuses a bad name, a read-only or closed handle, and a call inside a write transaction', async () => {
+    const root = folder.open<string, any>({ sync: 'none', keyEncoding: 'string' });
+    const t = root.openDB<string, any>('t', { keyEncoding: 'string' });
+    t.putSync('a', 1);
+    for (const bad of ['', 'x'.repeat(256), 'a\uD800', 7, null]) {
+      expectCode(() => root.dropDB(bad as string), 'ERR_BAD_OPTION');
+    }
+    expectCode(() => root.transactionSync(() => root.dropDB('t')), 'ERR_LOCKED');
+    const reader = folder.open<string, any>({ readOnly: true }, root.path);
+    expectCode(() => reader.dropDB('t'), 'ERR_READ_ONLY');
+    expect(t.get('a')).toBe(1);
+    await root.close();
+    expectCode(() => root.dropDB('t'), 'ERR_CLOSED');
+  });
+});

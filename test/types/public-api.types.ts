@@ -87,6 +87,7 @@ export function inferredFromEncodings(): void {
   // @ts-expect-error ttl is a number of milliseconds
   d.openDB('cache', { ttl: true });
   typeOf(cache.clearSync()).is<void>();
+  typeOf(d.dropDB('cache')).is<boolean>();
   typeOf(cache.clear()).is<Promise<void>>();
   cache.transactionSync((txn) => {
     typeOf(txn.clear()).is<void>();
@@ -325,6 +326,8 @@ export function readmeSubDatabases(db: Database<OrderedKey, DefaultValue>): void
   const snap = db.snapshot();
   snap.db(users).get(1); // one snapshot across databases
   snap.close();
+
+  db.dropDB('sessions'); // its entries, pages and name, in one commit -> whether it existed
 }
 
 /** README, TypeScript types. */
