@@ -2,9 +2,10 @@
 //
 // A random workload (putSync, removeSync, multi-database transactions - committed, aborted,
 // thrown -, batched async puts and removes, db.transaction, overflow values up to 256 KiB that
-// grow the file, removal waves that free pages, openDB of new sub-databases, every other one
-// expiring, as is every other run's unnamed database) runs under sync 'full'. Crash images (MemoryStorage.crashImage: every unit not flushed is dropped, kept
-// or torn, and a grown size may or may not survive) are taken
+// grow the file, removal waves that free pages, clears, openDB of new sub-databases, every
+// other one expiring, as is every other run's unnamed database, and dropDB) runs under sync
+// 'full'. Crash images (MemoryStorage.crashImage: every unit not flushed is dropped, kept or
+// torn, and a grown size may or may not survive) are taken
 // - before storage operations (a fault hook runs before every grow/flush/sync: "the power
 //   failed just before this call"),
 // - at the commit hooks (after the data flush, after the meta write), and
@@ -101,6 +102,9 @@ interface Figures {
   grownImages: number;
   /** Images whose unnamed database expires (with an expiry index in the meta to check). */
   expiringMain: number;
+  /** Commits that cleared a database or dropped a sub-database. */
+  clears: number;
+  drops: number;
 }
 
 describe('power loss (MemoryStorage crash images)', () => {
@@ -121,6 +125,8 @@ describe('power loss (MemoryStorage crash images)', () => {
         passedOver: 0,
         grownImages: 0,
         expiringMain: 0,
+        clears: 0,
+        drops: 0,
       };
       for (let run = 0; figures.images < target; run++) {
         const runRng = rng(mix(seed, run));
@@ -184,6 +190,8 @@ describe('power loss (MemoryStorage crash images)', () => {
           phase = 'pre';
           const what = await workload.step();
           if (what !== 'noop') figures.commits++;
+          if (what === 'clear') figures.clears++;
+          if (what === 'dropDB') figures.drops++;
           capture('after return', () => [workload!.state]);
           for (const c of pending.splice(0)) {
             const where = ctx(step, `${what}, image ${c.where}`);
@@ -222,6 +230,8 @@ describe('power loss (MemoryStorage crash images)', () => {
       expect(figures.images).toBeGreaterThanOrEqual(target);
       // The runs with an expiring unnamed database took their share of the images.
       expect(figures.expiringMain).toBeGreaterThan(figures.images / 10);
+      // Some 3% of the steps clear or drop a database: a default run makes a few dozen.
+      expect(figures.clears + figures.drops).toBeGreaterThan(0);
     },
     budget(900_000),
   );

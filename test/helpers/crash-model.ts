@@ -1,7 +1,8 @@
 // The random workload and model of the power-loss harness (test/crash/powerloss.test.ts):
 // commits of every shape (putSync, removeSync, multi-database transactions, aborted ones,
-// batched async writes, overflow values, new sub-databases) applied to a database and to a
-// copy-on-write model, so any commit's exact content is known.
+// batched async writes, overflow values, new sub-databases, removal waves, clears, dropped
+// sub-databases) applied to a database and to a copy-on-write model, so any commit's exact
+// content is known.
 import { Buffer } from 'node:buffer';
 
 import type { Database, DatabaseBase } from '../../src/index';
@@ -232,8 +233,22 @@ export class Workload {
       this.handles.set(sub, this.db.openDB<string, unknown>(sub, opts));
       return this.done('openDB');
     }
-    // A removal wave: frees many pages in one commit.
+    // A removal wave frees many pages in one commit; now and then the whole database goes, by
+    // a clear (sync or batched) or, for a sub-database, by dropDB. A dropped one's handle
+    // writes it back later with its own options, so the model only empties it.
     const d = this.state.get(name);
+    const y = r.next();
+    if (y < 0.3 && d !== undefined && d.size > 0) {
+      draft.db(name).clear();
+      this.pending = draft.publish();
+      if (name !== '' && y < 0.1) {
+        if (!this.db.dropDB(name)) throw new Error(`dropDB found no sub-database '${name}'`);
+        return this.done('dropDB');
+      }
+      if (y < 0.2) h.clearSync();
+      else await h.clear();
+      return this.done('clear');
+    }
     const victims = d === undefined ? [] : [...d.keys()].filter(() => r.chance(0.5));
     if (victims.length === 0) return 'noop';
     for (const k of victims) draft.db(name).delete(k);
