@@ -777,7 +777,12 @@ export class WriteTxn implements PageWriter {
       for (const buf of this.buffers.values()) if (buf.length === ps) this.pager.returnBuffer(buf);
     }
     this.buffers.clear();
-    return written;
+    // A commit that wrote no page (it only freed some) is not listed: the format reads an
+    // empty list as "the pages were flushed before the meta" (FORMAT.md), so open would not
+    // check such a meta against the file, and when the commit extended the page count (pages
+    // taken from past the end and freed again within it) the file's grown size must be durable
+    // before the meta: the first of the two flushes makes it so.
+    return written !== null && written.length === 0 ? null : written;
   }
 
   /**
