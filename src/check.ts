@@ -63,10 +63,7 @@ export function checkEnvironment(env: Environment, r: SnapshotReader): CheckResu
   };
 
   guard('main database', () => {
-    const index = indexFor(meta.main.kind);
-    index.check(r, meta.main, c, 'main database');
-    if ((meta.main.valueEncoding & EXPIRING_FLAG) !== 0)
-      checkExpiries(index, r, meta.main, c, 'main database');
+    checkDatabase(indexFor(meta.main.kind), r, meta.main, c, 'main database');
   });
   guard('catalog', () => {
     indexFor(meta.catalog.kind).check(r, meta.catalog, c, 'catalog');
@@ -91,9 +88,7 @@ export function checkEnvironment(env: Environment, r: SnapshotReader): CheckResu
           c.problem(`database '${name}' has an unknown kind ${d.kind}`);
           return;
         }
-        index.check(r, d, c, `database '${name}'`);
-        if ((d.valueEncoding & EXPIRING_FLAG) !== 0)
-          checkExpiries(index, r, d, c, `database '${name}'`);
+        checkDatabase(index, r, d, c, `database '${name}'`);
       });
     }
   });
@@ -172,6 +167,18 @@ function verify(env: Environment, pgno: number, c: IndexCheck): void {
   const o = env.pager.offsetOf(pgno);
   if (readU32(b, o + H_CHECKSUM) !== crc32c(b, o + 4, o + env.pageSize))
     c.problem(`page ${pgno} fails its checksum`);
+}
+
+/** Checks database `d` (`label` names it in problems), and its expiry index when it expires. */
+function checkDatabase(
+  index: Index,
+  r: SnapshotReader,
+  d: DbDescriptor,
+  c: IndexCheck,
+  label: string,
+): void {
+  index.check(r, d, c, label);
+  if ((d.valueEncoding & EXPIRING_FLAG) !== 0) checkExpiries(index, r, d, c, label);
 }
 
 /**

@@ -17,6 +17,7 @@ import {
   indexKeyExpiry,
   liveValue,
   noteExpiry,
+  resolveExpiry,
   storedExpiry,
   withExpiry,
 } from './expiry';
@@ -2358,16 +2359,12 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V, 'btre
     const env = this.store.env;
     const latest = env.latest();
     const existing = this.store.lookupNamed(latest, latest.meta.catalog, name, latest.meta);
-    // The file's value-encoding byte: the encoding's id, and whether the values carry expiry.
-    const fileValueByte = existing?.valueEncoding ?? 0;
-    const fileValueId = fileValueByte & ~EXPIRING_FLAG;
-    const expiring = existing === null ? ttl !== undefined : fileValueByte !== fileValueId;
-    if (ttl !== undefined && !expiring) {
-      throw new MapKVError(
-        'ERR_INCOMPATIBLE',
-        `sub-database '${name}' was created without ttl: its entries cannot expire`,
-      );
-    }
+    const { valueId: fileValueId, expiring } = resolveExpiry(
+      existing?.valueEncoding ?? 0,
+      existing !== null,
+      ttl,
+      `sub-database '${name}' was created without ttl: its entries cannot expire`,
+    );
     let kind: DbKind = kindName === 'hash' ? DbKind.Hash : DbKind.BTree;
     let keyEncoding: KeyEncodingName = opts.keyEncoding ?? 'ordered';
     let valueEncoding: ValueEncodingName = opts.valueEncoding ?? 'msgpack';

@@ -44,6 +44,25 @@ export function checkTtl(ttl: unknown, where: string): number {
   return ttl;
 }
 
+/**
+ * What a database's value-encoding byte in the file says to a handle opened with `ttl`: the
+ * encoding's id, and whether the database expires - as the file records, or, for a database
+ * whose encodings are not recorded yet (`recorded` false: being created), when `ttl` is given.
+ * Throws ERR_INCOMPATIBLE with `refusal` for a `ttl` on a database created without one: its
+ * records have no room for a deadline.
+ */
+export function resolveExpiry(
+  fileByte: number,
+  recorded: boolean,
+  ttl: number | undefined,
+  refusal: string,
+): { valueId: number; expiring: boolean } {
+  const valueId = fileByte & ~EXPIRING_FLAG;
+  const expiring = recorded ? fileByte !== valueId : ttl !== undefined;
+  if (ttl !== undefined && !expiring) throw new MapKVError('ERR_INCOMPATIBLE', refusal);
+  return { valueId, expiring };
+}
+
 function describe(v: unknown): string {
   if (typeof v === 'string') return JSON.stringify(v);
   if (typeof v === 'number' || typeof v === 'boolean' || v == null) return String(v);

@@ -19,7 +19,7 @@ import {
 } from './encoding/index';
 import { checkMsgpackOptions } from './encoding/values';
 import { MapKVError, checkOptionKeys } from './errors';
-import { EXPIRING_FLAG, checkTtl } from './expiry';
+import { checkTtl, resolveExpiry } from './expiry';
 import { isValidPageSize } from './format/layout';
 import { MappedStorage } from './storage/mapped';
 import type { Storage } from './storage/storage';
@@ -146,18 +146,14 @@ export function openOn<K = unknown, V = unknown>(
   }
   try {
     const main = env.meta.main;
-    // The file's value-encoding byte: the encoding's id, and whether the values carry expiry
-    // (0 for both until the creating open's first commit records them).
-    const fileValueId = main.valueEncoding & ~EXPIRING_FLAG;
-    const expiring =
-      main.keyEncoding === 0 ? options.ttl !== undefined : main.valueEncoding !== fileValueId;
-    if (options.ttl !== undefined && !expiring) {
-      throw new MapKVError(
-        'ERR_INCOMPATIBLE',
-        'the file was created without ttl: its unnamed database cannot expire (open ' +
-          'sub-databases with openDB(name, { ttl }) for expiring entries)',
-      );
-    }
+    // The unnamed database's encodings are recorded by the creating open's first commit.
+    const { valueId: fileValueId, expiring } = resolveExpiry(
+      main.valueEncoding,
+      main.keyEncoding !== 0,
+      options.ttl,
+      'the file was created without ttl: its unnamed database cannot expire (open ' +
+        'sub-databases with openDB(name, { ttl }) for expiring entries)',
+    );
     const keyEncoding = resolveEncoding(
       'key',
       KEY_ENCODING_NAMES,

@@ -314,9 +314,19 @@ function touchPath(w: PageWriter, d: DbDescriptor, k: Uint8Array, kl: number): n
 }
 
 /**
+ * The bytes of the leaf record of a `kl`-byte key and a `vl`-byte value kept inline, or 0 when
+ * the record would not fit maxInlineRecord and the value goes to an overflow run: the one rule
+ * buildLeafRecord follows, asked by the puts that write inline records in place themselves.
+ */
+export function inlineRecordSize(kl: number, vl: number, pageSize: number): number {
+  const size = LEAF_RECORD_HEADER + kl + vl;
+  return size <= maxInlineRecord(pageSize) ? size : 0;
+}
+
+/**
  * Builds the leaf record of `k` and `v` at the start of `out` (a page-sized buffer): the value
- * inline when the record fits maxInlineRecord, else in a new overflow run. Returns its size.
- * Hash buckets hold the same records (hash/table.ts).
+ * inline when inlineRecordSize allows, else in a new overflow run. Returns its size. Hash
+ * buckets hold the same records (hash/table.ts).
  */
 export function buildLeafRecord(
   w: PageWriter,
@@ -326,9 +336,10 @@ export function buildLeafRecord(
   v: Uint8Array,
   vl: number,
 ): number {
-  if (LEAF_RECORD_HEADER + kl + vl <= maxInlineRecord(w.pageSize)) {
+  const inlineSize = inlineRecordSize(kl, vl, w.pageSize);
+  if (inlineSize !== 0) {
     writeInlineRecord(out, 0, k, kl, v, vl);
-    return LEAF_RECORD_HEADER + kl + vl;
+    return inlineSize;
   }
   writeU16(out, 0, kl);
   writeU32(out, 3, vl);
@@ -424,8 +435,8 @@ export function treePut(
   const exists = i >= 0;
   // An inline record that has room is written straight into its place in the leaf (no copy
   // through recBuf, no view object for that copy): a new key, or a value that replaces one.
-  const inlineSize = LEAF_RECORD_HEADER + kl + vl;
-  const inline = inlineSize <= maxInlineRecord(ps);
+  const inlineSize = inlineRecordSize(kl, vl, ps);
+  const inline = inlineSize !== 0;
   let size = -1; // set once recBuf holds the record
   if (exists) {
     const r = slotAt(b, o, i);

@@ -41,7 +41,6 @@ import {
   LEAF_RECORD_HEADER,
   MAX_DEPTH,
   PageType,
-  maxInlineRecord,
   initPageHeader,
   readU32,
   writeU16,
@@ -57,6 +56,7 @@ import {
   treeGet,
   treePut,
   treeRemove,
+  inlineRecordSize,
   writeInlineRecord,
 } from '../btree/btree';
 import { appendRecordCopy, checkNode, nodeCount, nodeUsed, slotAt } from '../btree/node';
@@ -265,8 +265,8 @@ export function hashPut(
   const exists = i >= 0;
   // An inline record is written straight into its place in the bucket (writeRecord); a record
   // whose value goes to an overflow run is built in recBuf first.
-  const inlineSize = LEAF_RECORD_HEADER + kl + vl;
-  const inline = inlineSize <= maxInlineRecord(ps);
+  const inlineSize = inlineRecordSize(kl, vl, ps);
+  const inline = inlineSize !== 0;
   let size: number;
   if (exists) {
     const r = slotRecord(b, o, i);
