@@ -1452,13 +1452,15 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
       const found = treeGet(txn, txn.catalog, kb, kb.length, VALUE_REF)
         ? readCatalogValue(VALUE_REF)
         : null;
+      if (found !== null) checkDescriptor(found, txn.pageCount);
       desc = found ?? emptyDescriptor(this.kind, KEY_ENCODING_IDS[this.keys_.name], this.valueId);
-      if (found !== null) {
-        checkDescriptor(found, txn.pageCount);
-        this.checkSameShape(found);
-      }
       txn.named.set(name, desc);
     }
+    // Checked whether the transaction found the descriptor in the file or holds it already:
+    // another handle of the same name may have put it there (reading it, or creating the
+    // database with its own kind and encodings), and this handle's index and codecs must not
+    // touch a database of another shape.
+    this.checkSameShape(desc);
     const d = desc;
     return { desc: d, index: this.index, touched: () => txn.namedDirty.add(name) };
   }

@@ -2,7 +2,7 @@
 // file's other databases untouched, the pages back in the free space, snapshots unchanged.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
-import type { Database, DatabaseBase } from '../../src/index';
+import type { Database, DatabaseBase, Transaction } from '../../src/index';
 import { ApiFolder, expectCode, expectHealthy, expectRejectCode } from '../helpers/api-helpers';
 
 let folder: ApiFolder;
@@ -246,6 +246,58 @@ describe('dropDB', () => {
     expect(sorted(t2.keys())).toEqual(['back']);
     expectHealthy(reopened);
   });
+
+  it.each([
+    ['the new handle first, the stale one then', false],
+    ['the stale handle first, the new one then', true],
+    ['a name dropped again: the new handle creates it in the transaction', null],
+  ] as const)(
+    'refuses, in one transaction with a handle of the new database, a stale handle of another shape (%s)',
+    (_, staleFirst) => {
+      // A handle of a dropped name whose kind differs from the database created under the
+      // name since must not reach it through a transaction that another handle of the name
+      // already opened: the transaction then holds the database's descriptor, and before the
+      // fix the stale handle's B+tree writes went into the hash table's pages.
+      const root = folder.open<string, any>({ sync: 'none', keyEncoding: 'string' });
+      const stale = root.openDB<string, any>('t', { kind: 'btree', keyEncoding: 'string' });
+      stale.putSync('s', 1);
+      expect(root.dropDB('t')).toBe(true);
+      // In the last case the same kind and encodings, but expiring: its records differ too.
+      const fresh = root.openDB<string, any>(
+        't',
+        staleFirst === null
+          ? { kind: 'btree', keyEncoding: 'string', ttl: 60_000 }
+          : { kind: 'hash', keyEncoding: 'string' },
+      );
+      if (staleFirst === null) {
+        expect(root.dropDB('t')).toBe(true);
+      } else {
+        fresh.putSync('f', 2);
+      }
+      const txnId = root.stats().txnId;
+      for (const write of [
+        (t: Transaction<string, any>) => t.put('k', 3),
+        (t: Transaction<string, any>) => t.remove('f'),
+        (t: Transaction<string, any>) => t.get('f'),
+      ]) {
+        expectCode(
+          () =>
+            root.transactionSync((txn) => {
+              if (staleFirst === true) write(txn.db(stale));
+              write(txn.db(fresh));
+              write(txn.db(stale));
+            }),
+          'ERR_INCOMPATIBLE',
+        );
+      }
+      expect(root.stats().txnId).toBe(txnId);
+      expectHealthy(root);
+      if (staleFirst !== null) {
+        expect(sorted(fresh.keys())).toEqual(['f']);
+        expectCode(() => stale.get('f'), 'ERR_INCOMPATIBLE');
+      }
+    },
+  );
 
   it('refuses a bad name, a read-only or closed handle, and a call inside a write transaction', async () => {
     const root = folder.open<string, any>({ sync: 'none', keyEncoding: 'string' });
