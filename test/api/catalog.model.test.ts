@@ -14,14 +14,16 @@
  * write through it creates it again with the handle's shape; a snapshot keeps reading what its
  * commit held.
  */
+import * as path from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { Database, DatabaseBase, Snapshot } from '../../src/index';
-import { MapKVError } from '../../src/index';
+import { MapKVError, open } from '../../src/index';
 import { openOn } from '../../src/open';
 import { MemoryStorage } from '../../src/storage/memory';
 import { hashShape } from '../../src/hash/check';
 import { expectCode } from '../helpers/api-helpers';
+import { tempFolder } from '../helpers/temp-files';
 
 const SOAK = process.env.MAPKV_SOAK === '1';
 
@@ -64,6 +66,7 @@ type Op =
   | { t: 'drop'; name: number }
   | { t: 'txn'; writes: Write[]; end: 'commit' | 'abort' | 'throw' }
   | { t: 'batch'; writes: Array<{ h: number; k: string; v: string | null }> }
+  | { t: 'backup'; compact: boolean }
   | { t: 'snapOpen' }
   | { t: 'snapCheck'; i: number; h: number }
   | { t: 'snapClose'; i: number }
@@ -139,6 +142,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
       ),
     }),
   },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('backup' as const), compact: fc.boolean() }) },
   { weight: 1, arbitrary: fc.constant({ t: 'snapOpen' as const }) },
   {
     weight: 2,
@@ -212,6 +216,8 @@ async function runSequence(pageSize: number, ops: Op[]): Promise<void> {
   let file: FileModel = new Map([['', { shape: ROOT_SHAPE, entries: new Map() }]]);
   let handles: Handle[] = [{ name: '', shape: ROOT_SHAPE, db: root }];
   let snaps: Array<{ snap: Snapshot<string, string>; file: FileModel }> = [];
+  const backups = tempFolder();
+  let backupCount = 0;
   const handleOf = (i: number): Handle => handles[i % handles.length]!;
 
   try {
@@ -369,6 +375,33 @@ async function runSequence(pageSize: number, ops: Op[]): Promise<void> {
           if (!refused) file = next;
           break;
         }
+        case 'backup': {
+          // A copy of the latest commit, page by page or rebuilt (compact: new hash tables and
+          // expiry indexes): the same names with the same shapes and entries, and no others.
+          const target = path.join(backups.dir, `copy-${backupCount++}.mkv`);
+          await root.backup(target, { compact: op.compact });
+          const copy = open<string, string>(target, { readOnly: true, keyEncoding: 'string' });
+          try {
+            expect(copy.check().problems).toEqual([]);
+            expectEntries(copy, file.get('')!.entries);
+            for (const name of NAMES) {
+              const db = file.get(name);
+              if (db === undefined) {
+                // Read-only, a missing name opens as empty under either kind; a present one
+                // would refuse one of the two.
+                expect(copy.openDB<string, string>(name, { kind: 'btree' }).count()).toBe(0);
+                expect(copy.openDB<string, string>(name, { kind: 'hash' }).count()).toBe(0);
+                continue;
+              }
+              const sub = copy.openDB<string, string>(name, optionsOf(db.shape)) as Sub;
+              expect(sub.expiring).toBe(db.shape.expiring);
+              expectEntries(sub, db.entries);
+            }
+          } finally {
+            await copy.close();
+          }
+          break;
+        }
         case 'snapOpen':
           snaps.push({ snap: root.snapshot(), file: copyFile(file) });
           break;
@@ -455,6 +488,7 @@ async function runSequence(pageSize: number, ops: Op[]): Promise<void> {
   } finally {
     for (const s of snaps) s.snap.close();
     await root.close();
+    backups.remove();
   }
 }
 
