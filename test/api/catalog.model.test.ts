@@ -22,6 +22,9 @@ import { MapKVError, open } from '../../src/index';
 import { openOn } from '../../src/open';
 import { MemoryStorage } from '../../src/storage/memory';
 import { hashShape } from '../../src/hash/check';
+import { EXPIRING_FLAG } from '../../src/expiry';
+import type { DbDescriptor } from '../../src/format/meta';
+import { VALUE_ENCODING_IDS } from '../../src/txn/env';
 import { expectCode } from '../helpers/api-helpers';
 import { tempFolder } from '../helpers/temp-files';
 
@@ -65,7 +68,7 @@ type Op =
   | { t: 'clear'; h: number }
   | { t: 'drop'; name: number }
   | { t: 'txn'; writes: Write[]; end: 'commit' | 'abort' | 'throw' }
-  | { t: 'batch'; writes: Array<{ h: number; k: string; v: string | null }> }
+  | { t: 'batch'; writes: Array<{ h: number; k: string; v: string | null }>; drop: number | null }
   | { t: 'backup'; compact: boolean }
   | { t: 'snapOpen' }
   | { t: 'snapCheck'; i: number; h: number }
@@ -140,6 +143,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
         fc.record({ h: handleArb, k: keyArb, v: fc.option(valueArb, { nil: null, freq: 4 }) }),
         { maxLength: 10 },
       ),
+      drop: fc.option(fc.nat(NAMES.length - 1), { nil: null, freq: 2 }),
     }),
   },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('backup' as const), compact: fc.boolean() }) },
@@ -151,6 +155,17 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ t: fc.constant('snapClose' as const), i: fc.nat(5) }) },
   { weight: 1, arbitrary: fc.constant({ t: 'reopen' as const }) },
 );
+
+/** A catalog descriptor as the model describes a database (DbKind: 1 B+tree, 2 hash). */
+function shapeOf(desc: DbDescriptor): Shape & { entries: number } {
+  const valueId = desc.valueEncoding & ~EXPIRING_FLAG;
+  return {
+    kind: desc.kind === 2 ? 'hash' : 'btree',
+    valueEncoding: valueId === VALUE_ENCODING_IDS.string ? 'string' : 'msgpack',
+    expiring: (desc.valueEncoding & EXPIRING_FLAG) !== 0,
+    entries: desc.entries,
+  };
+}
 
 const sameShape = (a: Shape, b: Shape): boolean =>
   a.kind === b.kind && a.valueEncoding === b.valueEncoding && a.expiring === b.expiring;
@@ -165,6 +180,33 @@ function copyFile(file: FileModel): FileModel {
 function fits(file: FileModel, h: Handle): boolean {
   const db = file.get(h.name);
   return db === undefined || sameShape(db.shape, h.shape);
+}
+
+/**
+ * `file` after `writes` made in one transaction (or one batch, which is one transaction), or
+ * null if the transaction fails because a handle does not fit. A put creates a missing
+ * database with its handle's shape; a remove or clear of one creates nothing. Any use of a
+ * missing name fixes its shape for the rest of the transaction: the transaction holds the
+ * handle's empty database for it, and a handle of another shape after it is refused.
+ */
+function applyWrites(
+  file: FileModel,
+  writes: ReadonlyArray<Write>,
+  handleOf: (i: number) => Handle,
+): FileModel | null {
+  const next = copyFile(file);
+  const held = new Map<string, Shape>();
+  for (const w of writes) {
+    const h = handleOf(w.h);
+    const db = next.get(h.name);
+    const shape = db?.shape ?? held.get(h.name);
+    if (shape !== undefined && !sameShape(shape, h.shape)) return null;
+    held.set(h.name, h.shape);
+    if ('clear' in w) db?.entries.clear();
+    else if (w.v === null) db?.entries.delete(w.k);
+    else dbFor(next, h).entries.set(w.k, w.v);
+  }
+  return next;
 }
 
 /** The database `h` writes to in `file`, created with h's shape when absent. */
@@ -307,19 +349,8 @@ async function runSequence(pageSize: number, ops: Op[]): Promise<void> {
           // The model applies the writes to a copy, and keeps it only if the transaction
           // commits: a write through a handle that does not fit throws inside the callback,
           // which aborts the whole transaction.
-          const next = copyFile(file);
-          let refused = false;
-          for (const w of op.writes) {
-            const h = handleOf(w.h);
-            if (!fits(next, h)) {
-              refused = true;
-              break;
-            }
-            const db = dbFor(next, h);
-            if ('clear' in w) db.entries.clear();
-            else if (w.v === null) db.entries.delete(w.k);
-            else db.entries.set(w.k, w.v);
-          }
+          const next = applyWrites(file, op.writes, handleOf);
+          const refused = next === null;
           let thrown: unknown = null;
           try {
             root.transactionSync((txn) => {
@@ -341,27 +372,26 @@ async function runSequence(pageSize: number, ops: Op[]): Promise<void> {
             expect((thrown as Error).message).toBe('rolled back');
           } else {
             expect(thrown).toBeNull();
-            if (op.end === 'commit') file = next;
+            if (op.end === 'commit') file = next!;
           }
           break;
         }
         case 'batch': {
           // One event-loop turn of async writes is one commit: if any of them does not fit,
-          // the commit fails and every promise of it rejects, with nothing written.
-          const next = copyFile(file);
-          let refused = false;
-          for (const w of op.writes) {
-            const h = handleOf(w.h);
-            if (!fits(next, h)) refused = true;
-            else if (w.v === null) dbFor(next, h).entries.delete(w.k);
-            else dbFor(next, h).entries.set(w.k, w.v);
+          // the commit fails and every promise of it rejects, with nothing written. A dropDB
+          // made while the batch is queued commits first, so the batch meets the file
+          // without that name (and its writes create it again).
+          const pending = op.writes.map((w) => {
+            const db = handleOf(w.h).db;
+            return w.v === null ? db.remove(w.k) : db.put(w.k, w.v);
+          });
+          if (op.drop !== null) {
+            const name = NAMES[op.drop]!;
+            expect(root.dropDB(name)).toBe(file.delete(name));
           }
-          const results = await Promise.allSettled(
-            op.writes.map((w) => {
-              const db = handleOf(w.h).db;
-              return w.v === null ? db.remove(w.k) : db.put(w.k, w.v);
-            }),
-          );
+          const next = applyWrites(file, op.writes, handleOf);
+          const refused = next === null;
+          const results = await Promise.allSettled(pending);
           for (const r of results) {
             if (refused) {
               expect(r.status).toBe('rejected');
@@ -372,7 +402,7 @@ async function runSequence(pageSize: number, ops: Op[]): Promise<void> {
               expect(r.status).toBe('fulfilled');
             }
           }
-          if (!refused) file = next;
+          if (next !== null) file = next;
           break;
         }
         case 'backup': {
@@ -443,10 +473,19 @@ async function runSequence(pageSize: number, ops: Op[]): Promise<void> {
         }
       }
       expect(root.check().problems).toEqual([]);
-      // Every database as the model has it, through a fresh handle of the file's shape.
-      const names = [...file.keys()].filter((n) => n !== '');
-      for (const name of names) {
-        const db = file.get(name)!;
+      // The catalog holds the model's names, each with its shape and count, and no other.
+      const latest = root.store.env.latest();
+      for (const name of NAMES) {
+        const desc = root.store.lookupNamed(latest, latest.meta.catalog, name, null);
+        const db = file.get(name);
+        expect(desc === null ? null : shapeOf(desc)).toEqual(
+          db === undefined ? null : { ...db.shape, entries: db.entries.size },
+        );
+      }
+      // Every database as the model has it, through a handle of the file's shape (present
+      // names only: openDB would create a missing one).
+      for (const [name, db] of file) {
+        if (name === '') continue;
         const sub = root.openDB<string, string>(name, optionsOf(db.shape)) as Sub;
         expect(sub.count()).toBe(db.entries.size);
         if (db.shape.kind === 'hash') {
