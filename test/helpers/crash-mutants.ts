@@ -4,6 +4,7 @@
 // values - with the page checksum recomputed most of the time, so the damage gets past the
 // CRC and has to be caught by the structural checks (invariant 5).
 import * as fs from 'node:fs';
+import { expect } from 'vitest';
 
 import { open, type Database } from '../../src/index';
 import { crc32c } from '../../src/format/crc32c';
@@ -73,12 +74,24 @@ function contentOf(
  * pages), overflow runs (values > pageSize / 4, some crossing a 64 KiB segment edge), free
  * pages listed in chunk pages and a free directory, the catalog, sub-database 'users'
  * (B+tree), 'hashed' (hash index, when this build has it) and 'cache' (an expiring hash
- * index with its expiry index, when this build has them), two metas.
+ * index with its expiry index, when this build has them), two metas. With `expiringMain`
+ * the unnamed database expires too (open(path, { ttl })): its records
+ * carry deadlines and it has an expiry index of its own.
  */
-export async function buildBase(file: string, pageSize: number, trim = false): Promise<BaseFile> {
+export async function buildBase(
+  file: string,
+  pageSize: number,
+  trim = false,
+  expiringMain = false,
+): Promise<BaseFile> {
   fs.rmSync(file, { force: true });
   fs.rmSync(`${file}-lock`, { force: true });
-  const db = open<any, any>(file, { pageSize });
+  // Deadlines years away: the entries stay live.
+  const db = open<any, any>(file, {
+    pageSize,
+    ...(expiringMain ? { ttl: 10 * 365 * 86_400_000 } : {}),
+  });
+  expect(db.expiring).toBe(expiringMain);
   const subs: Record<string, 'btree' | 'hash'> = { users: 'btree' };
   const users = db.openDB<string, any>('users');
   let hashed: typeof users | null = null;

@@ -17,7 +17,7 @@ const folder = crashFolder('bitflip');
 const bases: BaseFile[] = [];
 beforeAll(async () => {
   bases.push(await buildBase(folder.file('base-4k.mkv'), 4096, true));
-  bases.push(await buildBase(folder.file('base-8k.mkv'), 8192));
+  bases.push(await buildBase(folder.file('base-8k.mkv'), 8192, false, true));
 }, 60_000);
 afterAll(() => folder.remove());
 

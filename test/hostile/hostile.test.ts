@@ -50,7 +50,7 @@ const CULPRITS = path.join(os.tmpdir(), 'mapkv-hostile-culprits');
 beforeAll(async () => {
   requireDist();
   bases.push(await buildBase(folder.file('base-4k.mkv'), 4096, true));
-  bases.push(await buildBase(folder.file('base-8k.mkv'), 8192));
+  bases.push(await buildBase(folder.file('base-8k.mkv'), 8192, false, true));
 }, 60_000);
 afterAll(() => folder.remove());
 
