@@ -2396,26 +2396,26 @@ export class Database<K = unknown, V = unknown> extends DatabaseBase<K, V, 'btre
     }
     const plain = resolvePlainMsgpack(fileValueId, valueEncoding, this.store.msgpack, name);
     const cached = this.subs.get(name);
-    if (
+    const sub =
       cached !== undefined &&
       cached.kind === kind &&
       cached.keyEncoding === keyEncoding &&
       cached.valueEncoding === valueEncoding &&
       cached.expiring === expiring &&
       cached.ttl === (ttl ?? Infinity)
-    ) {
-      return cached as DatabaseBase<K2, V2>;
-    }
-    const sub = new DatabaseBase<K2, V2>(
-      this.store,
-      name,
-      kind,
-      keyEncoding,
-      valueEncoding,
-      plain,
-      expiring,
-      ttl,
-    );
+        ? (cached as DatabaseBase<K2, V2>)
+        : new DatabaseBase<K2, V2>(
+            this.store,
+            name,
+            kind,
+            keyEncoding,
+            valueEncoding,
+            plain,
+            expiring,
+            ttl,
+          );
+    // Even for a handle made before: the name may have been dropped since, by another handle
+    // of the file (this one's dropDB forgets its handle), and openDB of a missing name creates it.
     if (existing === null && !env.storage.readOnly) {
       // Creating it is a commit: like any write, refused once close() was called.
       this.assertWritable();

@@ -47,6 +47,8 @@ type FileModel = Map<string, Db>;
 
 type Sub = DatabaseBase<string, string>;
 interface Handle {
+  /** Which open() of the file it came from (an index into the sequence's handles of it). */
+  root: number;
   name: string;
   shape: Shape;
   db: Sub;
@@ -57,6 +59,7 @@ type Write = { h: number; k: string; v: string | null } | { h: number; clear: tr
 type Op =
   | {
       t: 'openDB';
+      root: number;
       name: number;
       kind: Kind | null;
       valueEncoding: ValueEncoding | null;
@@ -66,11 +69,16 @@ type Op =
   | { t: 'remove'; h: number; k: string }
   | { t: 'read'; h: number; k: string }
   | { t: 'clear'; h: number }
-  | { t: 'drop'; name: number }
-  | { t: 'txn'; writes: Write[]; end: 'commit' | 'abort' | 'throw' }
-  | { t: 'batch'; writes: Array<{ h: number; k: string; v: string | null }>; drop: number | null }
+  | { t: 'drop'; root: number; name: number }
+  | { t: 'txn'; root: number; writes: Write[]; end: 'commit' | 'abort' | 'throw' }
+  | {
+      t: 'batch';
+      root: number;
+      writes: Array<{ h: number; k: string; v: string | null }>;
+      drop: number | null;
+    }
   | { t: 'backup'; compact: boolean }
-  | { t: 'snapOpen' }
+  | { t: 'snapOpen'; root: number }
   | { t: 'snapCheck'; i: number; h: number }
   | { t: 'snapClose'; i: number }
   | { t: 'reopen' };
@@ -102,6 +110,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     weight: 4,
     arbitrary: fc.record({
       t: fc.constant('openDB' as const),
+      root: fc.nat(1),
       name: fc.nat(NAMES.length - 1),
       kind: fc.constantFrom<Kind | null>('btree', 'hash', null),
       valueEncoding: fc.constantFrom<ValueEncoding | null>('msgpack', 'string', null),
@@ -120,12 +129,17 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ t: fc.constant('clear' as const), h: handleArb }) },
   {
     weight: 2,
-    arbitrary: fc.record({ t: fc.constant('drop' as const), name: fc.nat(NAMES.length - 1) }),
+    arbitrary: fc.record({
+      t: fc.constant('drop' as const),
+      root: fc.nat(1),
+      name: fc.nat(NAMES.length - 1),
+    }),
   },
   {
     weight: 3,
     arbitrary: fc.record({
       t: fc.constant('txn' as const),
+      root: fc.nat(1),
       writes: fc.array(writeArb, { maxLength: 12 }),
       end: fc.constantFrom(
         'commit' as const,
@@ -139,6 +153,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     weight: 1,
     arbitrary: fc.record({
       t: fc.constant('batch' as const),
+      root: fc.nat(1),
       writes: fc.array(
         fc.record({ h: handleArb, k: keyArb, v: fc.option(valueArb, { nil: null, freq: 4 }) }),
         { maxLength: 10 },
@@ -147,7 +162,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('backup' as const), compact: fc.boolean() }) },
-  { weight: 1, arbitrary: fc.constant({ t: 'snapOpen' as const }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('snapOpen' as const), root: fc.nat(1) }) },
   {
     weight: 2,
     arbitrary: fc.record({ t: fc.constant('snapCheck' as const), i: fc.nat(5), h: handleArb }),
@@ -251,22 +266,49 @@ function optionsOf(shape: Shape): {
   };
 }
 
-async function runSequence(pageSize: number, ops: Op[]): Promise<void> {
+interface Setup {
+  pageSize: number;
+  /**
+   * 'memory': one handle of a file in memory. 'files': a file on disk opened twice in this
+   * process, each open() with its own handles, caches and snapshots: what one commits, the
+   * other must see at its next read, a name one drops included.
+   */
+  where: 'memory' | 'files';
+}
+
+async function runSequence(setup: Setup, ops: Op[]): Promise<void> {
+  const { pageSize } = setup;
   const rootOptions = { pageSize, keyEncoding: 'string' as const, sync: 'none' as const };
-  let storage = new MemoryStorage({ segmentSize: 65536 });
-  let root = openOn<string, string>(storage, '', rootOptions) as Database<string, string>;
-  let file: FileModel = new Map([['', { shape: ROOT_SHAPE, entries: new Map() }]]);
-  let handles: Handle[] = [{ name: '', shape: ROOT_SHAPE, db: root }];
-  let snaps: Array<{ snap: Snapshot<string, string>; file: FileModel }> = [];
   const backups = tempFolder();
+  const dataPath = path.join(backups.dir, 'data.mkv');
+  let storage = new MemoryStorage({ segmentSize: 65536 });
+  const openRoots = (): Array<Database<string, string>> =>
+    setup.where === 'memory'
+      ? [openOn<string, string>(storage, '', rootOptions) as Database<string, string>]
+      : [open<string, string>(dataPath, rootOptions), open<string, string>(dataPath, rootOptions)];
+  let roots = openRoots();
+  let root = roots[0]!;
+  let file: FileModel = new Map([['', { shape: ROOT_SHAPE, entries: new Map() }]]);
+  const rootHandles = (): Handle[] =>
+    roots.map((db, r) => ({ root: r, name: '', shape: ROOT_SHAPE, db }));
+  let handles: Handle[] = rootHandles();
+  let snaps: Array<{ snap: Snapshot<string, string>; root: number; file: FileModel }> = [];
   let backupCount = 0;
   const handleOf = (i: number): Handle => handles[i % handles.length]!;
+  const rootOf = (i: number): number => i % roots.length;
+  /** Handle `i` of those of roots[r] (txn.db and snapshot.db take only those). */
+  const handleIn = (r: number, i: number): Handle => {
+    const own = handles.filter((h) => h.root === r);
+    return own[i % own.length]!;
+  };
 
   try {
     for (const op of ops) {
       switch (op.t) {
         case 'openDB': {
           const name = NAMES[op.name]!;
+          const r = rootOf(op.root);
+          const at = roots[r]!;
           const db = file.get(name);
           const opts = {
             keyEncoding: 'string' as const,
@@ -274,18 +316,18 @@ async function runSequence(pageSize: number, ops: Op[]): Promise<void> {
             ...(op.valueEncoding === null ? {} : { valueEncoding: op.valueEncoding }),
             ...(op.ttl ? { ttl: 3_600_000 } : {}),
           };
-          const txnId = root.stats().txnId;
+          const txnId = at.stats().txnId;
           if (
             db !== undefined &&
             ((op.kind !== null && op.kind !== db.shape.kind) ||
               (op.valueEncoding !== null && op.valueEncoding !== db.shape.valueEncoding) ||
               (op.ttl && !db.shape.expiring))
           ) {
-            expectCode(() => root.openDB(name, opts), 'ERR_INCOMPATIBLE');
-            expect(root.stats().txnId).toBe(txnId);
+            expectCode(() => at.openDB(name, opts), 'ERR_INCOMPATIBLE');
+            expect(at.stats().txnId).toBe(txnId);
             break;
           }
-          const sub = root.openDB<string, string>(name, opts) as Sub;
+          const sub = at.openDB<string, string>(name, opts) as Sub;
           // An existing database is adopted as it is; a new name is created (one commit).
           const shape = db?.shape ?? {
             kind: op.kind ?? 'btree',
@@ -293,9 +335,9 @@ async function runSequence(pageSize: number, ops: Op[]): Promise<void> {
             expiring: op.ttl,
           };
           expect(sub.expiring).toBe(shape.expiring);
-          expect(root.stats().txnId).toBe(db === undefined ? txnId + 1 : txnId);
+          expect(at.stats().txnId).toBe(db === undefined ? txnId + 1 : txnId);
           if (db === undefined) file.set(name, { shape, entries: new Map() });
-          handles.push({ name, shape, db: sub });
+          handles.push({ root: r, name, shape, db: sub });
           break;
         }
         case 'put': {
@@ -342,20 +384,22 @@ async function runSequence(pageSize: number, ops: Op[]): Promise<void> {
         }
         case 'drop': {
           const name = NAMES[op.name]!;
-          expect(root.dropDB(name)).toBe(file.delete(name));
+          expect(roots[rootOf(op.root)]!.dropDB(name)).toBe(file.delete(name));
           break;
         }
         case 'txn': {
           // The model applies the writes to a copy, and keeps it only if the transaction
           // commits: a write through a handle that does not fit throws inside the callback,
           // which aborts the whole transaction.
-          const next = applyWrites(file, op.writes, handleOf);
+          const r = rootOf(op.root);
+          const pick = (i: number): Handle => handleIn(r, i);
+          const next = applyWrites(file, op.writes, pick);
           const refused = next === null;
           let thrown: unknown = null;
           try {
-            root.transactionSync((txn) => {
+            roots[r]!.transactionSync((txn) => {
               for (const w of op.writes) {
-                const t = txn.db<string, string>(handleOf(w.h).db);
+                const t = txn.db<string, string>(pick(w.h).db);
                 if ('clear' in w) t.clear();
                 else if (w.v === null) t.remove(w.k);
                 else t.put(w.k, w.v);
@@ -380,16 +424,19 @@ async function runSequence(pageSize: number, ops: Op[]): Promise<void> {
           // One event-loop turn of async writes is one commit: if any of them does not fit,
           // the commit fails and every promise of it rejects, with nothing written. A dropDB
           // made while the batch is queued commits first, so the batch meets the file
-          // without that name (and its writes create it again).
+          // without that name (and its writes create it again). The batch's writes go through
+          // one open() of the file (each has its own queue); the drop through the other.
+          const r = rootOf(op.root);
+          const pick = (i: number): Handle => handleIn(r, i);
           const pending = op.writes.map((w) => {
-            const db = handleOf(w.h).db;
+            const db = pick(w.h).db;
             return w.v === null ? db.remove(w.k) : db.put(w.k, w.v);
           });
           if (op.drop !== null) {
             const name = NAMES[op.drop]!;
-            expect(root.dropDB(name)).toBe(file.delete(name));
+            expect(roots[rootOf(r + 1)]!.dropDB(name)).toBe(file.delete(name));
           }
-          const next = applyWrites(file, op.writes, handleOf);
+          const next = applyWrites(file, op.writes, pick);
           const refused = next === null;
           const results = await Promise.allSettled(pending);
           for (const r of results) {
@@ -433,12 +480,16 @@ async function runSequence(pageSize: number, ops: Op[]): Promise<void> {
           break;
         }
         case 'snapOpen':
-          snaps.push({ snap: root.snapshot(), file: copyFile(file) });
+          snaps.push({
+            snap: roots[rootOf(op.root)]!.snapshot(),
+            root: rootOf(op.root),
+            file: copyFile(file),
+          });
           break;
         case 'snapCheck': {
           const s = snaps[op.i % Math.max(1, snaps.length)];
           if (s === undefined) break;
-          const h = handleOf(op.h);
+          const h = handleIn(s.root, op.h);
           const view = s.snap.db<string, string>(h.db);
           if (!fits(s.file, h)) {
             expectCode(() => view.count(), 'ERR_INCOMPATIBLE');
@@ -457,45 +508,51 @@ async function runSequence(pageSize: number, ops: Op[]): Promise<void> {
         case 'reopen': {
           for (const s of snaps) s.snap.close();
           snaps = [];
-          const image = storage.currentImage();
-          await root.close();
-          storage = MemoryStorage.fromImage(image, { segmentSize: 65536 });
-          root = openOn<string, string>(storage, '', rootOptions) as Database<string, string>;
+          const image = setup.where === 'memory' ? storage.currentImage() : null;
+          for (const db of roots) await db.close();
+          if (image !== null) storage = MemoryStorage.fromImage(image, { segmentSize: 65536 });
+          roots = openRoots();
+          root = roots[0]!;
           // Handles die with their handle of the file: one per name again, adopting its shape.
-          handles = [{ name: '', shape: ROOT_SHAPE, db: root }];
-          for (const [name, db] of file) {
-            if (name === '') continue;
-            const sub = root.openDB<string, string>(name) as Sub;
-            expect(sub.expiring).toBe(db.shape.expiring);
-            handles.push({ name, shape: db.shape, db: sub });
+          handles = rootHandles();
+          for (const [r, at] of roots.entries()) {
+            for (const [name, db] of file) {
+              if (name === '') continue;
+              const sub = at.openDB<string, string>(name) as Sub;
+              expect(sub.expiring).toBe(db.shape.expiring);
+              handles.push({ root: r, name, shape: db.shape, db: sub });
+            }
           }
           break;
         }
       }
       expect(root.check().problems).toEqual([]);
-      // The catalog holds the model's names, each with its shape and count, and no other.
-      const latest = root.store.env.latest();
-      for (const name of NAMES) {
-        const desc = root.store.lookupNamed(latest, latest.meta.catalog, name, null);
-        const db = file.get(name);
-        expect(desc === null ? null : shapeOf(desc)).toEqual(
-          db === undefined ? null : { ...db.shape, entries: db.entries.size },
-        );
-      }
-      // Every database as the model has it, through a handle of the file's shape (present
-      // names only: openDB would create a missing one).
-      for (const [name, db] of file) {
-        if (name === '') continue;
-        const sub = root.openDB<string, string>(name, optionsOf(db.shape)) as Sub;
-        expect(sub.count()).toBe(db.entries.size);
-        if (db.shape.kind === 'hash') {
-          const ctx = sub.readLatest();
-          const shape = hashShape(ctx.r, ctx.desc);
-          expect(shape.mergeablePairs).toBe(0);
-          if (ctx.desc.entries === 0) expect(ctx.desc.root).toBe(0);
+      // Through every open() of the file: each sees the last commit, whichever made it.
+      for (const at of roots) {
+        // The catalog holds the model's names, each with its shape and count, and no other.
+        const latest = at.store.env.latest();
+        for (const name of NAMES) {
+          const desc = at.store.lookupNamed(latest, latest.meta.catalog, name, null);
+          const db = file.get(name);
+          expect(desc === null ? null : shapeOf(desc)).toEqual(
+            db === undefined ? null : { ...db.shape, entries: db.entries.size },
+          );
         }
+        // Every database as the model has it, through a handle of the file's shape (present
+        // names only: openDB would create a missing one).
+        for (const [name, db] of file) {
+          if (name === '') continue;
+          const sub = at.openDB<string, string>(name, optionsOf(db.shape)) as Sub;
+          expect(sub.count()).toBe(db.entries.size);
+          if (db.shape.kind === 'hash') {
+            const ctx = sub.readLatest();
+            const shape = hashShape(ctx.r, ctx.desc);
+            expect(shape.mergeablePairs).toBe(0);
+            if (ctx.desc.entries === 0) expect(ctx.desc.root).toBe(0);
+          }
+        }
+        expect(at.count()).toBe(file.get('')!.entries.size);
       }
-      expect(root.count()).toBe(file.get('')!.entries.size);
     }
 
     for (const name of NAMES) {
@@ -505,7 +562,7 @@ async function runSequence(pageSize: number, ops: Op[]): Promise<void> {
     expectEntries(root, file.get('')!.entries);
     // Each snapshot through every handle (openDB here would create the names it lacks).
     for (const s of snaps) {
-      for (const h of handles) {
+      for (const h of handles.filter((x) => x.root === s.root)) {
         const view = s.snap.db<string, string>(h.db);
         if (fits(s.file, h)) expectEntries(view, s.file.get(h.name)?.entries);
         else expectCode(() => view.count(), 'ERR_INCOMPATIBLE');
@@ -516,6 +573,7 @@ async function runSequence(pageSize: number, ops: Op[]): Promise<void> {
     // beyond those a file that never held anything has in use.
     for (const s of snaps) s.snap.close();
     snaps = [];
+    for (const db of roots.slice(1)) await db.close();
     for (const name of NAMES) expect(root.dropDB(name)).toBe(file.has(name));
     root.clearSync();
     // Pages freed by a commit are reusable once a later commit is durable.
@@ -526,7 +584,7 @@ async function runSequence(pageSize: number, ops: Op[]): Promise<void> {
     expect(stats.pages - stats.freePages).toBeLessThanOrEqual(emptyInUse(pageSize) + 1);
   } finally {
     for (const s of snaps) s.snap.close();
-    await root.close();
+    for (const db of roots) await db.close();
     backups.remove();
   }
 }
@@ -554,16 +612,19 @@ function emptyInUse(pageSize: number): number {
 }
 
 describe('the catalog against a model', () => {
-  for (const [pageSize, runs] of [
-    [4096, 80],
-    [8192, 40],
-  ] as const) {
-    it(`openDB, writes, clears and drops through fresh and stale handles match a model (page ${pageSize})`, async () => {
+  const setups: Array<Setup & { runs: number }> = [
+    { pageSize: 4096, where: 'memory', runs: 60 },
+    { pageSize: 8192, where: 'memory', runs: 30 },
+    { pageSize: 4096, where: 'files', runs: 40 },
+  ];
+  for (const setup of setups) {
+    const what = setup.where === 'memory' ? 'one handle of a file' : 'two handles of one file';
+    it(`openDB, writes, clears and drops through fresh and stale handles match a model (${what}, page ${setup.pageSize})`, async () => {
       await fc.assert(
         fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 40, size: 'max' }), (ops) =>
-          runSequence(pageSize, ops),
+          runSequence(setup, ops),
         ),
-        { numRuns: SOAK ? runs * 40 : runs },
+        { numRuns: SOAK ? setup.runs * 40 : setup.runs },
       );
     }, 600_000);
   }

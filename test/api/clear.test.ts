@@ -299,6 +299,27 @@ describe('dropDB', () => {
     },
   );
 
+  it('openDB creates a name again that another handle of the file dropped, though it holds a handle of it', () => {
+    // openDB keeps the handles it made; it returned the kept one without looking whether the
+    // name was still in the file, so a name dropped through another open() of the file stayed
+    // missing, against "openDB of a new name creates it".
+    const one = folder.open<string, any>({ sync: 'none', keyEncoding: 'string' });
+    const two = folder.open<string, any>({ sync: 'none', keyEncoding: 'string' }, one.path);
+    const opts = { kind: 'hash', keyEncoding: 'string', ttl: 60_000 } as const;
+    const kept = two.openDB<string, any>('t', opts);
+    kept.putSync('a', 1);
+    expect(one.dropDB('t')).toBe(true);
+    const txnId = two.stats().txnId;
+    expect(two.openDB<string, any>('t', opts)).toBe(kept);
+    expect(two.stats().txnId).toBe(txnId + 1);
+    expect(kept.count()).toBe(0);
+    // It is in the file: the other handle finds it, of the kind and expiry it was opened with.
+    expectCode(() => one.openDB('t', { kind: 'btree' }), 'ERR_INCOMPATIBLE');
+    expect(one.openDB<string, any>('t').expiring).toBe(true);
+    expect(one.dropDB('t')).toBe(true);
+    expectHealthy(one);
+  });
+
   it('refuses a bad name, a read-only or closed handle, and a call inside a write transaction', async () => {
     const root = folder.open<string, any>({ sync: 'none', keyEncoding: 'string' });
     const t = root.openDB<string, any>('t', { keyEncoding: 'string' });
