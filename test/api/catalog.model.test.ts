@@ -110,7 +110,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     weight: 4,
     arbitrary: fc.record({
       t: fc.constant('openDB' as const),
-      root: fc.nat(1),
+      root: fc.nat(2),
       name: fc.nat(NAMES.length - 1),
       kind: fc.constantFrom<Kind | null>('btree', 'hash', null),
       valueEncoding: fc.constantFrom<ValueEncoding | null>('msgpack', 'string', null),
@@ -131,7 +131,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     weight: 2,
     arbitrary: fc.record({
       t: fc.constant('drop' as const),
-      root: fc.nat(1),
+      root: fc.nat(2),
       name: fc.nat(NAMES.length - 1),
     }),
   },
@@ -139,7 +139,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     weight: 3,
     arbitrary: fc.record({
       t: fc.constant('txn' as const),
-      root: fc.nat(1),
+      root: fc.nat(2),
       writes: fc.array(writeArb, { maxLength: 12 }),
       end: fc.constantFrom(
         'commit' as const,
@@ -153,7 +153,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     weight: 1,
     arbitrary: fc.record({
       t: fc.constant('batch' as const),
-      root: fc.nat(1),
+      root: fc.nat(2),
       writes: fc.array(
         fc.record({ h: handleArb, k: keyArb, v: fc.option(valueArb, { nil: null, freq: 4 }) }),
         { maxLength: 10 },
@@ -162,7 +162,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
     }),
   },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('backup' as const), compact: fc.boolean() }) },
-  { weight: 1, arbitrary: fc.record({ t: fc.constant('snapOpen' as const), root: fc.nat(1) }) },
+  { weight: 1, arbitrary: fc.record({ t: fc.constant('snapOpen' as const), root: fc.nat(2) }) },
   {
     weight: 2,
     arbitrary: fc.record({ t: fc.constant('snapCheck' as const), i: fc.nat(5), h: handleArb }),
@@ -269,9 +269,10 @@ function optionsOf(shape: Shape): {
 interface Setup {
   pageSize: number;
   /**
-   * 'memory': one handle of a file in memory. 'files': a file on disk opened twice in this
-   * process, each open() with its own handles, caches and snapshots: what one commits, the
-   * other must see at its next read, a name one drops included.
+   * 'memory': one handle of a file in memory. 'files': a file on disk opened three times in
+   * this process, twice to write and once read-only, each open() with its own handles, caches
+   * and snapshots: what one commits, the others must see at their next read, a name one drops
+   * included. The read-only one refuses every write (ERR_READ_ONLY) and creates nothing.
    */
   where: 'memory' | 'files';
 }
@@ -285,7 +286,11 @@ async function runSequence(setup: Setup, ops: Op[]): Promise<void> {
   const openRoots = (): Array<Database<string, string>> =>
     setup.where === 'memory'
       ? [openOn<string, string>(storage, '', rootOptions) as Database<string, string>]
-      : [open<string, string>(dataPath, rootOptions), open<string, string>(dataPath, rootOptions)];
+      : [
+          open<string, string>(dataPath, rootOptions),
+          open<string, string>(dataPath, rootOptions),
+          open<string, string>(dataPath, { ...rootOptions, readOnly: true }),
+        ];
   let roots = openRoots();
   let root = roots[0]!;
   let file: FileModel = new Map([['', { shape: ROOT_SHAPE, entries: new Map() }]]);
@@ -296,6 +301,8 @@ async function runSequence(setup: Setup, ops: Op[]): Promise<void> {
   let backupCount = 0;
   const handleOf = (i: number): Handle => handles[i % handles.length]!;
   const rootOf = (i: number): number => i % roots.length;
+  /** The read-only open() of the file: the third one. */
+  const readOnly = (r: number): boolean => r === 2;
   /** Handle `i` of those of roots[r] (txn.db and snapshot.db take only those). */
   const handleIn = (r: number, i: number): Handle => {
     const own = handles.filter((h) => h.root === r);
@@ -328,20 +335,26 @@ async function runSequence(setup: Setup, ops: Op[]): Promise<void> {
             break;
           }
           const sub = at.openDB<string, string>(name, opts) as Sub;
-          // An existing database is adopted as it is; a new name is created (one commit).
+          // An existing database is adopted as it is; a new name is created (one commit),
+          // except through a read-only handle, which reads it as empty under these options.
           const shape = db?.shape ?? {
             kind: op.kind ?? 'btree',
             valueEncoding: op.valueEncoding ?? 'msgpack',
             expiring: op.ttl,
           };
           expect(sub.expiring).toBe(shape.expiring);
-          expect(at.stats().txnId).toBe(db === undefined ? txnId + 1 : txnId);
-          if (db === undefined) file.set(name, { shape, entries: new Map() });
+          const creates = db === undefined && !readOnly(r);
+          expect(at.stats().txnId).toBe(creates ? txnId + 1 : txnId);
+          if (creates) file.set(name, { shape, entries: new Map() });
           handles.push({ root: r, name, shape, db: sub });
           break;
         }
         case 'put': {
           const h = handleOf(op.h);
+          if (readOnly(h.root)) {
+            expectCode(() => h.db.putSync(op.k, op.v), 'ERR_READ_ONLY');
+            break;
+          }
           if (!fits(file, h)) {
             expectCode(() => h.db.putSync(op.k, op.v), 'ERR_INCOMPATIBLE');
             break;
@@ -352,6 +365,10 @@ async function runSequence(setup: Setup, ops: Op[]): Promise<void> {
         }
         case 'remove': {
           const h = handleOf(op.h);
+          if (readOnly(h.root)) {
+            expectCode(() => h.db.removeSync(op.k), 'ERR_READ_ONLY');
+            break;
+          }
           if (!fits(file, h)) {
             expectCode(() => h.db.removeSync(op.k), 'ERR_INCOMPATIBLE');
             break;
@@ -374,6 +391,10 @@ async function runSequence(setup: Setup, ops: Op[]): Promise<void> {
         }
         case 'clear': {
           const h = handleOf(op.h);
+          if (readOnly(h.root)) {
+            expectCode(() => h.db.clearSync(), 'ERR_READ_ONLY');
+            break;
+          }
           if (!fits(file, h)) {
             expectCode(() => h.db.clearSync(), 'ERR_INCOMPATIBLE');
             break;
@@ -384,7 +405,9 @@ async function runSequence(setup: Setup, ops: Op[]): Promise<void> {
         }
         case 'drop': {
           const name = NAMES[op.name]!;
-          expect(roots[rootOf(op.root)]!.dropDB(name)).toBe(file.delete(name));
+          const r = rootOf(op.root);
+          if (readOnly(r)) expectCode(() => roots[r]!.dropDB(name), 'ERR_READ_ONLY');
+          else expect(roots[r]!.dropDB(name)).toBe(file.delete(name));
           break;
         }
         case 'txn': {
@@ -393,6 +416,10 @@ async function runSequence(setup: Setup, ops: Op[]): Promise<void> {
           // which aborts the whole transaction.
           const r = rootOf(op.root);
           const pick = (i: number): Handle => handleIn(r, i);
+          if (readOnly(r)) {
+            expectCode(() => roots[r]!.transactionSync(() => 1), 'ERR_READ_ONLY');
+            break;
+          }
           const next = applyWrites(file, op.writes, pick);
           const refused = next === null;
           let thrown: unknown = null;
@@ -434,13 +461,18 @@ async function runSequence(setup: Setup, ops: Op[]): Promise<void> {
           });
           if (op.drop !== null) {
             const name = NAMES[op.drop]!;
-            expect(roots[rootOf(r + 1)]!.dropDB(name)).toBe(file.delete(name));
+            expect(roots[r === 0 ? rootOf(1) : 0]!.dropDB(name)).toBe(file.delete(name));
           }
-          const next = applyWrites(file, op.writes, pick);
+          const next = readOnly(r) ? null : applyWrites(file, op.writes, pick);
           const refused = next === null;
           const results = await Promise.allSettled(pending);
           for (const r of results) {
-            if (refused) {
+            if (readOnly(op.root % roots.length)) {
+              expect(r.status).toBe('rejected');
+              expect(((r as PromiseRejectedResult).reason as MapKVError).code).toBe(
+                'ERR_READ_ONLY',
+              );
+            } else if (refused) {
               expect(r.status).toBe('rejected');
               expect(((r as PromiseRejectedResult).reason as MapKVError).code).toBe(
                 'ERR_INCOMPATIBLE',
@@ -618,7 +650,10 @@ describe('the catalog against a model', () => {
     { pageSize: 4096, where: 'files', runs: 40 },
   ];
   for (const setup of setups) {
-    const what = setup.where === 'memory' ? 'one handle of a file' : 'two handles of one file';
+    const what =
+      setup.where === 'memory'
+        ? 'one handle of a file'
+        : 'three handles of one file, one read-only';
     it(`openDB, writes, clears and drops through fresh and stale handles match a model (${what}, page ${setup.pageSize})`, async () => {
       await fc.assert(
         fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 40, size: 'max' }), (ops) =>
