@@ -965,6 +965,7 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
    * file's free space. O(entries): the entries are removed one by one, as `removeSync` does.
    */
   clearSync(): void {
+    refuseClearArguments(arguments.length, 'clearSync');
     this.assertWritable();
     this.store.runSync((txn) => this.clearIn(txn));
   }
@@ -975,6 +976,7 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
    */
   clear(): Promise<void> {
     try {
+      refuseClearArguments(arguments.length, 'clear');
       this.assertWritable();
       return this.transaction((t) => {
         this.clearIn(t.writeTxn());
@@ -1463,6 +1465,22 @@ export class DatabaseBase<K = unknown, V = unknown, Kind extends DbKindName = Db
     this.checkSameShape(desc);
     const d = desc;
     return { desc: d, index: this.index, touched: () => txn.namedDirty.add(name) };
+  }
+}
+
+/**
+ * The clear calls take no argument. One given from JavaScript (a key, a prefix, range
+ * options) would be ignored, and the call that looks like it deletes some entries would delete
+ * them all: refused instead, before anything is written. They have no options, so even an
+ * `undefined` is refused: no call with an argument can mean "everything".
+ */
+function refuseClearArguments(count: number, where: string): void {
+  if (count > 0) {
+    throw new MapKVError(
+      'ERR_BAD_OPTION',
+      `${where}() takes no arguments: it deletes every entry of the database; to delete ` +
+        'some, remove them (in one transaction for one commit)',
+    );
   }
 }
 
@@ -2134,6 +2152,7 @@ export class Transaction<K = unknown, V = unknown, Kind extends DbKindName = DbK
    * the database empty, and later writes in it stay.
    */
   clear(): void {
+    refuseClearArguments(arguments.length, 'txn.clear');
     this.live();
     this.database.clearIn(this.txn);
   }

@@ -151,6 +151,32 @@ describe.each(WHERE)('clearing a database (%s)', (where) => {
     expectCode(() => db.clearSync(), 'ERR_CLOSED');
     await expectRejectCode(db.clear(), 'ERR_CLOSED');
   });
+
+  it('refuses an argument (a key, a prefix, range options) and deletes nothing', async () => {
+    // From JavaScript nothing stops clearSync('k00001'): ignored, it would delete every entry.
+    const { root, db } = setup(where);
+    fill(db, 10);
+    const txnId = root.stats().txnId;
+    const anyDb = db as unknown as {
+      clearSync(...a: unknown[]): void;
+      clear(...a: unknown[]): Promise<void>;
+    };
+    for (const arg of ['k00001', { prefix: 'k' }, { start: 'a', end: 'b' }, null, undefined]) {
+      expectCode(() => anyDb.clearSync(arg), 'ERR_BAD_OPTION');
+      await expectRejectCode(anyDb.clear(arg), 'ERR_BAD_OPTION');
+      expectCode(
+        () =>
+          db.transactionSync((txn) => {
+            txn.put('new', 1);
+            (txn as unknown as { clear(...a: unknown[]): void }).clear(arg);
+          }),
+        'ERR_BAD_OPTION',
+      );
+    }
+    expect(db.count()).toBe(10);
+    expect(db.get('new')).toBeUndefined();
+    expect(root.stats().txnId).toBe(txnId);
+  });
 });
 
 describe.each(WHERE)('clearing an expiring database (%s)', (where) => {
