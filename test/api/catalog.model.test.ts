@@ -3,10 +3,13 @@
  * expiring or not, two value encodings) opened, written, cleared, dropped and created again
  * under the same names, through many handles at once, some of them stale (a handle of a name
  * that was dropped and created again with another kind, encodings or expiry by another handle).
- * Transactions across several databases (committed, aborted, thrown), batched writes, snapshots
- * and reopens run against a model of the file: a Map from name to the database's shape and its
- * entries. After every step `check()` must be clean and every hash table tidy; at the end,
- * once every name is dropped, the file's pages must be free again.
+ * Transactions across several databases (committed, aborted, thrown), batched writes (with a
+ * drop made while they are queued), snapshots, backups and reopens run against a model of the
+ * file: a Map from name to the database's shape and its entries. After every step, through
+ * every open() of the file, the catalog must hold the model's names with their shapes and
+ * counts, `check()` must be clean and every hash table tidy; at the end, once every name is
+ * dropped, the file's pages must be free again. The file is in memory with one open(), or on
+ * disk opened three times in this process (two writers and one read-only).
  *
  * The rules the model follows are the README's (Sub-databases and multi-database transactions):
  * a handle whose shape differs from the file's database of its name gets ERR_INCOMPATIBLE from
