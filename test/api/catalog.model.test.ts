@@ -1,6 +1,6 @@
 /**
  * Model-based property test of the catalog: named sub-databases of every kind (B+tree, hash,
- * expiring or not, two value encodings) opened, written, cleared, dropped and created again
+ * expiring or not, two key and two value encodings) opened, written, cleared, dropped and created again
  * under the same names, through many handles at once, some of them stale (a handle of a name
  * that was dropped and created again with another kind, encodings or expiry by another handle).
  * Transactions across several databases (committed, aborted, thrown), batched writes (with a
@@ -27,7 +27,7 @@ import { MemoryStorage } from '../../src/storage/memory';
 import { hashShape } from '../../src/hash/check';
 import { EXPIRING_FLAG } from '../../src/expiry';
 import type { DbDescriptor } from '../../src/format/meta';
-import { VALUE_ENCODING_IDS } from '../../src/txn/env';
+import { KEY_ENCODING_IDS, VALUE_ENCODING_IDS } from '../../src/txn/env';
 import { expectCode } from '../helpers/api-helpers';
 import { tempFolder } from '../helpers/temp-files';
 
@@ -35,9 +35,12 @@ const SOAK = process.env.MAPKV_SOAK === '1';
 
 type Kind = 'btree' | 'hash';
 type ValueEncoding = 'msgpack' | 'string';
+/** Both take string keys (and give them back), with other bytes on disk. */
+type KeyEncoding = 'string' | 'ordered';
 /** What a database is fixed to at its creation; a handle assumes one. */
 interface Shape {
   kind: Kind;
+  keyEncoding: KeyEncoding;
   valueEncoding: ValueEncoding;
   expiring: boolean;
 }
@@ -65,9 +68,11 @@ type Op =
       root: number;
       name: number;
       kind: Kind | null;
+      keyEncoding: KeyEncoding | null;
       valueEncoding: ValueEncoding | null;
       ttl: boolean;
     }
+  | { t: 'openAgain'; root: number; h: number }
   | { t: 'put'; h: number; k: string; v: string }
   | { t: 'remove'; h: number; k: string }
   | { t: 'read'; h: number; k: string }
@@ -86,8 +91,13 @@ type Op =
   | { t: 'snapClose'; i: number }
   | { t: 'reopen' };
 
-const NAMES = ['a', 'b', 'c'];
-const ROOT_SHAPE: Shape = { kind: 'btree', valueEncoding: 'msgpack', expiring: false };
+const NAMES = ['a', 'b'];
+const ROOT_SHAPE: Shape = {
+  kind: 'btree',
+  keyEncoding: 'string',
+  valueEncoding: 'msgpack',
+  expiring: false,
+};
 
 const keyArb = fc.integer({ min: 0, max: 60 }).map((i) => `k${i}`);
 // Mostly short values, some that need overflow pages (their pages must come back too).
@@ -110,15 +120,22 @@ const writeArb: fc.Arbitrary<Write> = fc.oneof(
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
   {
-    weight: 4,
+    weight: 5,
     arbitrary: fc.record({
       t: fc.constant('openDB' as const),
       root: fc.nat(2),
       name: fc.nat(NAMES.length - 1),
       kind: fc.constantFrom<Kind | null>('btree', 'hash', null),
+      keyEncoding: fc.constantFrom<KeyEncoding | null>('string', 'ordered', null),
       valueEncoding: fc.constantFrom<ValueEncoding | null>('msgpack', 'string', null),
       ttl: fc.boolean(),
     }),
+  },
+  // openDB with every option of a handle made before, as an application that opens its
+  // databases with the same constant options each time: the handle openDB kept may be returned.
+  {
+    weight: 3,
+    arbitrary: fc.record({ t: fc.constant('openAgain' as const), root: fc.nat(2), h: handleArb }),
   },
   {
     weight: 6,
@@ -131,7 +148,7 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ t: fc.constant('read' as const), h: handleArb, k: keyArb }) },
   { weight: 1, arbitrary: fc.record({ t: fc.constant('clear' as const), h: handleArb }) },
   {
-    weight: 2,
+    weight: 3,
     arbitrary: fc.record({
       t: fc.constant('drop' as const),
       root: fc.nat(2),
@@ -179,6 +196,7 @@ function shapeOf(desc: DbDescriptor): Shape & { entries: number } {
   const valueId = desc.valueEncoding & ~EXPIRING_FLAG;
   return {
     kind: desc.kind === 2 ? 'hash' : 'btree',
+    keyEncoding: desc.keyEncoding === KEY_ENCODING_IDS.string ? 'string' : 'ordered',
     valueEncoding: valueId === VALUE_ENCODING_IDS.string ? 'string' : 'msgpack',
     expiring: (desc.valueEncoding & EXPIRING_FLAG) !== 0,
     entries: desc.entries,
@@ -186,7 +204,10 @@ function shapeOf(desc: DbDescriptor): Shape & { entries: number } {
 }
 
 const sameShape = (a: Shape, b: Shape): boolean =>
-  a.kind === b.kind && a.valueEncoding === b.valueEncoding && a.expiring === b.expiring;
+  a.kind === b.kind &&
+  a.keyEncoding === b.keyEncoding &&
+  a.valueEncoding === b.valueEncoding &&
+  a.expiring === b.expiring;
 
 function copyFile(file: FileModel): FileModel {
   const out: FileModel = new Map();
@@ -227,6 +248,19 @@ function applyWrites(
   return next;
 }
 
+/** An openDB step on root `root` with every option of handle `h` (its name, or the first). */
+function sameOptions(h: Handle, root: number): Op {
+  return {
+    t: 'openDB',
+    root,
+    name: Math.max(0, NAMES.indexOf(h.name)),
+    kind: h.shape.kind,
+    keyEncoding: h.shape.keyEncoding,
+    valueEncoding: h.shape.valueEncoding,
+    ttl: h.shape.expiring,
+  };
+}
+
 /** The database `h` writes to in `file`, created with h's shape when absent. */
 function dbFor(file: FileModel, h: Handle): Db {
   let db = file.get(h.name);
@@ -256,13 +290,13 @@ function expectEntries(db: Readable, entries: Map<string, string> | undefined): 
 
 function optionsOf(shape: Shape): {
   kind: Kind;
-  keyEncoding: 'string';
+  keyEncoding: KeyEncoding;
   valueEncoding: ValueEncoding;
   ttl?: number;
 } {
   return {
     kind: shape.kind,
-    keyEncoding: 'string',
+    keyEncoding: shape.keyEncoding,
     valueEncoding: shape.valueEncoding,
     // Entries never expire within a sequence: the ttl only makes the database an expiring one.
     ...(shape.expiring ? { ttl: 3_600_000 } : {}),
@@ -313,7 +347,8 @@ async function runSequence(setup: Setup, ops: Op[]): Promise<void> {
   };
 
   try {
-    for (const op of ops) {
+    for (const step of ops) {
+      const op: Op = step.t === 'openAgain' ? sameOptions(handleOf(step.h), step.root) : step;
       switch (op.t) {
         case 'openDB': {
           const name = NAMES[op.name]!;
@@ -321,7 +356,7 @@ async function runSequence(setup: Setup, ops: Op[]): Promise<void> {
           const at = roots[r]!;
           const db = file.get(name);
           const opts = {
-            keyEncoding: 'string' as const,
+            ...(op.keyEncoding === null ? {} : { keyEncoding: op.keyEncoding }),
             ...(op.kind === null ? {} : { kind: op.kind }),
             ...(op.valueEncoding === null ? {} : { valueEncoding: op.valueEncoding }),
             ...(op.ttl ? { ttl: 3_600_000 } : {}),
@@ -330,6 +365,7 @@ async function runSequence(setup: Setup, ops: Op[]): Promise<void> {
           if (
             db !== undefined &&
             ((op.kind !== null && op.kind !== db.shape.kind) ||
+              (op.keyEncoding !== null && op.keyEncoding !== db.shape.keyEncoding) ||
               (op.valueEncoding !== null && op.valueEncoding !== db.shape.valueEncoding) ||
               (op.ttl && !db.shape.expiring))
           ) {
@@ -342,6 +378,7 @@ async function runSequence(setup: Setup, ops: Op[]): Promise<void> {
           // except through a read-only handle, which reads it as empty under these options.
           const shape = db?.shape ?? {
             kind: op.kind ?? 'btree',
+            keyEncoding: op.keyEncoding ?? 'ordered',
             valueEncoding: op.valueEncoding ?? 'msgpack',
             expiring: op.ttl,
           };
@@ -648,9 +685,9 @@ function emptyInUse(pageSize: number): number {
 
 describe('the catalog against a model', () => {
   const setups: Array<Setup & { runs: number }> = [
-    { pageSize: 4096, where: 'memory', runs: 60 },
-    { pageSize: 8192, where: 'memory', runs: 30 },
-    { pageSize: 4096, where: 'files', runs: 40 },
+    { pageSize: 4096, where: 'memory', runs: 150 },
+    { pageSize: 8192, where: 'memory', runs: 60 },
+    { pageSize: 4096, where: 'files', runs: 150 },
   ];
   for (const setup of setups) {
     const what =
